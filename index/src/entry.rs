@@ -1,0 +1,134 @@
+//! One line of an index file: one published version of one mission (ARCHITECTURE section 4).
+//!
+//! Lines are written once and never changed afterwards, except `yanked`. Fields this version
+//! of the code does not know are kept in [`IndexEntry::extra`] and written back unchanged, so
+//! an older node rewriting a line (to yank it) never drops what a newer node added.
+//!
+//! The `v` field is the line's schema version. A reader skips lines whose `v` is above
+//! [`ENTRY_SCHEMA_VERSION`] (see [`IndexEntry::parse_line`]) instead of misreading them, as
+//! cargo does with its index.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::manifest::{Category, Permissions, Pricing};
+
+/// The highest entry schema version this code understands.
+pub const ENTRY_SCHEMA_VERSION: u32 = 1;
+
+/// One published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IndexEntry {
+    /// Schema version of this line (since 1). Readers skip lines above the version they know.
+    #[serde(default = "default_v")]
+    pub v: u32,
+    /// The name as its author spelled it.
+    pub name: String,
+    /// The semver version.
+    pub vers: String,
+    /// Other missions this version needs.
+    #[serde(default)]
+    pub deps: Vec<EntryDependency>,
+    /// SHA-256 of the canonical archive, lowercase hex.
+    pub cksum: String,
+    /// The whole `.minisig` text the author made over the archive.
+    pub sig: String,
+    /// The author's minisign public key (base64, starts with `RW`).
+    pub key: String,
+    /// Yanked versions are only chosen when a lockfile names them.
+    #[serde(default)]
+    pub yanked: bool,
+    /// When the node accepted the publish (RFC 3339, UTC).
+    pub pubtime: String,
+    /// The name of the node where this version was first published; kept by mirrors.
+    pub origin: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub pricing: Pricing,
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// The step types the mission uses, sorted, for search and policy checks.
+    #[serde(default)]
+    pub step_types: Vec<String>,
+    /// Fields written by a newer version of the software, kept as they are.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_v() -> u32 {
+    1
+}
+
+/// A dependency as recorded in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EntryDependency {
+    pub name: String,
+    /// A semver requirement such as `^1.0`.
+    pub req: String,
+}
+
+/// Why an index line could not be read.
+#[derive(Debug, Error)]
+pub enum EntryError {
+    #[error("line {line}: not a valid index entry: {source}")]
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("line {line}: `vers` is not a semver version: {source}")]
+    Version {
+        line: usize,
+        #[source]
+        source: semver::Error,
+    },
+}
+
+impl IndexEntry {
+    /// Parses one line. `Ok(None)` means the line has a schema version newer than this code
+    /// knows and must be skipped. `line` is 1-based and only used in errors.
+    pub fn parse_line(text: &str, line: usize) -> Result<Option<IndexEntry>, EntryError> {
+        let entry: IndexEntry =
+            serde_json::from_str(text).map_err(|source| EntryError::Json { line, source })?;
+        if entry.v > ENTRY_SCHEMA_VERSION {
+            return Ok(None);
+        }
+        entry
+            .version()
+            .map_err(|source| EntryError::Version { line, source })?;
+        Ok(Some(entry))
+    }
+
+    /// Parses a whole index file: one entry per non-empty line, newer-schema lines skipped.
+    pub fn parse_file(text: &str) -> Result<Vec<IndexEntry>, EntryError> {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Some(e) = IndexEntry::parse_line(line, i + 1)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The line as written to the index file (no trailing newline).
+    pub fn to_line(&self) -> String {
+        // Serializing a struct of strings, numbers and maps into JSON cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn version(&self) -> Result<semver::Version, semver::Error> {
+        semver::Version::parse(&self.vers)
+    }
+}
