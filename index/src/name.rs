@@ -178,7 +178,13 @@ mod tests {
 
     #[test]
     fn accepts_crates_io_style_names() {
-        for ok in ["a", "fix_compilation_errors", "setup-github-actions", "X2", "a-b_c9"] {
+        for ok in [
+            "a",
+            "fix_compilation_errors",
+            "setup-github-actions",
+            "X2",
+            "a-b_c9",
+        ] {
             assert_eq!(validate_name(ok), Ok(()), "{ok}");
         }
         assert!(validate_name(&"a".repeat(64)).is_ok());
@@ -201,11 +207,19 @@ mod tests {
         ));
         assert!(matches!(
             validate_name("my mission"),
-            Err(NameError::BadChar { ch: ' ', pos: 3, .. })
+            Err(NameError::BadChar {
+                ch: ' ',
+                pos: 3,
+                ..
+            })
         ));
         assert!(matches!(
             validate_name("café"),
-            Err(NameError::BadChar { ch: 'é', pos: 4, .. })
+            Err(NameError::BadChar {
+                ch: 'é',
+                pos: 4,
+                ..
+            })
         ));
         assert!(matches!(
             validate_name("../etc"),
