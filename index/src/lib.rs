@@ -39,6 +39,7 @@
 
 pub mod archive;
 pub mod certification;
+pub mod diagnostic;
 pub mod entry;
 pub mod layout;
 pub mod lint;
