@@ -55,6 +55,8 @@ const COMMENT_PREFIX: &str = "untrusted comment:";
 /// Decoded sizes of minisign's binary key layouts.
 const PUBLIC_KEY_BYTES: usize = 2 + 8 + 32;
 const SECRET_KEY_BYTES: usize = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32;
+/// Algorithm, key id and Ed25519 signature: the second line of a `.minisig`.
+const SIGNATURE_LINE_BYTES: usize = 2 + 8 + 64;
 const SIG_ALG: &[u8; 2] = b"Ed";
 const CHK_ALG: &[u8; 2] = b"B2";
 const KDF_NONE: [u8; 2] = [0, 0];
@@ -493,11 +495,7 @@ pub fn sign_bytes(
 /// Verifies a `.minisig` text over `data` with `pk` and returns its trusted comment.
 /// Refuses legacy (non-prehashed) signatures, see the module documentation.
 pub fn verify_bytes(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Result<String, SignError> {
-    let sig_box = minisign::SignatureBox::from_string(sig_text).map_err(|e| {
-        SignError::MalformedSignature {
-            reason: e.to_string(),
-        }
-    })?;
+    let sig_box = parse_signature(sig_text)?;
     let signature_key_id = key_id_hex(sig_box.keynum());
     if signature_key_id != pk.key_id() {
         return Err(SignError::KeyIdMismatch {
@@ -525,12 +523,33 @@ pub fn verify_bytes(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Result<Strin
 /// The key id that made a signature, without verifying anything (to pick the key to check
 /// it with among several trusted ones).
 pub fn signature_key_id(sig_text: &str) -> Result<String, SignError> {
-    let sig_box = minisign::SignatureBox::from_string(sig_text).map_err(|e| {
-        SignError::MalformedSignature {
-            reason: e.to_string(),
+    Ok(key_id_hex(parse_signature(sig_text)?.keynum()))
+}
+
+/// Parses a `.minisig` text, checking the sizes the crate would otherwise trust (it slices
+/// a short global signature without checking, which would panic).
+fn parse_signature(sig_text: &str) -> Result<minisign::SignatureBox, SignError> {
+    let malformed = |reason: String| SignError::MalformedSignature { reason };
+    let sig_box =
+        minisign::SignatureBox::from_string(sig_text).map_err(|e| malformed(e.to_string()))?;
+    let lines: Vec<&str> = sig_text.lines().map(str::trim).collect();
+    for (index, what, len) in [
+        (1, "signature", SIGNATURE_LINE_BYTES),
+        (3, "global signature", 64),
+    ] {
+        let decoded = lines
+            .get(index)
+            .and_then(|l| Base64::decode_to_vec(l, None).ok())
+            .ok_or_else(|| malformed(format!("line {} ({what}) is not base64", index + 1)))?;
+        if decoded.len() != len {
+            return Err(malformed(format!(
+                "line {} ({what}) decodes to {} bytes, expected {len}",
+                index + 1,
+                decoded.len()
+            )));
         }
-    })?;
-    Ok(key_id_hex(sig_box.keynum()))
+    }
+    Ok(sig_box)
 }
 
 /// Signs a mission archive: computes its SHA-256 and signs it with the trusted comment
@@ -826,7 +845,26 @@ mod tests {
             l[1] = "@@@@";
             l.join("\n")
         };
-        for text in ["", "garbage", &no_prefix, &truncated, &bad_b64] {
+        // A short global signature (4th line) or signature line: refused, never a panic.
+        let short_global = {
+            let mut l: Vec<&str> = sig.lines().collect();
+            l[3] = "AAAA";
+            l.join("\n")
+        };
+        let short_sig = {
+            let mut l: Vec<String> = sig.lines().map(String::from).collect();
+            l[1] = l[1][..l[1].len() - 8].to_string() + "AAAA";
+            l.join("\n")
+        };
+        for text in [
+            "",
+            "garbage",
+            &no_prefix,
+            &truncated,
+            &bad_b64,
+            &short_global,
+            &short_sig,
+        ] {
             let err = verify_bytes(pk, text, b"data").unwrap_err();
             assert!(
                 matches!(err, SignError::MalformedSignature { .. }),
