@@ -1,1 +1,73 @@
-fn main() {}
+//! `mission`: the Mission Registry client, in the habits of cargo.
+//!
+//! Each subcommand lives in its own module under `commands/`; this file only parses the
+//! command line, sets up logging and dispatches. Configuration and keys live under
+//! `MISSION_HOME` (see [`home`]).
+
+mod commands;
+mod home;
+mod password;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mission",
+    version,
+    about = "Find, check, package and run RustChain missions"
+)]
+struct Cli {
+    /// More logging (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check mission files and package folders against RustChain's rules and the package rules
+    Validate(commands::validate::Args),
+    /// Create a new mission package folder from the template
+    New(commands::new::Args),
+    /// Make a minisign key pair for signing packages
+    Keygen(commands::keygen::Args),
+    /// Build the canonical archive of a package and sign it
+    Package(commands::package::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::New(args) => commands::new::run(args),
+        Command::Keygen(args) => commands::keygen::run(args),
+        Command::Package(args) => commands::package::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

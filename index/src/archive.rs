@@ -30,9 +30,10 @@
 //! ## What goes in, what is refused, what is skipped
 //!
 //! [`build_archive`] packs **everything** under the folder (ignored and untracked files
-//! too: build from a clean checkout) except exactly one thing: an entry named `.git`
-//! directly in the folder, whatever its type (the repository directory, or the `.git` file
-//! of a worktree or submodule checkout). It refuses, naming the path: symlinks (never
+//! too: build from a clean checkout) except the [`SKIPPED_AT_ROOT`] entries directly in the
+//! folder, whatever their type: `.git` (the repository directory, or the `.git` file of a
+//! worktree or submodule checkout) and `target` (where `mission package` writes its output,
+//! as cargo does). It refuses, naming the path: symlinks (never
 //! followed), sockets, fifos, devices, non-UTF-8 names, a `.git` anywhere deeper (a nested
 //! repository's config and hooks can run commands when someone later uses git inside the
 //! unpacked folder), names that would not survive on Windows or macOS (see below), and
@@ -100,6 +101,10 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x02, 0xff];
 
 /// The deflate level used by [`build_archive`] (`miniz_oxide`'s 9, "best").
 const DEFLATE_LEVEL: u8 = 9;
+
+/// Entries directly in a package folder that never go into its archive: the git
+/// repository, and `target/`, where `mission package` writes the archive itself.
+pub const SKIPPED_AT_ROOT: &[&str] = &[".git", "target"];
 
 /// Bounds on an archive, enforced by [`build_archive`] and by every reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -602,7 +607,7 @@ fn collect(
                 path: join(&file_name.to_string_lossy()),
             });
         };
-        if prefix.is_empty() && name == ".git" {
+        if prefix.is_empty() && SKIPPED_AT_ROOT.contains(&name) {
             continue;
         }
         let path = join(name);
@@ -1284,6 +1289,8 @@ mod tests {
         fs::create_dir(a.path().join("empty")).unwrap();
         fs::create_dir_all(a.path().join(".git/objects")).unwrap();
         write(a.path(), ".git/HEAD", b"ref: refs/heads/main\n", 0o644);
+        // `target/` at the root holds earlier `mission package` output: never packed.
+        write(a.path(), "target/mission/old-0.1.0.mission", b"old", 0o644);
 
         // Reverse creation order, other modes, mtimes and owners.
         let b = tempfile::tempdir().unwrap();

@@ -97,11 +97,20 @@ impl IndexEntry {
     /// Parses one line. `Ok(None)` means the line has a schema version newer than this code
     /// knows and must be skipped. `line` is 1-based and only used in errors.
     pub fn parse_line(text: &str, line: usize) -> Result<Option<IndexEntry>, EntryError> {
-        let entry: IndexEntry =
+        // Look at `v` alone first: a newer line may lack fields this version requires, and
+        // must be skipped, not reported as corrupt.
+        #[derive(Deserialize)]
+        struct SchemaVersion {
+            #[serde(default = "default_v")]
+            v: u32,
+        }
+        let schema: SchemaVersion =
             serde_json::from_str(text).map_err(|source| EntryError::Json { line, source })?;
-        if entry.v > ENTRY_SCHEMA_VERSION {
+        if schema.v > ENTRY_SCHEMA_VERSION {
             return Ok(None);
         }
+        let entry: IndexEntry =
+            serde_json::from_str(text).map_err(|source| EntryError::Json { line, source })?;
         entry
             .version()
             .map_err(|source| EntryError::Version { line, source })?;
@@ -130,5 +139,48 @@ impl IndexEntry {
 
     pub fn version(&self) -> Result<semver::Version, semver::Error> {
         semver::Version::parse(&self.vers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"v":1,"name":"fix_build","vers":"1.2.0","deps":[{"name":"rust_toolchain_check","req":"^1.0"}],"cksum":"ab","sig":"s","key":"RWk","yanked":false,"pubtime":"2026-11-25T14:00:00Z","origin":"public","description":"d","categories":["build-automation"],"keywords":["rust"],"license":"MIT","pricing":{"model":"free"},"permissions":{"network":false,"commands":["cargo"],"llm":false,"max_duration_seconds":600},"step_types":["command"]}"#;
+
+    #[test]
+    fn a_line_round_trips_byte_for_byte() {
+        let e = IndexEntry::parse_line(LINE, 1).unwrap().unwrap();
+        assert_eq!(e.name, "fix_build");
+        assert_eq!(e.deps[0].req, "^1.0");
+        assert_eq!(e.to_line(), LINE);
+    }
+
+    #[test]
+    fn unknown_fields_are_kept() {
+        let line = LINE.replace(r#""step_types""#, r#""future":{"x":[1,2]},"step_types""#);
+        let e = IndexEntry::parse_line(&line, 1).unwrap().unwrap();
+        assert_eq!(e.extra["future"], serde_json::json!({"x":[1,2]}));
+        let again = IndexEntry::parse_line(&e.to_line(), 1).unwrap().unwrap();
+        assert_eq!(again, e);
+    }
+
+    #[test]
+    fn newer_schema_lines_are_skipped_even_when_they_lack_v1_fields() {
+        let file = format!("{LINE}\n{{\"v\":2,\"name\":\"fix_build\",\"totally\":\"new\"}}\n\n");
+        let entries = IndexEntry::parse_file(&file).unwrap();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let file = format!("{LINE}\nnot json\n");
+        let err = IndexEntry::parse_file(&file).unwrap_err().to_string();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let bad_version = LINE.replace("1.2.0", "one");
+        let err = IndexEntry::parse_line(&bad_version, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 7") && err.contains("semver"), "{err}");
     }
 }

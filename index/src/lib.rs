@@ -15,7 +15,8 @@
 //! A *package* is a folder whose `mission.yaml` also carries a `package:` block (name,
 //! version, licence, dependencies, pricing, permissions; RustChain ignores it). [`manifest`]
 //! holds its types and rules, [`name`] the crates.io-style name rules, and [`lint`] checks
-//! that the declared permissions cover what the steps actually do.
+//! that the declared permissions cover what the steps actually do. [`package`] puts the
+//! three together, as `mission validate` and the node's publish pipeline both judge a package.
 //!
 //! ## From a folder to a signed archive
 //!
@@ -47,6 +48,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod mission;
 pub mod name;
+pub mod package;
 pub mod repo;
 pub mod resolve;
 pub mod signing;

@@ -1,5 +1,5 @@
 //! The permission lint over the real RustChain missions of the conformance set
-//! (`../shared/conformance/rustchain`, or `$CONFORMANCE_DIR`): for every mission RustChain
+//! (`../shared/conformance/rustchain`, or `$MISSION_CONFORMANCE_DIR`): for every mission RustChain
 //! accepts, the permissions `required_permissions` computes must leave nothing undeclared
 //! that could be declared, and the findings must match what the files do.
 
@@ -7,55 +7,24 @@ use std::path::PathBuf;
 
 use mission_index::lint::{lint_permissions, required_permissions, FindingKind};
 use mission_index::manifest::{Network, Permissions};
-use mission_index::mission::{Mission, Step, StepType};
-use serde_json::Value;
+use mission_index::mission::Mission;
 
 fn conformance_dir() -> PathBuf {
-    let dir = std::env::var_os("CONFORMANCE_DIR")
+    let dir = std::env::var_os("MISSION_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/rustchain")
         });
     assert!(
         dir.join("verdicts.tsv").is_file(),
-        "conformance data not found at {}; set CONFORMANCE_DIR",
+        "conformance data not found at {}; set MISSION_CONFORMANCE_DIR",
         dir.display()
     );
     dir
 }
 
-/// A test-only reading of a mission file RustChain accepts (the real parser lives in
-/// `mission.rs`); enough for the lint, which only reads step types and parameters.
 fn load(path: &std::path::Path) -> Mission {
-    let text = std::fs::read_to_string(path).unwrap();
-    let doc: Value = yaml_serde::from_str(&text).unwrap();
-    let steps = doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let type_name = match &s["step_type"] {
-                Value::String(n) => n.clone(),
-                other => other["type"].as_str().unwrap().to_owned(),
-            };
-            Step {
-                id: s["id"].as_str().unwrap().to_owned(),
-                name: s["name"].as_str().unwrap().to_owned(),
-                step_type: StepType::from_name(&type_name).unwrap(),
-                depends_on: None,
-                timeout_seconds: s["timeout_seconds"].as_u64(),
-                continue_on_error: None,
-                parameters: s["parameters"].clone(),
-            }
-        })
-        .collect();
-    Mission {
-        version: "1.0".into(),
-        name: doc["name"].as_str().unwrap_or_default().to_owned(),
-        description: None,
-        steps,
-        config: None,
-    }
+    mission_index::mission::load_mission_file(path).unwrap()
 }
 
 fn valid_missions() -> Vec<(String, Mission)> {

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod keygen;
+pub mod new;
+pub mod package;
+pub mod validate;

@@ -1,0 +1,100 @@
+//! `mission package [PATH] [--out DIR] [--key NAME]`: checks the package, builds its
+//! canonical archive, signs it with the author's key and writes `DIR/NAME-VERSION.mission`
+//! and `DIR/NAME-VERSION.mission.minisig` (default DIR: `PATH/target/mission`). Prints the
+//! archive's SHA-256, the `cksum` the index will record.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use mission_index::{archive, package, signing};
+
+use crate::{home, password};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The package folder (default: the current folder)
+    path: Option<PathBuf>,
+    /// Where to write the archive and its signature (default: PATH/target/mission)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The signing key in MISSION_HOME/keys (see `mission keygen`)
+    #[arg(long, default_value = "default")]
+    key: String,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let dir = args.path.unwrap_or_else(|| PathBuf::from("."));
+    let (source, manifest) = package::load_package_dir(&dir).map_err(anyhow::Error::msg)?;
+    for warning in &source.warnings {
+        eprintln!("warning: {}: {warning}", source.file.display());
+    }
+    let name = manifest.name.as_str();
+    let version = manifest.version.to_string();
+
+    let bytes = archive::build_archive(&dir, &archive::ArchiveLimits::default())
+        .with_context(|| format!("building the archive of {}", dir.display()))?;
+    let cksum = archive::cksum(&bytes);
+
+    let (public, secret) = load_keys(&args.key)?;
+    let sig = signing::sign_archive(&secret, &public, &bytes, name, &version)
+        .context("signing the archive")?;
+    // A signature that does not verify must never leave this machine.
+    signing::verify_archive(&public, &sig, &bytes, name, &version)
+        .context("the new signature does not verify")?;
+
+    let out = args
+        .out
+        .unwrap_or_else(|| dir.join("target").join("mission"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let archive_path = out.join(format!("{name}-{version}.mission"));
+    let sig_path = out.join(format!("{name}-{version}.mission.minisig"));
+    write_atomic(&archive_path, &bytes)?;
+    write_atomic(&sig_path, sig.as_bytes())?;
+    eprintln!("Packaged {name} {version} ({} bytes)", bytes.len());
+    eprintln!("  archive:   {}", archive_path.display());
+    eprintln!("  signature: {}", sig_path.display());
+    println!("{cksum}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The public and secret key `NAME` from `MISSION_HOME/keys`, asking for the password only
+/// when the secret key is encrypted.
+fn load_keys(name: &str) -> Result<(signing::PublicKey, signing::SecretKey)> {
+    let dir = home::keys_dir()?;
+    let pub_path = dir.join(format!("{name}.pub"));
+    let key_path = dir.join(format!("{name}.key"));
+    let pub_text = std::fs::read_to_string(&pub_path).with_context(|| {
+        format!(
+            "reading the public key {} (make one with `mission keygen --name {name}`)",
+            pub_path.display()
+        )
+    })?;
+    let public = signing::PublicKey::parse(&pub_text)
+        .with_context(|| format!("reading {}", pub_path.display()))?;
+    let secret = match signing::SecretKey::load(&key_path, None) {
+        Err(signing::SignError::PasswordRequired { .. }) => {
+            let pw = password::ask(&format!("Password for {}: ", key_path.display()))?;
+            signing::SecretKey::load(&key_path, Some(&pw))
+        }
+        other => other,
+    }
+    .with_context(|| format!("reading {}", key_path.display()))?;
+    Ok((public, secret))
+}
+
+/// Writes through a temporary file in the same folder, so a crash leaves the old file or
+/// the new one, never half of one.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

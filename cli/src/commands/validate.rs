@@ -1,0 +1,72 @@
+//! `mission validate [PATH...]`: one line per input, `PATH: ok` or `PATH:LINE: error: ...`;
+//! the exit status is non-zero when any input is invalid.
+//!
+//! A PATH is a mission file (YAML, or JSON when it ends in `.json`) or a package folder
+//! (its `mission.yaml`). A plain RustChain mission without a `package:` block is valid;
+//! when the block is there it is checked too, with the permission lint.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use mission_index::diagnostic::SourceError;
+use mission_index::package;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Mission files or package folders (default: the current folder)
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths
+    };
+    let mut failed = 0usize;
+    for path in &paths {
+        match check(path) {
+            Ok(source) => {
+                println!("{}: ok", path.display());
+                for warning in &source.warnings {
+                    eprintln!("{}: warning: {warning}", source.file.display());
+                }
+            }
+            Err(err) => {
+                failed += 1;
+                println!("{}", one_line(&err));
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(path: &Path) -> Result<package::MissionSource, SourceError> {
+    let file = if path.is_dir() {
+        package::manifest_path(path)
+    } else {
+        path.to_owned()
+    };
+    if path.is_dir() && !file.is_file() {
+        return Err(SourceError::new(
+            path,
+            format!("no {} in this folder", package::MANIFEST_FILE),
+        ));
+    }
+    package::load_mission_source(&file)
+}
+
+/// The validate format is one line per input: fold any line breaks a parser put in.
+fn one_line(err: &SourceError) -> String {
+    err.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

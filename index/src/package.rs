@@ -1,0 +1,125 @@
+//! Loading a mission file or a package folder: the mission, its `package:` block and the
+//! permission lint, in one place so the CLI and the node judge a package the same way.
+//!
+//! A *package folder* holds `mission.yaml` with a `package:` block. A plain mission file
+//! (no block) is a valid mission but cannot be published.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{SourceError, SourceFormat};
+use crate::lint::{self, FindingKind, LintFinding};
+use crate::manifest::{self, Manifest};
+use crate::mission::{self, Mission, MAX_MISSION_BYTES};
+
+/// The file a package folder must hold.
+pub const MANIFEST_FILE: &str = "mission.yaml";
+
+/// A mission file, read and checked.
+#[derive(Debug, Clone)]
+pub struct MissionSource {
+    pub file: PathBuf,
+    pub mission: Mission,
+    /// The `package:` block, when the file has one.
+    pub manifest: Option<Manifest>,
+    /// What the permission lint could not check (a shell script, a templated command):
+    /// not errors, but a person should look.
+    pub warnings: Vec<LintFinding>,
+}
+
+/// Reads at most `MAX_MISSION_BYTES` of `file` as UTF-8 text.
+pub fn read_source_text(file: &Path) -> Result<String, SourceError> {
+    let handle = File::open(file)
+        .map_err(|e| SourceError::new(file, format!("cannot open the file: {e}")))?;
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_MISSION_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SourceError::new(file, format!("cannot read the file: {e}")))?;
+    if bytes.len() > MAX_MISSION_BYTES {
+        return Err(SourceError::new(
+            file,
+            format!("the file is larger than the limit of {MAX_MISSION_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        SourceError::new(
+            file,
+            format!(
+                "the file is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Parses and checks the mission text of `file`: RustChain's rules, then the `package:` block
+/// (when present) with every manifest rule, then the lint of its permissions against the
+/// steps. Returns the first error, as `mission validate` prints one line per file.
+pub fn check_mission_text(file: &Path, text: &str) -> Result<MissionSource, SourceError> {
+    let format = SourceFormat::for_path(file);
+    let mission = mission::parse_mission(text, format, file)?;
+    let manifest = manifest::load_package_block(text, format, file)
+        .map_err(|errors| first_error(file, errors))?;
+    let mut warnings = Vec::new();
+    if let Some(manifest) = &manifest {
+        for finding in lint::lint_permissions(&mission, &manifest.permissions) {
+            match finding.kind {
+                FindingKind::Undeclared => {
+                    let message = format!(
+                        "step `{}`: {} (declare it under `package.permissions`)",
+                        finding.step_id, finding.message
+                    );
+                    return Err(SourceError::new(file, message).with_field(finding.field));
+                }
+                FindingKind::Unverifiable => warnings.push(finding),
+            }
+        }
+    }
+    Ok(MissionSource {
+        file: file.to_owned(),
+        mission,
+        manifest,
+        warnings,
+    })
+}
+
+fn first_error(file: &Path, errors: Vec<SourceError>) -> SourceError {
+    errors
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| SourceError::new(file, "the package block is invalid"))
+}
+
+/// Reads and checks a mission file (with or without a `package:` block).
+pub fn load_mission_source(file: &Path) -> Result<MissionSource, SourceError> {
+    let text = read_source_text(file)?;
+    check_mission_text(file, &text)
+}
+
+/// The mission file of a package folder.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join(MANIFEST_FILE)
+}
+
+/// Reads and checks a package folder: its `mission.yaml` must exist and carry a `package:`
+/// block.
+pub fn load_package_dir(dir: &Path) -> Result<(MissionSource, Manifest), SourceError> {
+    let file = manifest_path(dir);
+    if !file.is_file() {
+        return Err(SourceError::new(
+            dir,
+            format!("no {MANIFEST_FILE} in this folder: a package folder holds its mission in {MANIFEST_FILE}"),
+        ));
+    }
+    let source = load_mission_source(&file)?;
+    let Some(manifest) = source.manifest.clone() else {
+        return Err(SourceError::new(
+            &file,
+            "there is no `package:` block: a plain mission is valid, but publishing and packaging need the block (see `mission new`)",
+        )
+        .with_field("package"));
+    };
+    Ok((source, manifest))
+}
