@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::manifest::{Category, Permissions, Pricing};
+use crate::manifest::{Category, Manifest, Permissions, Pricing};
+use crate::mission::Mission;
 
 /// The highest entry schema version this code understands.
 pub const ENTRY_SCHEMA_VERSION: u32 = 1;
@@ -66,6 +67,21 @@ pub struct IndexEntry {
 
 fn default_v() -> u32 {
     1
+}
+
+/// What a publish adds to a package's own metadata to make its index line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedArchive {
+    /// SHA-256 of the canonical archive, lowercase hex.
+    pub cksum: String,
+    /// The whole `.minisig` text.
+    pub sig: String,
+    /// The author's public key, `RW...`.
+    pub key: String,
+    /// RFC 3339 UTC time of the publish.
+    pub pubtime: String,
+    /// The publishing node's name.
+    pub origin: String,
 }
 
 /// A dependency as recorded in the index.
@@ -137,6 +153,43 @@ impl IndexEntry {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The line a node records when it accepts a publish of `manifest` (whose mission is
+    /// `mission`): everything but the signature data, time and origin comes from the package
+    /// itself, so every node derives the same line from the same archive.
+    pub fn for_publish(manifest: &Manifest, mission: &Mission, signed: PublishedArchive) -> Self {
+        IndexEntry {
+            v: ENTRY_SCHEMA_VERSION,
+            name: manifest.name.to_string(),
+            vers: manifest.version.to_string(),
+            deps: manifest
+                .dependencies
+                .iter()
+                .map(|(name, req)| EntryDependency {
+                    name: name.to_string(),
+                    req: req.to_string(),
+                })
+                .collect(),
+            cksum: signed.cksum,
+            sig: signed.sig,
+            key: signed.key,
+            yanked: false,
+            pubtime: signed.pubtime,
+            origin: signed.origin,
+            description: manifest.description.clone(),
+            categories: manifest.categories.clone(),
+            keywords: manifest.keywords.clone(),
+            license: manifest.license.clone(),
+            pricing: manifest.pricing.clone(),
+            permissions: manifest.permissions.clone(),
+            step_types: mission
+                .step_types_used()
+                .into_iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
     pub fn version(&self) -> Result<semver::Version, semver::Error> {
         semver::Version::parse(&self.vers)
     }
@@ -154,6 +207,47 @@ mod tests {
         assert_eq!(e.name, "fix_build");
         assert_eq!(e.deps[0].req, "^1.0");
         assert_eq!(e.to_line(), LINE);
+    }
+
+    #[test]
+    fn a_publish_line_carries_the_package_metadata() {
+        let text = "version: '1.0'\nname: m\nsteps:\n  - {id: a, name: A, step_type: command, parameters: {command: cargo}}\n  - {id: b, name: B, step_type: create_file, parameters: {path: x, content: y}}\npackage:\n  name: fix_build\n  version: 1.2.0\n  description: Fixes the build\n  license: MIT\n  categories: [build-automation]\n  keywords: [rust]\n  dependencies: {rust_toolchain_check: '^1.0'}\n  permissions: {commands: [cargo]}\n";
+        let file = std::path::Path::new("mission.yaml");
+        let mission =
+            crate::mission::parse_mission(text, crate::diagnostic::SourceFormat::Yaml, file)
+                .unwrap();
+        let manifest =
+            crate::manifest::parse_package_block(text, crate::diagnostic::SourceFormat::Yaml, file)
+                .unwrap()
+                .unwrap();
+        let entry = IndexEntry::for_publish(
+            &manifest,
+            &mission,
+            PublishedArchive {
+                cksum: "ab".into(),
+                sig: "s".into(),
+                key: "RWk".into(),
+                pubtime: "2026-11-25T14:00:00Z".into(),
+                origin: "public".into(),
+            },
+        );
+        assert_eq!(
+            (entry.name.as_str(), entry.vers.as_str()),
+            ("fix_build", "1.2.0")
+        );
+        assert_eq!(
+            entry.deps,
+            vec![EntryDependency {
+                name: "rust_toolchain_check".into(),
+                req: "^1.0".into()
+            }]
+        );
+        assert_eq!(entry.step_types, vec!["command", "create_file"]);
+        assert_eq!(entry.permissions.commands, vec!["cargo"]);
+        let again = IndexEntry::parse_line(&entry.to_line(), 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, entry);
     }
 
     #[test]

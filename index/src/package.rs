@@ -103,16 +103,34 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join(MANIFEST_FILE)
 }
 
-/// Reads and checks a package folder: its `mission.yaml` must exist and carry a `package:`
-/// block.
-pub fn load_package_dir(dir: &Path) -> Result<(MissionSource, Manifest), SourceError> {
-    let file = manifest_path(dir);
+/// The mission file `path` names: the file itself, or the `mission.yaml` of a folder.
+pub fn mission_file_of(path: &Path) -> Result<PathBuf, SourceError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let file = manifest_path(path);
     if !file.is_file() {
         return Err(SourceError::new(
-            dir,
+            path,
             format!("no {MANIFEST_FILE} in this folder: a package folder holds its mission in {MANIFEST_FILE}"),
         ));
     }
+    Ok(file)
+}
+
+/// Reads and checks a package folder: its `mission.yaml` must exist and carry a `package:`
+/// block.
+pub fn load_package_dir(dir: &Path) -> Result<(MissionSource, Manifest), SourceError> {
+    if dir.is_file() {
+        return Err(SourceError::new(
+            dir,
+            "is a file; give the package folder that holds it (its mission.yaml)",
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(SourceError::new(dir, "no such package folder"));
+    }
+    let file = mission_file_of(dir)?;
     let source = load_mission_source(&file)?;
     let Some(manifest) = source.manifest.clone() else {
         return Err(SourceError::new(

@@ -295,6 +295,15 @@ pub enum ResolveError {
         locked: String,
         index: String,
     },
+    #[error(
+        "`{name}` {version} is signed by key {index_key}, but missions.lock pins {locked_key} for `{name}`: the author key changed; refusing it (a key change is accepted only with a rotation statement signed by the old key)"
+    )]
+    LockedKeyChanged {
+        name: String,
+        version: String,
+        locked_key: String,
+        index_key: String,
+    },
     #[error("reading `{name}` from the index: {source}")]
     Reader {
         name: String,
@@ -576,6 +585,17 @@ impl<R: IndexReader> Resolver<'_, R> {
     fn activate(&self, state: &mut State, key: &str, idx: usize) -> Result<(), Failure> {
         let cand = &self.candidates_of(key)[idx];
         if let Some(lock) = self.locked.and_then(|l| l.get(key)) {
+            // The author key is pinned per name, whatever the version: a new version signed
+            // by another key is refused here. (Key rotation statements, which make such a
+            // change legitimate, are checked by the installer before it calls resolve.)
+            if lock.key != cand.entry.key {
+                return Err(Failure::Fatal(ResolveError::LockedKeyChanged {
+                    name: cand.entry.name.clone(),
+                    version: cand.version.to_string(),
+                    locked_key: lock.key.clone(),
+                    index_key: cand.entry.key.clone(),
+                }));
+            }
             if lock.version == cand.version && !lock.cksum.eq_ignore_ascii_case(&cand.entry.cksum) {
                 return Err(Failure::Fatal(ResolveError::LockedChecksumChanged {
                     name: cand.entry.name.clone(),

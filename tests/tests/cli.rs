@@ -328,3 +328,41 @@ fn every_library_package_validates_and_packages() {
     }
     assert!(count >= 12, "the library has {count} packages");
 }
+
+#[test]
+fn package_refuses_an_output_folder_inside_the_package_and_a_file_path() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(mission(home.path()).args(["keygen", "--unencrypted"])).success);
+    let pkg = new_package(home.path(), dir.path(), "nested_out");
+
+    let ran = run(mission(home.path())
+        .arg("package")
+        .arg(&pkg)
+        .arg("--out")
+        .arg(pkg.join("dist")));
+    assert!(!ran.success);
+    assert!(ran.stderr.contains("inside the package folder"), "{ran:?}");
+    assert!(!pkg.join("dist").exists());
+
+    // Under target/ is fine (the default), and packing twice gives the same archive:
+    // the first archive is not packed into the second.
+    let first = run(mission(home.path()).arg("package").arg(&pkg));
+    assert!(first.success, "{first:?}");
+    let second = run(mission(home.path()).arg("package").arg(&pkg));
+    assert_eq!(first.stdout, second.stdout);
+    let archive = pkg.join("target/mission/nested_out-0.1.0.mission");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&archive).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "archives are public files");
+    }
+
+    let ran = run(mission(home.path())
+        .arg("package")
+        .arg(pkg.join("mission.yaml")));
+    assert!(!ran.success);
+    assert!(ran.stderr.contains("is a file"), "{ran:?}");
+    assert!(!ran.stderr.contains("error: error"), "{ran:?}");
+}

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use mission_index::{archive, package, signing};
 
 use crate::{home, password};
@@ -25,7 +25,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = args.path.unwrap_or_else(|| PathBuf::from("."));
-    let (source, manifest) = package::load_package_dir(&dir).map_err(anyhow::Error::msg)?;
+    mission_index::name::validate_name(&args.key)
+        .with_context(|| format!("`--key {}` must name a key in MISSION_HOME/keys", args.key))?;
+    let (source, manifest) = match package::load_package_dir(&dir) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            // Already `FILE:LINE: error: ...`, the format validate prints.
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     for warning in &source.warnings {
         eprintln!("warning: {}: {warning}", source.file.display());
     }
@@ -46,6 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let out = args
         .out
         .unwrap_or_else(|| dir.join("target").join("mission"));
+    refuse_output_inside_package(&dir, &out)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let archive_path = out.join(format!("{name}-{version}.mission"));
     let sig_path = out.join(format!("{name}-{version}.mission.minisig"));
@@ -58,6 +68,52 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Everything in the package folder goes into the archive except `.git` and `target/`, so an
+/// output folder anywhere else inside the package would end up in the next archive.
+fn refuse_output_inside_package(dir: &Path, out: &Path) -> Result<()> {
+    let package = dir
+        .canonicalize()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let out = resolve_existing_prefix(out)?;
+    if let Ok(inside) = out.strip_prefix(&package) {
+        let first = inside.components().next();
+        let under_skipped = first.is_some_and(|c| {
+            archive::SKIPPED_AT_ROOT.contains(&c.as_os_str().to_string_lossy().as_ref())
+        });
+        if !under_skipped {
+            bail!(
+                "--out {} is inside the package folder, so the next archive would contain this one; use a folder outside it or under its target/",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` with its longest existing ancestor resolved (symlinks, `..`), the rest appended.
+fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("reading the path {}", path.display()))?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .with_context(|| format!("reading {}", existing.display()))?;
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
 /// The public and secret key `NAME` from `MISSION_HOME/keys`, asking for the password only
 /// when the secret key is encrypted.
 fn load_keys(name: &str) -> Result<(signing::PublicKey, signing::SecretKey)> {
@@ -65,8 +121,13 @@ fn load_keys(name: &str) -> Result<(signing::PublicKey, signing::SecretKey)> {
     let pub_path = dir.join(format!("{name}.pub"));
     let key_path = dir.join(format!("{name}.key"));
     let pub_text = std::fs::read_to_string(&pub_path).with_context(|| {
+        let keygen = if name == "default" {
+            "mission keygen".to_owned()
+        } else {
+            format!("mission keygen --name {name}")
+        };
         format!(
-            "reading the public key {} (make one with `mission keygen --name {name}`)",
+            "reading the public key {} (make one with `{keygen}`)",
             pub_path.display()
         )
     })?;
@@ -78,8 +139,7 @@ fn load_keys(name: &str) -> Result<(signing::PublicKey, signing::SecretKey)> {
             signing::SecretKey::load(&key_path, Some(&pw))
         }
         other => other,
-    }
-    .with_context(|| format!("reading {}", key_path.display()))?;
+    }?; // the error names the key file
     Ok((public, secret))
 }
 
@@ -91,6 +151,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // Archives and signatures are public artifacts; a temporary file starts private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;

@@ -47,18 +47,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn check(path: &Path) -> Result<package::MissionSource, SourceError> {
-    let file = if path.is_dir() {
-        package::manifest_path(path)
-    } else {
-        path.to_owned()
-    };
-    if path.is_dir() && !file.is_file() {
-        return Err(SourceError::new(
-            path,
-            format!("no {} in this folder", package::MANIFEST_FILE),
-        ));
-    }
-    package::load_mission_source(&file)
+    package::load_mission_source(&package::mission_file_of(path)?)
 }
 
 /// The validate format is one line per input: fold any line breaks a parser put in.
