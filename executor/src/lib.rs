@@ -6,3 +6,4 @@
 //! a built-in backend) is built by the executor issue on top of this plan.
 
 pub mod plan;
+pub mod sandbox;
