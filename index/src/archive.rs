@@ -6,17 +6,29 @@
 //! get the same bytes, whatever the disk says about file order, modification times,
 //! permission bits, umask or owners.
 //!
+//! ## A package is a list of files
+//!
+//! The content of a package is a list of files, each a path, an executable bit and bytes
+//! ([`SourceFile`]); nothing else (no directory of its own, no owner, no time). That is
+//! exactly what a git tree holds, so an archive can be built from a folder on disk
+//! ([`build_archive`]) or from a list of files, e.g. read from a committed git tree
+//! ([`build_archive_from_files`]), and the two agree byte for byte: `mission package` on a
+//! clean checkout, `mission tag` on the committed tree and a node rebuilding the pushed
+//! tree all get one checksum. Directories are *derived*: each directory that holds at least
+//! one file (at any depth) is an entry. Git cannot hold an empty directory, so an empty
+//! directory on disk is not part of the package: the folder builder skips it.
+//!
 //! ## The canonical form
 //!
 //! An archive is a gzip stream of one POSIX *ustar* tar stream:
 //!
-//! * **Entries** are the folder's regular files and directories, with paths relative to the
-//!   folder (no `./` prefix), `/` as separator, a directory written as `dir/`. They are
-//!   sorted by the bytes of that entry name, which puts every directory right before its
-//!   contents. Every directory is an entry (empty ones too), so each entry's parent precedes
-//!   it. The folder itself is not an entry.
-//! * **Headers** are plain ustar: mode `0644` for a file (`0755` if any execute bit is set on
-//!   disk), `0755` for a directory, uid and gid `0`, empty user and group names, mtime `0`,
+//! * **Entries** are the package's files and the directories that contain them, with paths
+//!   relative to the package root (no `./` prefix), `/` as separator, a directory written
+//!   as `dir/`. They are sorted by the bytes of that entry name, which puts every directory
+//!   right before its contents. Every directory that holds a file is an entry, once, so each
+//!   entry's parent precedes it; there is no empty directory. The root is not an entry.
+//! * **Headers** are plain ustar: mode `0644` for a file (`0755` if it is executable: any
+//!   execute bit on disk, mode `100755` in git), `0755` for a directory, uid and gid `0`, empty user and group names, mtime `0`,
 //!   no link name, no device numbers. A path over 100 bytes is split into the ustar `prefix`
 //!   and `name` fields at the *first* `/` that makes both fit. No PAX or GNU extension
 //!   headers are ever written (paths are short enough not to need them).
@@ -29,15 +41,19 @@
 //!
 //! ## What goes in, what is refused, what is skipped
 //!
-//! [`build_archive`] packs **everything** under the folder (ignored and untracked files
+//! [`build_archive`] packs **every file** under the folder (ignored and untracked files
 //! too: build from a clean checkout) except the [`SKIPPED_AT_ROOT`] entries directly in the
 //! folder, whatever their type: `.git` (the repository directory, or the `.git` file of a
 //! worktree or submodule checkout) and `target` (where `mission package` writes its output,
-//! as cargo does). It refuses, naming the path: symlinks (never
-//! followed), sockets, fifos, devices, non-UTF-8 names, a `.git` anywhere deeper (a nested
-//! repository's config and hooks can run commands when someone later uses git inside the
-//! unpacked folder), names that would not survive on Windows or macOS (see below), and
-//! anything over the [`ArchiveLimits`].
+//! as cargo does). [`build_archive_from_files`] leaves out the files under those same root
+//! names. Empty directories are skipped. The folder builder refuses, naming the path,
+//! wherever they are: symlinks (never followed), sockets, fifos, devices and non-UTF-8
+//! names. Both builders refuse a file path with a `.git` component anywhere deeper (a
+//! nested repository's config and hooks can run commands when someone later uses git
+//! inside the unpacked folder), names that would not survive on Windows or macOS (see
+//! below), a path given twice, a file whose path is also a directory of another file, and
+//! anything over the [`ArchiveLimits`]. The folder builder checks every path and limit from
+//! the files' metadata before it reads a byte.
 //!
 //! Path rules, shared by the builder and the unpacker: valid UTF-8; no NUL, no control
 //! character, no `\`, none of `< > : " | ? *`; not absolute; no `..` component; no empty or
@@ -54,7 +70,9 @@
 //! [`ArchiveError`] variant per reason. It reads the tar stream block by block itself (the
 //! `tar` crate's readers are lenient by design: they follow PAX and GNU extensions and stop
 //! at the first zero block), checks every header against the header the builder would write
-//! for that entry, checks every limit *before* reading the data it governs, counts
+//! for that entry, refuses a directory entry with no file beneath it
+//! ([`ArchiveError::EmptyDirectory`]: the builder never writes one), checks every limit
+//! *before* reading the data it governs, counts
 //! decompressed bytes against a cap as it reads, and writes only into a fresh temporary
 //! directory beside the destination, which is renamed into place at the end or removed on
 //! any error.
@@ -83,7 +101,7 @@
 //! created with the process's default mode. [`build_archive`] holds the package and its
 //! archive in memory, which the limits bound.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -106,7 +124,7 @@ const DEFLATE_LEVEL: u8 = 9;
 /// repository, and `target/`, where `mission package` writes the archive itself.
 pub const SKIPPED_AT_ROOT: &[&str] = &[".git", "target"];
 
-/// Bounds on an archive, enforced by [`build_archive`] and by every reader.
+/// Bounds on an archive, enforced by both builders and by every reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveLimits {
     /// Sum of the sizes of all files, unpacked (default 50 MiB).
@@ -261,6 +279,13 @@ pub enum ArchiveError {
     ParentIsFile { path: String, parent: String },
     #[error("`{path}`: parent directory `{parent}` has no entry before it")]
     MissingParent { path: String, parent: String },
+    /// A directory entry with no file beneath it: the builder derives directories from
+    /// files (git cannot hold an empty directory), so it never writes one.
+    #[error("`{path}/`: directory with no file beneath it (canonical archives hold only directories that contain files)")]
+    EmptyDirectory { path: String },
+    /// A file list in which `path` is a file and also a directory holding `beneath`.
+    #[error("`{path}` is a file, but `{beneath}` puts it as a directory")]
+    FileUsedAsDirectory { path: String, beneath: String },
 
     // Limits.
     #[error("more than {limit} entries (files and directories)")]
@@ -402,7 +427,8 @@ fn check_path(path: &str, limits: &ArchiveLimits) -> Result<(), ArchiveError> {
 }
 
 /// Checks that entries arrive in canonical order, each once, each under a directory entry
-/// seen before, with no two paths equal but for case.
+/// seen before, every directory followed by something beneath it, with no two paths equal
+/// but for case. Call [`Structure::end`] after the last entry.
 #[derive(Default)]
 struct Structure {
     /// The previous entry name (with a directory's trailing `/`).
@@ -427,6 +453,15 @@ impl Structure {
                     path: path.to_string(),
                     previous: previous.clone(),
                 });
+            }
+            // In canonical order a directory's contents come right after it, so an entry
+            // not beneath the previous directory means that directory holds nothing.
+            if let Some(dir) = previous.strip_suffix('/') {
+                if !name.starts_with(previous.as_str()) {
+                    return Err(ArchiveError::EmptyDirectory {
+                        path: dir.to_string(),
+                    });
+                }
             }
         }
         if let Some((parent, _)) = path.rsplit_once('/') {
@@ -457,6 +492,16 @@ impl Structure {
         };
         self.previous = Some(name);
         Ok(())
+    }
+
+    /// After the last entry: it must not be a directory (it would hold nothing).
+    fn end(&self) -> Result<(), ArchiveError> {
+        match self.previous.as_deref().and_then(|p| p.strip_suffix('/')) {
+            Some(dir) => Err(ArchiveError::EmptyDirectory {
+                path: dir.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -517,51 +562,157 @@ fn canonical_header(
 // ---------------------------------------------------------------------------------------
 // Building.
 
-struct Found {
-    path: String,
-    kind: EntryKind,
-    executable: bool,
-    disk: PathBuf,
+/// One file of a package: the unit an archive is built from.
+///
+/// A package's content is its list of files. The archive's directory entries are derived
+/// from the files' paths (as git derives its trees), so the same files give the same bytes
+/// whether they come from a folder on disk ([`build_archive`]) or from a git tree
+/// ([`build_archive_from_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the package root, `/`-separated: no leading `./` or `/`, no
+    /// trailing `/`.
+    pub path: String,
+    /// Packed with mode 0755 rather than 0644 (any execute bit on disk; mode 100755 in git).
+    pub executable: bool,
+    pub data: Vec<u8>,
 }
 
-/// Builds the canonical archive of the package folder `dir` (see the module docs for the
-/// format and for what is skipped and refused).
-pub fn build_archive(dir: &Path, limits: &ArchiveLimits) -> Result<Vec<u8>, ArchiveError> {
-    let meta = fs::metadata(dir).map_err(io_err(dir))?;
-    if !meta.is_dir() {
-        return Err(ArchiveError::NotADirectory {
-            path: dir.to_path_buf(),
+/// Whether `path` is, or lies under, one of the [`SKIPPED_AT_ROOT`] entries.
+fn skipped_at_root(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or(path);
+    SKIPPED_AT_ROOT.contains(&first)
+}
+
+/// One entry to write: a file (`file` indexes the sorted file list) or a derived directory.
+struct Planned {
+    path: String,
+    kind: EntryKind,
+    file: Option<usize>,
+}
+
+/// Checks everything about an archive that needs only the files' paths and sizes, and
+/// returns its entries in canonical order. `files` is `(path, size)`, sorted by path (byte
+/// order) and already without the [`SKIPPED_AT_ROOT`] entries. Both builders call this
+/// before touching any file content, so the disk builder refuses a huge file from its
+/// metadata and both refuse the same tree with the same error.
+fn plan(files: &[(&str, u64)], limits: &ArchiveLimits) -> Result<Vec<Planned>, ArchiveError> {
+    // Entries are at least the files; a cheap bound before any per-path work.
+    if files.len() > limits.max_files {
+        return Err(ArchiveError::TooManyFiles {
+            limit: limits.max_files,
         });
     }
-    let mut found = Vec::new();
-    collect(dir, "", limits, &mut found)?;
-    // String order is byte order.
-    found.sort_by_cached_key(|f| entry_name(&f.path, f.kind));
-
-    let mut structure = Structure::default();
-    let mut tar = Vec::new();
-    let mut total: u64 = 0;
-    for entry in &found {
-        structure.admit(&entry.path, entry.kind)?;
-        let data = match entry.kind {
-            EntryKind::Directory => Vec::new(),
-            EntryKind::File => read_limited(entry, limits)?,
-        };
-        let size = data.len() as u64;
-        total = total.saturating_add(size);
-        if total > limits.max_total_bytes {
-            return Err(ArchiveError::TotalTooLarge {
-                path: entry.path.clone(),
-                limit: limits.max_total_bytes,
+    for &(path, size) in files {
+        check_path(path, limits)?;
+        if size > limits.max_file_bytes {
+            return Err(ArchiveError::FileTooLarge {
+                path: path.to_string(),
+                size,
+                limit: limits.max_file_bytes,
             });
         }
+    }
+    for pair in files.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(ArchiveError::Duplicate {
+                path: pair[0].0.to_string(),
+            });
+        }
+    }
+    // Every ancestor of a file is a directory entry; none may also be a file. (`a-b` sorts
+    // between `a` and `a/b`, so this is a lookup, not a look at the neighbour.)
+    let names: HashSet<&str> = files.iter().map(|&(path, _)| path).collect();
+    let mut dirs: BTreeSet<&str> = BTreeSet::new();
+    for &(path, _) in files {
+        for (slash, _) in path.match_indices('/') {
+            let ancestor = &path[..slash];
+            if names.contains(ancestor) {
+                return Err(ArchiveError::FileUsedAsDirectory {
+                    path: ancestor.to_string(),
+                    beneath: path.to_string(),
+                });
+            }
+            dirs.insert(ancestor);
+        }
+    }
+    if files.len() + dirs.len() > limits.max_files {
+        return Err(ArchiveError::TooManyFiles {
+            limit: limits.max_files,
+        });
+    }
+    let mut planned: Vec<Planned> = files
+        .iter()
+        .enumerate()
+        .map(|(i, &(path, _))| Planned {
+            path: path.to_string(),
+            kind: EntryKind::File,
+            file: Some(i),
+        })
+        .chain(dirs.into_iter().map(|dir| Planned {
+            path: dir.to_string(),
+            kind: EntryKind::Directory,
+            file: None,
+        }))
+        .collect();
+    // String order is byte order.
+    planned.sort_by_cached_key(|p| entry_name(&p.path, p.kind));
+    // The readers' structural checks (case collisions among files and directories alike),
+    // so the builder never writes what a reader refuses.
+    let mut structure = Structure::default();
+    let mut total: u64 = 0;
+    for entry in &planned {
+        structure.admit(&entry.path, entry.kind)?;
+        if let Some(i) = entry.file {
+            total = total.saturating_add(files[i].1);
+            if total > limits.max_total_bytes {
+                return Err(ArchiveError::TotalTooLarge {
+                    path: entry.path.clone(),
+                    limit: limits.max_total_bytes,
+                });
+            }
+        }
+    }
+    structure.end()?;
+    Ok(planned)
+}
+
+/// Builds the canonical archive of a package given as its list of files (see the module
+/// docs for the format). The order of `files` does not matter. Files under a root `.git` or
+/// `target` ([`SKIPPED_AT_ROOT`]) are left out, as [`build_archive`] leaves them out of a
+/// folder; every other path must pass the path rules and the limits. Refused: a path given
+/// twice ([`ArchiveError::Duplicate`]), two paths equal but for case
+/// ([`ArchiveError::CaseCollision`]), a file whose path is also a directory of another file
+/// ([`ArchiveError::FileUsedAsDirectory`]).
+///
+/// Directory entries are derived: each directory holding at least one file, at any depth,
+/// is written once, before its contents. So a git tree and a clean checkout of it give the
+/// same bytes.
+pub fn build_archive_from_files(
+    mut files: Vec<SourceFile>,
+    limits: &ArchiveLimits,
+) -> Result<Vec<u8>, ArchiveError> {
+    files.retain(|f| !skipped_at_root(&f.path));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let sizes: Vec<(&str, u64)> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.data.len() as u64))
+        .collect();
+    let planned = plan(&sizes, limits)?;
+
+    let mut tar = Vec::new();
+    for entry in &planned {
+        let (data, executable) = match entry.file {
+            Some(i) => (files[i].data.as_slice(), files[i].executable),
+            None => (&[][..], false),
+        };
         tar.extend_from_slice(&canonical_header(
             &entry.path,
             entry.kind,
-            size,
-            entry.executable,
+            data.len() as u64,
+            executable,
         )?);
-        tar.extend_from_slice(&data);
+        tar.extend_from_slice(data);
         tar.resize(tar.len().next_multiple_of(BLOCK), 0);
     }
     tar.resize(tar.len() + 2 * BLOCK, 0);
@@ -584,67 +735,107 @@ pub fn build_archive(dir: &Path, limits: &ArchiveLimits) -> Result<Vec<u8>, Arch
     Ok(out)
 }
 
-/// Walks `dir` (the folder at entry path `prefix`), refusing what cannot be archived.
-fn collect(
-    dir: &Path,
-    prefix: &str,
-    limits: &ArchiveLimits,
-    found: &mut Vec<Found>,
-) -> Result<(), ArchiveError> {
-    for item in fs::read_dir(dir).map_err(io_err(dir))? {
-        let item = item.map_err(io_err(dir))?;
-        let disk = item.path();
-        let join = |name: &str| {
-            if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}/{name}")
-            }
-        };
-        let file_name = item.file_name();
-        let Some(name) = file_name.to_str() else {
-            return Err(ArchiveError::NonUtf8Path {
-                path: join(&file_name.to_string_lossy()),
-            });
-        };
-        if prefix.is_empty() && SKIPPED_AT_ROOT.contains(&name) {
-            continue;
-        }
-        let path = join(name);
-        // DirEntry::metadata does not follow symlinks.
-        let meta = item.metadata().map_err(io_err(&disk))?;
-        let file_type = meta.file_type();
-        let kind = if file_type.is_dir() {
-            EntryKind::Directory
-        } else if file_type.is_file() {
-            EntryKind::File
-        } else {
-            return Err(special_file(path, &file_type));
-        };
-        check_path(&path, limits)?;
-        if found.len() >= limits.max_files {
-            return Err(ArchiveError::TooManyFiles {
-                limit: limits.max_files,
-            });
-        }
-        if kind == EntryKind::File && meta.len() > limits.max_file_bytes {
-            return Err(ArchiveError::FileTooLarge {
-                path,
-                size: meta.len(),
-                limit: limits.max_file_bytes,
-            });
-        }
-        found.push(Found {
-            path: path.clone(),
-            kind,
-            executable: kind == EntryKind::File && is_executable(&meta),
-            disk: disk.clone(),
+/// A regular file found on disk, not yet read.
+struct Found {
+    path: String,
+    executable: bool,
+    disk: PathBuf,
+    /// Size from the metadata, checked against the limits before the file is read.
+    size: u64,
+}
+
+/// Builds the canonical archive of the package folder `dir`: the archive of its files
+/// ([`build_archive_from_files`]). See the module docs for what is skipped and refused.
+///
+/// Empty directories (and directories holding only empty directories) are skipped: git
+/// cannot hold them, so they are not part of a package, and an archive built from a clean
+/// checkout must equal the one built from the committed tree.
+pub fn build_archive(dir: &Path, limits: &ArchiveLimits) -> Result<Vec<u8>, ArchiveError> {
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    if !meta.is_dir() {
+        return Err(ArchiveError::NotADirectory {
+            path: dir.to_path_buf(),
         });
-        if kind == EntryKind::Directory {
-            collect(&disk, &path, limits, found)?;
+    }
+    let mut found = collect(dir, limits)?;
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    // Every path and limit is checked, from the metadata, before a byte is read.
+    let sizes: Vec<(&str, u64)> = found.iter().map(|f| (f.path.as_str(), f.size)).collect();
+    plan(&sizes, limits)?;
+    let mut files = Vec::with_capacity(found.len());
+    let mut total: u64 = 0;
+    for entry in found {
+        let data = read_limited(&entry, limits)?;
+        // A file may have grown since it was listed: keep memory within the limit anyway.
+        total = total.saturating_add(data.len() as u64);
+        if total > limits.max_total_bytes {
+            return Err(ArchiveError::TotalTooLarge {
+                path: entry.path,
+                limit: limits.max_total_bytes,
+            });
+        }
+        files.push(SourceFile {
+            path: entry.path,
+            executable: entry.executable,
+            data,
+        });
+    }
+    build_archive_from_files(files, limits)
+}
+
+/// Walks the folder `root` and returns its regular files, refusing what cannot be archived
+/// (symlinks, special files, non-UTF-8 names) wherever it is. Directories are descended,
+/// not returned. The walk keeps its own stack, so a deep tree cannot overflow the thread's.
+fn collect(root: &Path, limits: &ArchiveLimits) -> Result<Vec<Found>, ArchiveError> {
+    let mut found = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let item = item.map_err(io_err(&dir))?;
+            let disk = item.path();
+            let join = |name: &str| {
+                if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}/{name}")
+                }
+            };
+            let file_name = item.file_name();
+            let Some(name) = file_name.to_str() else {
+                return Err(ArchiveError::NonUtf8Path {
+                    path: join(&file_name.to_string_lossy()),
+                });
+            };
+            if prefix.is_empty() && SKIPPED_AT_ROOT.contains(&name) {
+                continue;
+            }
+            let path = join(name);
+            // DirEntry::metadata does not follow symlinks.
+            let meta = item.metadata().map_err(io_err(&disk))?;
+            let file_type = meta.file_type();
+            if file_type.is_dir() {
+                pending.push((disk, path));
+                continue;
+            }
+            if !file_type.is_file() {
+                return Err(special_file(path, &file_type));
+            }
+            // Directories count too, but are only known once all files are: this bounds
+            // the walk, `plan` checks the exact count.
+            if found.len() >= limits.max_files {
+                return Err(ArchiveError::TooManyFiles {
+                    limit: limits.max_files,
+                });
+            }
+            found.push(Found {
+                path,
+                executable: is_executable(&meta),
+                disk,
+                size: meta.len(),
+            });
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 fn special_file(path: String, file_type: &fs::FileType) -> ArchiveError {
@@ -798,6 +989,7 @@ fn walk(
         let context = format!("header of entry {}", count + 1);
         reader.read_exact(&mut block, &context)?;
         if block.iter().all(|&b| b == 0) {
+            structure.end()?;
             return finish(reader, &mut block);
         }
         count += 1;
@@ -1369,7 +1561,6 @@ mod tests {
         use EntryKind::{Directory as D, File as F};
         let expected = [
             ("README.md", F, 4, false),
-            ("empty", D, 0, false),
             ("mission.yaml", F, 8, false),
             ("scripts", D, 0, false),
             ("scripts/lib", D, 0, false),
@@ -1429,13 +1620,305 @@ mod tests {
             0o644,
         );
         write(dir.path(), "bin/run", b"#!/bin/sh\n", 0o755);
+        // Not part of the package: this checksum predates skipping empty directories.
+        fs::create_dir_all(dir.path().join("docs/drafts")).unwrap();
         let archive = build_archive(dir.path(), &ArchiveLimits::default()).unwrap();
         // GNU tar lists this archive as: `bin/` 0755, `bin/run` 0755 10 bytes, `mission.yaml`
         // 0644 38 bytes, all 0/0 at 1970-01-01.
+        let golden = "da6a64521a2f8757915b0ad1475413cb56ec84b68e62be18bc88eaf79bab0a33";
+        assert_eq!(cksum(&archive), golden);
+        // The same files, as a git tree would give them.
+        let files = vec![
+            source("bin/run", b"#!/bin/sh\n", true),
+            source(
+                "mission.yaml",
+                b"version: '1.0'\nname: golden\nsteps: []\n",
+                false,
+            ),
+        ];
+        let from_files = build_archive_from_files(files, &ArchiveLimits::default()).unwrap();
+        assert_eq!(cksum(&from_files), golden);
+    }
+
+    fn source(path: &str, data: &[u8], executable: bool) -> SourceFile {
+        SourceFile {
+            path: path.to_string(),
+            executable,
+            data: data.to_vec(),
+        }
+    }
+
+    /// The files of `two_copies().0`, in a scrambled order, with the skipped root entries.
+    fn two_copies_as_files() -> Vec<SourceFile> {
+        vec![
+            source("tests/case-1.yaml", b"", false),
+            source(".git/HEAD", b"ref: refs/heads/main\n", false),
+            source("scripts/run.sh", b"#!/bin/sh\necho hi\n", true),
+            source("mission.yaml", b"name: x\n", false),
+            source("target/mission/old-0.1.0.mission", b"old", false),
+            source("scripts/lib/util.sh", b"true\n", false),
+            source("README.md", b"# x\n", false),
+        ]
+    }
+
+    #[test]
+    fn from_files_equals_the_folder_build() {
+        let (a, _) = two_copies();
+        let limits = ArchiveLimits::default();
+        let from_disk = build_archive(a.path(), &limits).unwrap();
+        let mut files = two_copies_as_files();
         assert_eq!(
-            cksum(&archive),
-            "da6a64521a2f8757915b0ad1475413cb56ec84b68e62be18bc88eaf79bab0a33"
+            build_archive_from_files(files.clone(), &limits).unwrap(),
+            from_disk
         );
+        // Any order of the list, and without the skipped entries: the same bytes.
+        files.reverse();
+        assert_eq!(
+            build_archive_from_files(files.clone(), &limits).unwrap(),
+            from_disk
+        );
+        files.retain(|f| !f.path.starts_with(".git/") && !f.path.starts_with("target/"));
+        files.rotate_left(2);
+        assert_eq!(
+            build_archive_from_files(files.clone(), &limits).unwrap(),
+            from_disk
+        );
+        // Directories are derived, each once, before their contents.
+        let dirs: Vec<String> = list_archive(&from_disk, &limits)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Directory)
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(dirs, ["scripts", "scripts/lib", "tests"]);
+        // The exec bit is content.
+        let flipped: Vec<SourceFile> = files
+            .iter()
+            .cloned()
+            .map(|mut f| {
+                f.executable ^= f.path == "README.md";
+                f
+            })
+            .collect();
+        assert_ne!(
+            build_archive_from_files(flipped, &limits).unwrap(),
+            from_disk
+        );
+        // `target` is skipped only at the root: `sub/target/x` is packed.
+        let deeper = vec![source("sub/target/x", b"x", false)];
+        let archive = build_archive_from_files(deeper, &limits).unwrap();
+        assert_eq!(
+            read_archive_file(&archive, "sub/target/x", &limits).unwrap(),
+            Some(b"x".to_vec())
+        );
+        // No files at all: the empty archive, as for an empty folder.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            build_archive_from_files(Vec::new(), &limits).unwrap(),
+            build_archive(empty.path(), &limits).unwrap()
+        );
+    }
+
+    #[test]
+    fn empty_directories_on_disk_do_not_change_the_archive() {
+        let (a, _) = two_copies();
+        let limits = ArchiveLimits::default();
+        fs::remove_dir(a.path().join("empty")).unwrap();
+        let before = build_archive(a.path(), &limits).unwrap();
+        for empty in [
+            "empty",
+            "scripts/lib/empty",
+            "only/empty/dirs/below",
+            "tests/x/y",
+            // Names the path rules refuse are fine where nothing will be packed.
+            "aux",
+            "scripts/ends-with-dot.",
+            "sub/.git",
+        ] {
+            fs::create_dir_all(a.path().join(empty)).unwrap();
+            assert_eq!(build_archive(a.path(), &limits).unwrap(), before, "{empty}");
+        }
+        // A file in one makes it a directory of the package.
+        write(a.path(), "only/empty/dirs/below/f", b"f", 0o644);
+        let after = build_archive(a.path(), &limits).unwrap();
+        let dirs: Vec<String> = list_archive(&after, &limits)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Directory)
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                "only",
+                "only/empty",
+                "only/empty/dirs",
+                "only/empty/dirs/below",
+                "scripts",
+                "scripts/lib",
+                "tests"
+            ]
+        );
+        // A symlink is refused even where it would be the only thing in a directory.
+        std::os::unix::fs::symlink("/etc", a.path().join("tests/x/y/link")).unwrap();
+        let err = build_archive(a.path(), &limits).unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::Symlink { path } if path == "tests/x/y/link"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn from_files_refusals_name_the_path() {
+        let limits = ArchiveLimits::default();
+        let refuse = |paths: &[&str]| {
+            let files = paths.iter().map(|p| source(p, b"x", false)).collect();
+            build_archive_from_files(files, &limits).unwrap_err()
+        };
+        let err = refuse(&["ok", "../evil"]);
+        assert!(
+            matches!(&err, ArchiveError::PathTraversal { path } if path == "../evil"),
+            "{err}"
+        );
+        let err = refuse(&["a/../../evil"]);
+        assert!(matches!(err, ArchiveError::PathTraversal { .. }), "{err}");
+        let err = refuse(&["/etc/passwd"]);
+        assert!(
+            matches!(&err, ArchiveError::AbsolutePath { path } if path == "/etc/passwd"),
+            "{err}"
+        );
+        let err = refuse(&["a/b", "mission.yaml", "a/b"]);
+        assert!(
+            matches!(&err, ArchiveError::Duplicate { path } if path == "a/b"),
+            "{err}"
+        );
+        let err = refuse(&["README.md", "readme.md"]);
+        assert!(matches!(err, ArchiveError::CaseCollision { .. }), "{err}");
+        // Through a derived directory.
+        let err = refuse(&["Docs/a", "docs/b"]);
+        assert!(
+            matches!(&err, ArchiveError::CaseCollision { path, other } if path == "docs" && other == "Docs"),
+            "{err}"
+        );
+        let err = refuse(&["a", "a-b", "a/b/c"]);
+        assert!(
+            matches!(&err, ArchiveError::FileUsedAsDirectory { path, beneath } if path == "a" && beneath == "a/b/c"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`a/b/c`"), "{err}");
+        let err = refuse(&["sub/.git/config"]);
+        assert!(
+            matches!(err, ArchiveError::InvalidComponent { .. }),
+            "{err}"
+        );
+        for bad in ["", "a/", "./a", "a//b"] {
+            let err = refuse(&[bad]);
+            assert!(
+                matches!(err, ArchiveError::InvalidComponent { .. }),
+                "{bad:?}: {err}"
+            );
+        }
+        let err = refuse(&["dir\\file"]);
+        assert!(matches!(err, ArchiveError::Backslash { .. }), "{err}");
+        let err = refuse(&["scripts/COM1.sh"]);
+        assert!(matches!(err, ArchiveError::ReservedName { .. }), "{err}");
+        let err = refuse(&[&"d".repeat(101)]);
+        assert!(matches!(err, ArchiveError::PathNotUstar { .. }), "{err}");
+        // The same refusals whatever the order: the first in path order is named.
+        let err = refuse(&["z/../x", "a/../x"]);
+        assert!(
+            matches!(&err, ArchiveError::PathTraversal { path } if path == "a/../x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn from_files_enforces_limits() {
+        let files = || {
+            vec![
+                source("sub/c", b"c", false),
+                source("b", &[2u8; 600], false),
+                source("a", &[1u8; 600], false),
+            ]
+        };
+        let build = |limits: ArchiveLimits| build_archive_from_files(files(), &limits);
+        let err = build(ArchiveLimits {
+            max_file_bytes: 599,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::FileTooLarge { path, size: 600, limit: 599 } if path == "a"),
+            "{err}"
+        );
+        let err = build(ArchiveLimits {
+            max_total_bytes: 1000,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::TotalTooLarge { path, limit: 1000 } if path == "b"),
+            "{err}"
+        );
+        // Three files, plus the derived directory `sub`: four entries.
+        let err = build(ArchiveLimits {
+            max_files: 3,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::TooManyFiles { limit: 3 }),
+            "{err}"
+        );
+        let err = build(ArchiveLimits {
+            max_path_bytes: 4,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::PathTooLong { path, len: 5, limit: 4 } if path == "sub/c"),
+            "{err}"
+        );
+        let err = build(ArchiveLimits {
+            max_depth: 1,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::TooDeep { path, depth: 2, limit: 1 } if path == "sub/c"),
+            "{err}"
+        );
+        let err = build(ArchiveLimits {
+            max_compressed_bytes: 50,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::CompressedTooLarge { limit: 50, .. }),
+            "{err}"
+        );
+        // Exactly at every limit: accepted, and equal to the folder build.
+        let exact = ArchiveLimits {
+            max_file_bytes: 600,
+            max_total_bytes: 1201,
+            max_files: 4,
+            max_path_bytes: 5,
+            max_depth: 2,
+            ..Default::default()
+        };
+        let archive = build(exact.clone()).unwrap();
+        assert_eq!(list_archive(&archive, &exact).unwrap().len(), 4);
+        let dir = tempfile::tempdir().unwrap();
+        for f in files() {
+            write(dir.path(), &f.path, &f.data, 0o644);
+        }
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        assert_eq!(build_archive(dir.path(), &exact).unwrap(), archive);
+        // Skipped files do not count against the limits.
+        let mut with_git = files();
+        with_git.push(source(".git/objects/big", &[0u8; 4096], false));
+        with_git.push(source("target", b"file", false));
+        assert_eq!(build_archive_from_files(with_git, &exact).unwrap(), archive);
     }
 
     #[test]
@@ -1462,7 +1945,8 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert!(dest.join("empty").is_dir());
+        // An empty directory is not part of the package.
+        assert!(!dest.join("empty").exists());
         assert!(!dest.join(".git").exists());
         assert_eq!(build_archive(&dest, &limits).unwrap(), archive);
         // Nothing left beside it.
@@ -1718,7 +2202,7 @@ mod tests {
             "{err}"
         );
         let mut lister = Lister(Vec::new());
-        let tar_len = 512 * (9 + 4 + 2); // 9 headers, 4 non-empty files, end marker
+        let tar_len = 512 * (8 + 4 + 2); // 8 headers, 4 non-empty files, end marker
         walk(&archive, &limits, tar_len, &mut lister).unwrap();
         let mut lister = Lister(Vec::new());
         let err = walk(&archive, &limits, tar_len - 1, &mut lister).unwrap_err();

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use mission_index::archive::{
-    build_archive, list_archive, unpack_archive, ArchiveError, ArchiveLimits,
+    build_archive, build_archive_from_files, list_archive, unpack_archive, ArchiveError,
+    ArchiveLimits, SourceFile,
 };
 use tar::{EntryType, Header};
 
@@ -250,6 +251,23 @@ fn control_hand_made_canonical_archive_is_accepted_and_equals_the_builder() {
     // Same tar stream as the builder's for the unpacked tree.
     let rebuilt = build_archive(&scene.dest, &defaults()).unwrap();
     assert_eq!(gunzip(&rebuilt), gunzip(&good));
+    // And the builder from a list of files (as from a git tree) writes the same bytes.
+    let files = vec![
+        SourceFile {
+            path: "mission.yaml".into(),
+            executable: false,
+            data: b"name: x\n".to_vec(),
+        },
+        SourceFile {
+            path: "a/b.txt".into(),
+            executable: false,
+            data: b"hello".to_vec(),
+        },
+    ];
+    assert_eq!(
+        build_archive_from_files(files, &defaults()).unwrap(),
+        rebuilt
+    );
 }
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
@@ -536,6 +554,41 @@ fn file_without_its_directory_entry() {
         archive(&[file("a/b", b"x")]),
         ArchiveError::MissingParent { .. }
     );
+}
+
+#[test]
+fn empty_directory_entry() {
+    // The builder derives directories from files (git cannot hold an empty one), so a
+    // directory with nothing beneath it is not canonical, wherever it is.
+    let err = refuse!(
+        archive(&[dir("empty/"), file("mission.yaml", b"name: x\n")]),
+        ArchiveError::EmptyDirectory { path } if path == "empty"
+    );
+    assert!(err.to_string().contains("`empty/`"), "{err}");
+    // The last entry.
+    refuse!(
+        archive(&[file("mission.yaml", b"x"), dir("zzz/")]),
+        ArchiveError::EmptyDirectory { path } if path == "zzz"
+    );
+    // The only entry.
+    refuse!(
+        archive(&[dir("d/")]),
+        ArchiveError::EmptyDirectory { path } if path == "d"
+    );
+    // Nested: `a/b/` is followed by a sibling file, not by its own contents.
+    refuse!(
+        archive(&[dir("a/"), dir("a/b/"), file("a/c", b"x")]),
+        ArchiveError::EmptyDirectory { path } if path == "a/b"
+    );
+    // A directory holding only an empty directory.
+    refuse!(
+        archive(&[dir("a/"), dir("a/b/"), file("z", b"x")]),
+        ArchiveError::EmptyDirectory { path } if path == "a/b"
+    );
+    // The control: a file at the bottom makes every directory above it canonical.
+    let good = archive(&[dir("a/"), dir("a/b/"), file("a/b/c", b"x"), file("z", b"x")]);
+    let listed = list_archive(&good, &defaults()).unwrap();
+    assert_eq!(listed.len(), 4);
 }
 
 // ------------------------------------------------------------------------------------------
