@@ -39,7 +39,10 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{SourceError, SourceFormat};
+use crate::diagnostic::{
+    json_error_location, locate_field_position, source_error, yaml_error_location, SourceError,
+    SourceFormat,
+};
 use crate::name::PackageName;
 
 /// At most this many keywords (crates.io's limit).
@@ -357,60 +360,57 @@ struct PackageOnly {
 ///
 /// Everything else in the file is ignored here; the mission parser checks it. Errors name
 /// `file`, the field path (`package.version`) and, where the parser gives one, the line.
-/// This checks types only; call [`Manifest::validate`] for the remaining rules.
+/// This checks types only; call [`Manifest::validate`] for the remaining rules. The input
+/// limits of the mission parser ([`crate::mission::check_input_limits`]: size, nesting,
+/// alias expansion) apply here too, so this is safe to call on its own on any text.
 pub fn parse_package_block(
     text: &str,
     format: SourceFormat,
     file: &Path,
 ) -> Result<Option<Manifest>, SourceError> {
+    crate::mission::check_input_limits(text, format, file)?;
+    let error = |path: &str, message: String, (line, column): (Option<usize>, Option<usize>)| {
+        let mut error = source_error(text, format, file, path, message, line, column);
+        // `pricing` is an internally tagged enum, which serde reads through a buffer: the
+        // position the parser reports for it is not the pricing's, so find the field's own.
+        if let Some(field) = error
+            .field
+            .as_deref()
+            .filter(|f| f.starts_with("package.pricing"))
+        {
+            let (line, column) = locate_field_position(text, format, field).unzip();
+            error = error.with_line(line, column);
+        }
+        error
+    };
     match format {
         SourceFormat::Yaml => {
             let de = yaml_serde::Deserializer::from_str(text);
-            match serde_path_to_error::deserialize::<_, PackageOnly>(de) {
-                Ok(doc) => Ok(doc.package),
-                Err(err) => {
-                    let path = err.path().to_string();
-                    let inner = err.into_inner();
-                    let loc = inner.location();
-                    let (line, column) = (loc.as_ref().map(|l| l.line()), loc.map(|l| l.column()));
-                    Err(source_error(file, &path, inner.to_string(), line, column))
-                }
-            }
+            serde_path_to_error::deserialize::<_, PackageOnly>(de)
+                .map(|doc| doc.package)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let at = yaml_error_location(e.inner());
+                    error(&path, e.into_inner().to_string(), at)
+                })
         }
         SourceFormat::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
-            let doc = match serde_path_to_error::deserialize::<_, PackageOnly>(&mut de) {
-                Ok(doc) => doc,
-                Err(err) => {
-                    let path = err.path().to_string();
-                    let inner = err.into_inner();
-                    let (line, column) = (inner.line(), inner.column());
-                    return Err(source_error(
-                        file,
-                        &path,
-                        inner.to_string(),
-                        (line > 0).then_some(line),
-                        (line > 0).then_some(column),
-                    ));
-                }
-            };
-            if let Err(err) = de.end() {
-                let (line, column) = (err.line(), err.column());
-                return Err(source_error(
-                    file,
-                    ".",
-                    err.to_string(),
-                    Some(line),
-                    Some(column),
-                ));
-            }
+            let doc = serde_path_to_error::deserialize::<_, PackageOnly>(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                let at = json_error_location(e.inner());
+                error(&path, e.into_inner().to_string(), at)
+            })?;
+            de.end()
+                .map_err(|e| error(".", e.to_string(), json_error_location(&e)))?;
             Ok(doc.package)
         }
     }
 }
 
 /// Reads the `package:` block and checks every rule: `Ok(None)` when there is no block,
-/// otherwise the manifest or every problem found (a type error stops at the first).
+/// otherwise the manifest or every problem found (a type error stops at the first). Each
+/// problem carries the line of its field in `text`.
 pub fn load_package_block(
     text: &str,
     format: SourceFormat,
@@ -424,65 +424,11 @@ pub fn load_package_block(
     if problems.is_empty() {
         Ok(Some(manifest))
     } else {
-        Err(problems.iter().map(|p| p.to_source_error(file)).collect())
+        Err(problems
+            .iter()
+            .map(|p| p.to_source_error_in(file, text, format))
+            .collect())
     }
-}
-
-/// Builds the error for a parse failure: the bare message (the parser's own copy of the
-/// position and path removed, since [`SourceError`] prints them), and the field made precise
-/// for missing and unknown keys (`package.license` rather than `package`).
-fn source_error(
-    file: &Path,
-    path: &str,
-    mut message: String,
-    line: Option<usize>,
-    column: Option<usize>,
-) -> SourceError {
-    if let (Some(l), Some(c)) = (line, column) {
-        let suffix = format!(" at line {l} column {c}");
-        if message.ends_with(&suffix) {
-            message.truncate(message.len() - suffix.len());
-        }
-    }
-    // yaml_serde prefixes its own idea of the path (`package.dependencies: `, `package: `);
-    // ours, from serde_path_to_error, is more precise and goes in `field`. No message of
-    // serde, semver or the name rules starts with a space-free token and `: `.
-    if let Some((lead, rest)) = message.split_once(": ") {
-        let path_like = !lead.is_empty()
-            && lead
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c));
-        if path_like {
-            message = rest.to_owned();
-        }
-    }
-    let mut field = (path != ".").then(|| path.to_owned());
-    for lead in ["missing field `", "unknown field `"] {
-        if let Some(rest) = message.strip_prefix(lead) {
-            // serde_path_to_error already ends the path with an unknown key, not a missing one.
-            if let Some(key) = rest.split('`').next() {
-                field = Some(match &field {
-                    Some(p) if p == key || p.ends_with(&format!(".{key}")) => p.clone(),
-                    Some(parent) => format!("{parent}.{key}"),
-                    None => key.to_owned(),
-                });
-            }
-        }
-    }
-    // `pricing` is an internally tagged enum, which serde reads through a buffer: the
-    // position yaml_serde reports for it is not the pricing's, and a wrong line is worse
-    // than none.
-    let (line, column) = if field
-        .as_deref()
-        .is_some_and(|f| f.starts_with("package.pricing"))
-    {
-        (None, None)
-    } else {
-        (line, column)
-    };
-    let mut err = SourceError::new(file, message).with_line(line, column);
-    err.field = field;
-    err
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,10 +451,17 @@ impl ManifestError {
         }
     }
 
-    /// The same problem as a [`SourceError`] about `file` (no line: rules are checked after
-    /// parsing).
+    /// The same problem as a [`SourceError`] about `file`, without a line (see
+    /// [`ManifestError::to_source_error_in`] for one).
     pub fn to_source_error(&self, file: &Path) -> SourceError {
         SourceError::new(file, self.problem.to_string()).with_field(self.field.clone())
+    }
+
+    /// The same problem as a [`SourceError`] about `file`, whose text is `text`, with the
+    /// line of the field (or of its nearest parent, for a rule about a key left out).
+    pub fn to_source_error_in(&self, file: &Path, text: &str, format: SourceFormat) -> SourceError {
+        let (line, column) = locate_field_position(text, format, &self.field).unzip();
+        self.to_source_error(file).with_line(line, column)
     }
 }
 
@@ -1263,7 +1216,8 @@ package:
             "{err}"
         );
         assert!(err.message.contains("unknown field `amount`"), "{err}");
-        assert_eq!(err.line, None, "the buffered pricing has no reliable line");
+        // serde reads the tagged pricing through a buffer, so the line is found afresh.
+        assert_eq!(err.line, Some(18), "{err}");
     }
 
     #[test]
@@ -1758,12 +1712,140 @@ package:
         let printed: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(printed.len(), 2, "{printed:?}");
         assert!(
-            printed[0].starts_with("mission.yaml: error: package.license: `Nope`"),
+            printed[0].starts_with("mission.yaml:13: error: package.license: `Nope`"),
             "{printed:?}"
         );
         assert_eq!(
             printed[1],
-            "mission.yaml: error: package.keywords[1]: the keyword `rust` is given twice"
+            "mission.yaml:16: error: package.keywords[1]: the keyword `rust` is given twice"
         );
+    }
+
+    #[test]
+    fn a_duplicate_key_in_the_block_names_the_key_at_its_second_line() {
+        let err = parse_err(&EXAMPLE.replace(
+            "  description: Finds",
+            "  version: 1.3.0\n  description: Finds",
+        ));
+        assert_eq!(
+            err.to_string(),
+            "mission.yaml:11: error: package.version: duplicate field `version`"
+        );
+    }
+
+    #[test]
+    fn a_tab_in_the_block_is_explained_without_a_stray_question_mark() {
+        let err = parse_err(&EXAMPLE.replace("    llm: false", "\tllm: false"));
+        let field = err.field.clone().unwrap_or_default();
+        assert!(!field.contains('?'), "{err}");
+        assert!(
+            err.message.contains("YAML cannot be indented with tabs"),
+            "{err}"
+        );
+        assert_eq!(err.line, Some(22), "{err}");
+    }
+
+    #[test]
+    fn rule_errors_carry_the_line_of_their_field() {
+        let load = |text: &str| {
+            load_package_block(text, SourceFormat::Yaml, Path::new(FILE))
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let printed = load(
+            &EXAMPLE
+                .replace("[rust, compiler]", "[a, b, c, d, e, f]")
+                .replace("network: false", "network: [example.org, \"https://x\"]")
+                .replace("max_duration_seconds: 600", "max_duration_seconds: 0")
+                .replace(
+                    "{ model: free }",
+                    "{ model: paid, amount: 0, currency: usd, licence: per_user }",
+                ),
+        );
+        let lines: Vec<&str> = printed
+            .iter()
+            .map(|p| p.split(": error: ").next().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "mission.yaml:16",
+                "mission.yaml:18",
+                "mission.yaml:18",
+                "mission.yaml:20",
+                "mission.yaml:23"
+            ],
+            "{printed:#?}"
+        );
+        assert!(
+            printed[0].contains("package.keywords: 6 keywords"),
+            "{printed:?}"
+        );
+        assert!(
+            printed[3].contains("package.permissions.network[1]: "),
+            "{printed:?}"
+        );
+
+        // JSON too.
+        let json = r#"{"name": "x",
+  "package": {
+    "name": "demo", "version": "1.0.0", "description": "d",
+    "license": "MITT"
+  }
+}"#;
+        let errs = load_package_block(json, SourceFormat::Json, Path::new("m.json")).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("m.json:4: error: package.license: `MITT`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn the_block_reader_applies_the_input_limits_on_its_own() {
+        let path = Path::new(FILE);
+        let bomb = with_package(&format!(
+            "  parameters:\n    - name: p\n      default:\n{}",
+            {
+                let mut s =
+                    String::from("        a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+                for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+                    .iter()
+                    .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+                {
+                    s.push_str(&format!(
+                        "        {name}: &{name} [{}]\n",
+                        vec![format!("*{prev}"); 9].join(", ")
+                    ));
+                }
+                s
+            }
+        ));
+        let started = std::time::Instant::now();
+        let err = parse_package_block(&bomb, SourceFormat::Yaml, path).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(err.message.contains("alias bomb"), "{err}");
+
+        let deep = with_package(&format!(
+            "  keywords: {}\n",
+            "[".repeat(crate::mission::MAX_YAML_BRACKETS + 1)
+        ));
+        let err = parse_package_block(&deep, SourceFormat::Yaml, path).unwrap_err();
+        assert!(err.message.contains("`[` and `{` characters"), "{err}");
+
+        let big = format!(
+            "{}# {}\n",
+            with_package(""),
+            "x".repeat(crate::mission::MAX_MISSION_BYTES)
+        );
+        for format in [SourceFormat::Yaml, SourceFormat::Json] {
+            let err = parse_package_block(&big, format, path).unwrap_err();
+            assert!(err.message.contains("larger than"), "{err}");
+            let errs = load_package_block(&big, format, path).unwrap_err();
+            assert!(errs[0].message.contains("larger than"), "{errs:?}");
+        }
     }
 }

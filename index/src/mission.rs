@@ -17,8 +17,8 @@
 //!
 //! Unlike RustChain, every error says where: [`SourceError`] carries the file, the field
 //! path (`steps[3].name`, found with `serde_path_to_error`) and the parser's line. For
-//! validation problems, found after parsing, a second cheap pass over the text finds the
-//! line of the offending field.
+//! validation problems, found after parsing, a second cheap pass over the text
+//! ([`crate::diagnostic::locate_field`]) finds the line of the offending field.
 //!
 //! The registry reads files from strangers, so parsing is bounded: [`MAX_MISSION_BYTES`] of
 //! input, [`MAX_NESTING_DEPTH`] levels of nesting (both parsers stop there with an error
@@ -28,6 +28,8 @@
 //! instead of exhausting memory. These are the only places where our verdict can differ
 //! from RustChain's: a file beyond a limit is refused even where RustChain would
 //! (slowly) accept it, e.g. an alias bomb inside a key RustChain skips.
+//! [`check_input_limits`] applies the same limits alone, and the `package:` block reader
+//! ([`crate::manifest::parse_package_block`]) calls it, so neither reader is unbounded.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -40,7 +42,10 @@ use schemars::JsonSchema;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{SourceError, SourceFormat};
+use crate::diagnostic::{
+    json_error_location, locate_field, locate_field_position, source_error, yaml_error_location,
+    SourceError, SourceFormat, BOM_MESSAGE,
+};
 
 /// The largest mission file read, in bytes (1 MiB; real missions are a few KiB).
 pub const MAX_MISSION_BYTES: usize = 1 << 20;
@@ -415,6 +420,10 @@ pub enum ValidationError {
         /// The ids around the cycle, each depending on the next (and the last on the first).
         cycle: Vec<String>,
     },
+    /// The dependency check reached a state its own logic rules out. Never a partial
+    /// order: a mission is only accepted with every step placed.
+    #[error("internal error in the dependency check ({detail}); please report this mission")]
+    Internal { detail: &'static str },
 }
 
 fn describe_cycle(cycle: &[String]) -> String {
@@ -431,37 +440,15 @@ fn describe_cycle(cycle: &[String]) -> String {
 impl ValidationError {
     /// The field at fault, e.g. `steps`, `steps[2].id` or `steps[4].depends_on[0]`.
     pub fn field(&self) -> String {
-        self.path().iter().fold(String::new(), |mut out, segment| {
-            match segment {
-                Segment::Key(key) if out.is_empty() => out.push_str(key),
-                Segment::Key(key) => {
-                    out.push('.');
-                    out.push_str(key);
-                }
-                Segment::Index(i) => out.push_str(&format!("[{i}]")),
-            }
-            out
-        })
-    }
-
-    fn path(&self) -> Vec<Segment> {
-        use Segment::{Index, Key};
         match *self {
-            ValidationError::NoSteps => vec![Key("steps")],
-            ValidationError::DuplicateId { index, .. } => {
-                vec![Key("steps"), Index(index), Key("id")]
-            }
+            ValidationError::NoSteps | ValidationError::Internal { .. } => "steps".to_owned(),
+            ValidationError::DuplicateId { index, .. } => format!("steps[{index}].id"),
             ValidationError::UnknownDependency {
                 index, position, ..
             }
             | ValidationError::Cycle {
                 index, position, ..
-            } => vec![
-                Key("steps"),
-                Index(index),
-                Key("depends_on"),
-                Index(position),
-            ],
+            } => format!("steps[{index}].depends_on[{position}]"),
         }
     }
 }
@@ -539,23 +526,16 @@ impl Mission {
 
         // Every step left waits for another step left, so following "waits for" from any
         // of them must come back to a step already seen: that loop is a cycle.
-        let Some(start) = (0..n).find(|&i| waiting[i] > 0) else {
-            return Ok(order);
+        let left: Vec<bool> = waiting.iter().map(|&w| w > 0).collect();
+        let Some(start) = left.iter().position(|&l| l) else {
+            return Err(ValidationError::Internal {
+                detail: "steps are missing from the order, but none is waiting",
+            });
         };
-        let mut seen_at: Vec<Option<usize>> = vec![None; n];
-        let mut walk = Vec::new();
-        let mut current = start;
-        let cycle = loop {
-            if let Some(at) = seen_at[current] {
-                break walk.split_off(at);
-            }
-            seen_at[current] = Some(walk.len());
-            walk.push(current);
-            match deps[current].iter().find(|&&d| waiting[d] > 0) {
-                Some(&next) => current = next,
-                // Cannot happen (a waiting step has a waiting dependency); stay total.
-                None => return Ok(order),
-            }
+        let Some(cycle) = find_cycle(&deps, &left, start) else {
+            return Err(ValidationError::Internal {
+                detail: "a waiting step waits for no waiting step",
+            });
         };
         // Start the cycle at the step that comes first in the file.
         let first = cycle
@@ -597,14 +577,42 @@ impl Mission {
     }
 }
 
+/// Follows "waits for" (`deps`) from `start` through the steps still `left` until a step
+/// comes back: that loop, in walking order. `None` when the walk reaches a step that waits
+/// for no step left, which cannot happen for what Kahn's algorithm leaves over.
+fn find_cycle(deps: &[Vec<usize>], left: &[bool], start: usize) -> Option<Vec<usize>> {
+    let mut seen_at: Vec<Option<usize>> = vec![None; deps.len()];
+    let mut walk = Vec::new();
+    let mut current = start;
+    loop {
+        if let Some(at) = *seen_at.get(current)? {
+            return Some(walk.split_off(at));
+        }
+        seen_at[current] = Some(walk.len());
+        walk.push(current);
+        current = *deps
+            .get(current)?
+            .iter()
+            .find(|&&d| left.get(d).copied().unwrap_or(false))?;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Parsing with positions.
 // ---------------------------------------------------------------------------------------
 
 /// Reads a mission file (`.json` as JSON, anything else as YAML, as RustChain), then
-/// parses and validates it with [`parse_mission`]. A file larger than
-/// [`MAX_MISSION_BYTES`] is refused after reading at most one byte more than that.
+/// parses and validates it with [`parse_mission`].
 pub fn load_mission_file(path: &Path) -> Result<Mission, SourceError> {
+    let text = read_mission_text(path)?;
+    parse_mission(&text, SourceFormat::for_path(path), path)
+}
+
+/// Reads a mission file as text, refusing what no mission can be: a file larger than
+/// [`MAX_MISSION_BYTES`] (refused after reading at most one byte more than that), or one
+/// that is not UTF-8 (the error gives the line and column of the first bad byte, and says
+/// so when the file looks like UTF-16).
+pub fn read_mission_text(path: &Path) -> Result<String, SourceError> {
     let file = std::fs::File::open(path)
         .map_err(|e| SourceError::new(path, format!("cannot open the mission file: {e}")))?;
     let mut bytes = Vec::new();
@@ -614,8 +622,7 @@ pub fn load_mission_file(path: &Path) -> Result<Mission, SourceError> {
     if bytes.len() > MAX_MISSION_BYTES {
         return Err(too_large(path));
     }
-    let text = std::str::from_utf8(&bytes).map_err(|e| not_utf8(path, &bytes, &e))?;
-    parse_mission(text, SourceFormat::for_path(path), path)
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), &e.utf8_error()))
 }
 
 /// Parses and validates a mission read from `file` (used in errors only). The result is
@@ -634,12 +641,106 @@ pub fn parse_mission(
         SourceFormat::Json => parse_json(text, file)?,
     };
     if let Err(problem) = mission.validate() {
-        let (line, column) = locate(text, format, &problem.path());
+        let field = problem.field();
+        let (line, column) = locate_field_position(text, format, &field).unzip();
         return Err(SourceError::new(file, problem.to_string())
-            .with_field(problem.field())
+            .with_field(field)
             .with_line(line, column));
     }
     Ok(mission)
+}
+
+/// Applies the input limits of this module (see the module documentation) to a whole
+/// file, without parsing it into anything: the size, and for YAML the bracket count, the
+/// nesting depth and the number of values after alias expansion. [`parse_mission`] and
+/// [`crate::manifest::parse_package_block`] both call it, so each is safe on its own.
+pub fn check_input_limits(
+    text: &str,
+    format: SourceFormat,
+    file: &Path,
+) -> Result<(), SourceError> {
+    if text.len() > MAX_MISSION_BYTES {
+        return Err(too_large(file));
+    }
+    match format {
+        SourceFormat::Yaml => prescan_yaml(text, file).map(|_| ()),
+        // serde_json has no aliases and stops at its own depth limit.
+        SourceFormat::Json => Ok(()),
+    }
+}
+
+/// The top-level keys RustChain reads, and the registry's `package`.
+const KNOWN_TOP_LEVEL_KEYS: [&str; 6] = [
+    "version",
+    "name",
+    "description",
+    "steps",
+    "config",
+    "package",
+];
+
+/// Warnings for top-level keys that look like a misspelt `package:` block (`pakage`,
+/// `packages`, `Package`): RustChain ignores unknown keys, so such a block is silently not
+/// a package block at all, and the mission would be published without its manifest or
+/// refused for lacking one. Empty when there is nothing to say, and for a file that does
+/// not parse or breaks an input limit (the parser's error says more).
+pub fn top_level_key_warnings(text: &str, format: SourceFormat) -> Vec<String> {
+    if check_input_limits(text, format, Path::new("")).is_err() {
+        return Vec::new();
+    }
+    let keys = match format {
+        SourceFormat::Yaml => TopLevelKeys
+            .deserialize(yaml_serde::Deserializer::from_str(text))
+            .ok(),
+        SourceFormat::Json => TopLevelKeys
+            .deserialize(&mut serde_json::Deserializer::from_str(text))
+            .ok(),
+    }
+    .unwrap_or_default();
+    keys.into_iter()
+        .filter(|key| !KNOWN_TOP_LEVEL_KEYS.contains(&key.as_str()) && looks_like_package(key))
+        .map(|key| {
+            let at =
+                locate_field(text, format, &key).map_or(String::new(), |l| format!("line {l}: "));
+            format!(
+                "{at}the top-level key `{key}` is not a RustChain key, so RustChain ignores it \
+                 and this file has no package block; it was probably meant as `package:`"
+            )
+        })
+        .collect()
+}
+
+/// Whether a key is `package` give or take case and two typing mistakes.
+fn looks_like_package(key: &str) -> bool {
+    strsim::damerau_levenshtein(&key.to_lowercase(), "package") <= 2
+}
+
+/// Reads the keys of the top-level map, skipping every value without building it.
+struct TopLevelKeys;
+
+impl<'de> DeserializeSeed<'de> for TopLevelKeys {
+    type Value = Vec<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<String>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevelKeys {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
 }
 
 fn too_large(file: &Path) -> SourceError {
@@ -653,11 +754,13 @@ fn not_utf8(file: &Path, bytes: &[u8], error: &std::str::Utf8Error) -> SourceErr
     let at = error.valid_up_to();
     let before = &bytes[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = at
-        - before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1)
+    // Characters, not bytes, before the bad byte on its line (the text up to it is UTF-8).
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = std::str::from_utf8(&before[line_start..])
+        .map_or(at - line_start, |s| s.chars().count())
         + 1;
     let utf16 = if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         " (it looks like UTF-16; save it as UTF-8)"
@@ -675,13 +778,19 @@ fn not_utf8(file: &Path, bytes: &[u8], error: &std::str::Utf8Error) -> SourceErr
 }
 
 fn parse_yaml(text: &str, file: &Path) -> Result<Mission, SourceError> {
-    check_flow_brackets(text, file)?;
+    let root = prescan_yaml(text, file)?;
+    serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(text))
+        .map_err(|e| yaml_error(text, file, &e.path().to_string(), e.inner(), root))
+}
 
-    // First walk the document, following aliases as the real parse would but building
-    // nothing, so an alias bomb is refused cheaply. Any error here is one the real parse
-    // would also meet (a syntax error, a bomb, a second document...), and a syntax error
-    // is the more useful report: yaml_serde would otherwise report whatever field it was
-    // reading when the events ran out.
+/// The YAML limits, before any real parse: the bracket count, then a walk of the
+/// document that follows aliases as the real parse would but builds nothing, so an alias
+/// bomb is refused cheaply. Any error here is one the real parse would also meet (a
+/// syntax error, a bomb, a second document...), and a syntax error is the more useful
+/// report: yaml_serde would otherwise report whatever field it was reading when the events
+/// ran out. Returns what the document's root is ("a map", "a list", ...).
+fn prescan_yaml(text: &str, file: &Path) -> Result<Option<&'static str>, SourceError> {
+    check_flow_brackets(text, file)?;
     let budget = Cell::new(MAX_MISSION_NODES);
     let root = Cell::new(None);
     let mut track = serde_path_to_error::Track::new();
@@ -694,13 +803,16 @@ fn parse_yaml(text: &str, file: &Path) -> Result<Mission, SourceError> {
         yaml_serde::Deserializer::from_str(text),
         &mut track,
     ));
-    if let Err(e) = counted {
-        let path = track.path().to_string();
-        return Err(yaml_error(text, file, &path, &e, root.get()));
+    match counted {
+        Ok(()) => Ok(root.get()),
+        Err(e) => Err(yaml_error(
+            text,
+            file,
+            &track.path().to_string(),
+            &e,
+            root.get(),
+        )),
     }
-
-    serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(text))
-        .map_err(|e| yaml_error(text, file, &e.path().to_string(), e.inner(), root.get()))
 }
 
 fn check_flow_brackets(text: &str, file: &Path) -> Result<(), SourceError> {
@@ -725,8 +837,8 @@ fn check_flow_brackets(text: &str, file: &Path) -> Result<(), SourceError> {
     .with_line(Some(line), Some(column)))
 }
 
-/// Turns a yaml_serde error into ours: the message without yaml_serde's copy of the path
-/// and position, and plainer words for the errors a user cannot guess the cause of.
+/// Turns a yaml_serde error into ours with [`source_error`], plus what only a whole
+/// mission can say: an alias bomb, an empty document, a document that is not a map.
 fn yaml_error(
     text: &str,
     file: &Path,
@@ -734,132 +846,67 @@ fn yaml_error(
     error: &yaml_serde::Error,
     root: Option<&'static str>,
 ) -> SourceError {
-    let (mut line, mut column) = yaml_location(error);
+    let (line, column) = yaml_error_location(error);
     let full = error.to_string();
     if full.contains(TOO_MANY_NODES) {
         let message = format!(
             "the document expands to more than {MAX_MISSION_NODES} values through YAML aliases \
              (an alias bomb?); refused"
         );
-        return source_error(file, path, message, line, column);
+        return source_error(text, SourceFormat::Yaml, file, path, message, line, column);
     }
-    let mut message = strip_position(full, line, column);
-    if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
-        message = rest.to_owned();
+    let mut error = source_error(text, SourceFormat::Yaml, file, path, full, line, column);
+    if error.message == BOM_MESSAGE || error.message.contains("more than one YAML document") {
+        return error;
     }
-    if message == "repetition limit exceeded" {
-        message = "YAML aliases are expanded too many times (an alias bomb?); refused".to_owned();
-    } else if message.starts_with("deserializing from YAML containing more than one document") {
-        message = "the file holds more than one YAML document (a second `---`); a mission is \
-                   one document"
-            .to_owned();
-        (line, column) = second_document_location(text);
-    } else if root == Some("empty") || (message == "EOF while parsing a value" && line.is_none()) {
+    if root == Some("empty") || (error.message == "EOF while parsing a value" && line.is_none()) {
         // yaml_serde reads an empty document as an empty map: "missing field `version`".
         let message = "the file holds no YAML document (it is empty or only comments); a \
                        mission needs `version`, `name` and `steps`";
         return SourceError::new(file, message).with_line(Some(1), Some(1));
-    } else if let Some(kind) = root.filter(|&k| k != "a map" && path == ".") {
-        message = format!(
+    }
+    if let Some(kind) = root.filter(|&k| k != "a map" && path == ".") {
+        error.message = format!(
             "the document is {kind}, but a mission is a map with `version`, `name` and `steps` \
-             ({message})"
+             ({})",
+            error.message
         );
     }
-    source_error(file, path, message, line, column)
+    error
 }
 
 fn parse_json(text: &str, file: &Path) -> Result<Mission, SourceError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let mission: Mission = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let (line, column) = json_error_location(e.inner());
         let path = e.path().to_string();
-        let (line, column) = json_location(e.inner());
-        let message = strip_position(e.inner().to_string(), line, column);
-        source_error(file, &path, message, line, column)
+        source_error(
+            text,
+            SourceFormat::Json,
+            file,
+            &path,
+            e.inner().to_string(),
+            line,
+            column,
+        )
     })?;
     // As `serde_json::from_str`: nothing but whitespace may follow the value.
     de.end().map_err(|e| {
-        let (line, column) = json_location(&e);
-        let message = strip_position(e.to_string(), line, column);
-        source_error(file, ".", message, line, column)
+        let (line, column) = json_error_location(&e);
+        source_error(
+            text,
+            SourceFormat::Json,
+            file,
+            ".",
+            e.to_string(),
+            line,
+            column,
+        )
     })?;
     Ok(mission)
 }
 
-/// Builds the error from a parser message: names the field (for a missing or duplicate
-/// field, the field itself rather than the map holding it) and explains the limits.
-fn source_error(
-    file: &Path,
-    path: &str,
-    mut message: String,
-    line: Option<usize>,
-    column: Option<usize>,
-) -> SourceError {
-    let mut field = if path == "." {
-        String::new()
-    } else {
-        path.to_owned()
-    };
-    for prefix in ["missing field `", "duplicate field `"] {
-        if let Some(name) = message
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix('`'))
-        {
-            field = if field.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{field}.{name}")
-            };
-        }
-    }
-    if message == "recursion limit exceeded" {
-        message = format!(
-            "recursion limit exceeded: lists and maps are nested more than {MAX_NESTING_DEPTH} levels deep"
-        );
-    }
-    let error = SourceError::new(file, message).with_line(line, column);
-    if field.is_empty() {
-        error
-    } else {
-        error.with_field(field)
-    }
-}
-
-/// Removes the " at line L column C" both parsers append, since the position has its own
-/// fields.
-fn strip_position(message: String, line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => message.replacen(&format!(" at line {l} column {c}"), "", 1),
-        _ => message,
-    }
-}
-
-fn yaml_location(e: &yaml_serde::Error) -> (Option<usize>, Option<usize>) {
-    e.location()
-        .map_or((None, None), |l| (Some(l.line()), Some(l.column())))
-}
-
-fn json_location(e: &serde_json::Error) -> (Option<usize>, Option<usize>) {
-    if e.line() == 0 {
-        (None, None)
-    } else {
-        (Some(e.line()), Some(e.column()))
-    }
-}
-
-/// Where the second document of a multi-document YAML file starts.
-fn second_document_location(text: &str) -> (Option<usize>, Option<usize>) {
-    let mut documents = yaml_serde::Deserializer::from_str(text);
-    let (Some(_first), Some(second)) = (documents.next(), documents.next()) else {
-        return (None, None);
-    };
-    match (Locate { path: &[] }).deserialize(second) {
-        Err(e) if e.to_string().contains(FOUND) => yaml_location(&e),
-        _ => (None, None),
-    }
-}
-
 const TOO_MANY_NODES: &str = "mission-index: too many YAML values";
-const FOUND: &str = "mission-index: located";
 
 /// Visits every value of a YAML document, following aliases, and fails once more than
 /// the budget has been seen. Builds nothing.
@@ -962,84 +1009,6 @@ impl<'de> Visitor<'de> for CountNodes<'_> {
         self.seen::<A::Error>("a tagged value")?;
         let (IgnoredAny, variant) = data.variant()?;
         de::VariantAccess::newtype_variant_seed(variant, self)
-    }
-}
-
-/// A step of a field path: a map key or a list index.
-#[derive(Debug, Clone, Copy)]
-enum Segment {
-    Key(&'static str),
-    Index(usize),
-}
-
-/// Walks to the value at `path` and fails there, so the parser's error carries that
-/// value's position. Everything else is skipped without being built.
-struct Locate<'p> {
-    path: &'p [Segment],
-}
-
-impl<'de> DeserializeSeed<'de> for Locate<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Locate<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every `visit_*` not written here fails with this text, which is how the value at
-        // the end of the path "fails".
-        if self.path.is_empty() {
-            f.write_str(FOUND)
-        } else {
-            f.write_str("a list or a map")
-        }
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((Segment::Index(index), rest)) = self.path.split_first() else {
-            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
-        };
-        for _ in 0..*index {
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-        }
-        seq.next_element_seed(Locate { path: rest })?;
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((Segment::Key(wanted), rest)) = self.path.split_first() else {
-            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
-        };
-        while let Some(key) = map.next_key::<String>()? {
-            if key == *wanted {
-                return map.next_value_seed(Locate { path: rest });
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
-}
-
-/// The line and column of the value at `path` in a document that parsed.
-fn locate(text: &str, format: SourceFormat, path: &[Segment]) -> (Option<usize>, Option<usize>) {
-    let seed = Locate { path };
-    match format {
-        SourceFormat::Yaml => match seed.deserialize(yaml_serde::Deserializer::from_str(text)) {
-            Err(e) if e.to_string().contains(FOUND) => yaml_location(&e),
-            _ => (None, None),
-        },
-        SourceFormat::Json => {
-            match seed.deserialize(&mut serde_json::Deserializer::from_str(text)) {
-                Err(e) if e.to_string().contains(FOUND) => json_location(&e),
-                _ => (None, None),
-            }
-        }
     }
 }
 
@@ -1486,9 +1455,15 @@ mod tests {
         ));
         assert_eq!(e.field.as_deref(), Some("steps[0].name"));
         assert_eq!(e.message, "duplicate field `name`");
-        assert_eq!(e.line, Some(4));
+        // The line of the repeated key, not of the map holding it.
+        assert_eq!(e.line, Some(6));
         let e = yaml_err("version: '1'\nname: n\nname: m\nsteps: []\n");
         assert_eq!(e.field.as_deref(), Some("name"));
+        assert_eq!(e.line, Some(3));
+        let e =
+            json_err("{\"version\": \"1\",\n \"name\": \"n\",\n \"name\": \"m\", \"steps\": []}");
+        assert_eq!(e.field.as_deref(), Some("name"));
+        assert_eq!(e.line, Some(3));
         // ...but inside `parameters` RustChain keeps the last value, and so do we.
         let m = yaml(&with_steps(
             "  - id: a\n    name: A\n    step_type: noop\n    parameters: {path: x, path: y}\n",
@@ -1712,5 +1687,129 @@ mod tests {
                 .starts_with("steps[0].parameters"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_named_and_keeps_rustchain_verdict() {
+        // libyaml (RustChain's and ours) skips the mark but counts it as a column, so the
+        // first key is indented by one and the next line starts a second document: refused.
+        let e = yaml_err(&format!("\u{feff}{}", with_steps(NOOP)));
+        assert_eq!(
+            e.to_string(),
+            "m.yaml:1: error: the file starts with a UTF-8 byte-order mark; save it without one"
+        );
+        // serde_json refuses any mark.
+        let e = json_err("\u{feff}{\"version\": \"1\", \"name\": \"n\", \"steps\": []}");
+        assert_eq!(e.message, BOM_MESSAGE);
+        // A one-line flow mapping after the mark is accepted by RustChain, and by us.
+        let m = yaml(
+            "\u{feff}{version: '1', name: n, steps: [{id: a, name: A, step_type: noop, parameters: {}}]}\n",
+        )
+        .unwrap();
+        assert_eq!(m.steps.len(), 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.yaml");
+        std::fs::write(&path, format!("\u{feff}{}", with_steps(NOOP))).unwrap();
+        assert_eq!(load_mission_file(&path).unwrap_err().message, BOM_MESSAGE);
+    }
+
+    #[test]
+    fn a_tab_used_as_indentation_is_named_with_its_column() {
+        let e = yaml_err("version: '1'\nname: n\nsteps:\n\t- id: a\n");
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message
+                .starts_with("a tab at column 1: YAML cannot be indented with tabs"),
+            "{e}"
+        );
+        let e = yaml_err(&with_steps("  - id: a\n    name: A\n  \tstep_type: noop\n"));
+        assert!(
+            e.message.contains("YAML cannot be indented with tabs"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(6), "{e}");
+        // A tab inside a value is fine.
+        let m = yaml(&with_steps(
+            "  - id: a\n    name: \"A\tB\"\n    step_type: noop\n    parameters: {}\n",
+        ))
+        .unwrap();
+        assert_eq!(m.steps[0].name, "A\tB");
+    }
+
+    #[test]
+    fn read_mission_text_checks_size_and_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        std::fs::write(&path, "name: é\n").unwrap();
+        assert_eq!(read_mission_text(&path).unwrap(), "name: é\n");
+
+        // The bad byte on line 2, after `é` (one character, two bytes) and a space.
+        std::fs::write(&path, b"a: 1\n\xC3\xA9 \xFF\n").unwrap();
+        let e = read_mission_text(&path).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(3)), "{e}");
+        assert!(e.message.contains("byte 0xFF at offset 8"), "{e}");
+
+        std::fs::write(&path, vec![b'#'; MAX_MISSION_BYTES + 1]).unwrap();
+        let e = read_mission_text(&path).unwrap_err();
+        assert!(e.message.contains("larger than"), "{e}");
+        std::fs::write(&path, vec![b'#'; MAX_MISSION_BYTES]).unwrap();
+        assert_eq!(read_mission_text(&path).unwrap().len(), MAX_MISSION_BYTES);
+
+        std::fs::write(&path, [0xFE, 0xFF, 0, b'a']).unwrap();
+        assert!(read_mission_text(&path)
+            .unwrap_err()
+            .message
+            .contains("UTF-16"));
+    }
+
+    #[test]
+    fn the_cycle_walk_never_yields_a_partial_answer() {
+        // 0 -> 1 -> 2 -> 1
+        let deps = vec![vec![1], vec![2], vec![1]];
+        assert_eq!(find_cycle(&deps, &[true; 3], 0), Some(vec![1, 2]));
+        // Inconsistent input (step 1 waits for nothing left): no cycle, and so
+        // `topological_order` reports an internal error rather than an incomplete order.
+        assert_eq!(find_cycle(&deps, &[true, true, false], 0), None);
+        assert_eq!(find_cycle(&[vec![5]], &[true], 0), None);
+        let e = ValidationError::Internal { detail: "x" };
+        assert_eq!(e.field(), "steps");
+        assert!(e.to_string().contains("internal error"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_package_block_is_warned_about() {
+        for key in ["pakage", "packages", "Package", "pacakge", "PACKAGE"] {
+            let text = format!("{}{key}:\n  name: demo\n", with_steps(NOOP));
+            let warnings = top_level_key_warnings(&text, SourceFormat::Yaml);
+            assert_eq!(warnings.len(), 1, "{key}: {warnings:?}");
+            assert!(
+                warnings[0].starts_with("line 8: the top-level key"),
+                "{warnings:?}"
+            );
+            assert!(warnings[0].contains(&format!("`{key}`")), "{warnings:?}");
+            assert!(warnings[0].contains("RustChain ignores it"), "{warnings:?}");
+            assert!(warnings[0].contains("meant as `package:`"), "{warnings:?}");
+        }
+        for fine in ["package", "metadata", "author", "pack", "config"] {
+            let text = format!("{}{fine}:\n  name: demo\n", with_steps(NOOP));
+            assert_eq!(
+                top_level_key_warnings(&text, SourceFormat::Yaml),
+                Vec::<String>::new(),
+                "{fine}"
+            );
+        }
+        let json = r#"{"version": "1", "name": "n", "steps": [],
+ "pakage": {"name": "demo"}}"#;
+        let warnings = top_level_key_warnings(json, SourceFormat::Json);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("line 2: "), "{warnings:?}");
+        // Nothing to say about text that does not parse, or a bomb.
+        assert!(top_level_key_warnings("pakage: [\n", SourceFormat::Yaml).is_empty());
+        assert!(top_level_key_warnings(
+            &format!("pakage:\n{}", billion_laughs("  ")),
+            SourceFormat::Yaml
+        )
+        .is_empty());
     }
 }
