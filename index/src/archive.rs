@@ -1330,6 +1330,42 @@ pub fn read_archive_file(
     Ok(one.found)
 }
 
+/// Verifies the whole archive and returns its files in archive order (the inverse of
+/// [`build_archive_from_files`]). Writes nothing; memory is bounded by the limits.
+pub fn read_archive_files(
+    archive: &[u8],
+    limits: &ArchiveLimits,
+) -> Result<Vec<SourceFile>, ArchiveError> {
+    let mut all = AllFiles(Vec::new());
+    walk(archive, limits, limits.decompressed_cap(), &mut all)?;
+    Ok(all.0)
+}
+
+struct AllFiles(Vec<SourceFile>);
+
+impl Visitor for AllFiles {
+    fn entry(&mut self, info: &ArchiveEntryInfo) -> Result<(), ArchiveError> {
+        if info.kind == EntryKind::File {
+            self.0.push(SourceFile {
+                path: info.path.clone(),
+                executable: info.executable,
+                data: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+    fn data(&mut self, chunk: &[u8]) -> Result<(), ArchiveError> {
+        // Only files carry data, and a file's data follows its own entry.
+        if let Some(file) = self.0.last_mut() {
+            file.data.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+    fn end_entry(&mut self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+}
+
 struct Unpacker {
     root: PathBuf,
     current: Option<(fs::File, PathBuf, bool)>,
@@ -2257,5 +2293,34 @@ mod tests {
             check_path("a\0b", &limits),
             Err(ArchiveError::NulInPath { .. })
         ));
+    }
+
+    #[test]
+    fn read_archive_files_inverts_build_archive_from_files() {
+        let files = vec![
+            SourceFile {
+                path: "mission.yaml".into(),
+                executable: false,
+                data: b"name: x\n".to_vec(),
+            },
+            SourceFile {
+                path: "scripts/run.sh".into(),
+                executable: true,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
+            SourceFile {
+                path: "README.md".into(),
+                executable: false,
+                data: Vec::new(),
+            },
+        ];
+        let limits = ArchiveLimits::default();
+        let archive = build_archive_from_files(files.clone(), &limits).unwrap();
+        let mut back = read_archive_files(&archive, &limits).unwrap();
+        let mut expected = files;
+        back.sort_by(|a, b| a.path.cmp(&b.path));
+        expected.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(back, expected);
+        assert_eq!(build_archive_from_files(back, &limits).unwrap(), archive);
     }
 }

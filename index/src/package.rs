@@ -4,14 +4,12 @@
 //! A *package folder* holds `mission.yaml` with a `package:` block. A plain mission file
 //! (no block) is a valid mission but cannot be published.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{SourceError, SourceFormat};
+use crate::diagnostic::{locate_field, SourceError, SourceFormat};
 use crate::lint::{self, FindingKind, LintFinding};
 use crate::manifest::{self, Manifest};
-use crate::mission::{self, Mission, MAX_MISSION_BYTES};
+use crate::mission::{self, Mission};
 
 /// The file a package folder must hold.
 pub const MANIFEST_FILE: &str = "mission.yaml";
@@ -26,32 +24,8 @@ pub struct MissionSource {
     /// What the permission lint could not check (a shell script, a templated command):
     /// not errors, but a person should look.
     pub warnings: Vec<LintFinding>,
-}
-
-/// Reads at most `MAX_MISSION_BYTES` of `file` as UTF-8 text.
-pub fn read_source_text(file: &Path) -> Result<String, SourceError> {
-    let handle = File::open(file)
-        .map_err(|e| SourceError::new(file, format!("cannot open the file: {e}")))?;
-    let mut bytes = Vec::new();
-    handle
-        .take(MAX_MISSION_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| SourceError::new(file, format!("cannot read the file: {e}")))?;
-    if bytes.len() > MAX_MISSION_BYTES {
-        return Err(SourceError::new(
-            file,
-            format!("the file is larger than the limit of {MAX_MISSION_BYTES} bytes"),
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        SourceError::new(
-            file,
-            format!(
-                "the file is not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
+    /// Top-level keys that look like a misspelt `package:` (RustChain ignores them).
+    pub key_warnings: Vec<String>,
 }
 
 /// Parses and checks the mission text of `file`: RustChain's rules, then the `package:` block
@@ -71,7 +45,10 @@ pub fn check_mission_text(file: &Path, text: &str) -> Result<MissionSource, Sour
                         "step `{}`: {} (declare it under `package.permissions`)",
                         finding.step_id, finding.message
                     );
-                    return Err(SourceError::new(file, message).with_field(finding.field));
+                    let line = locate_field(text, format, &finding.field);
+                    return Err(SourceError::new(file, message)
+                        .with_field(finding.field)
+                        .with_line(line, None));
                 }
                 FindingKind::Unverifiable => warnings.push(finding),
             }
@@ -82,6 +59,7 @@ pub fn check_mission_text(file: &Path, text: &str) -> Result<MissionSource, Sour
         mission,
         manifest,
         warnings,
+        key_warnings: mission::top_level_key_warnings(text, format),
     })
 }
 
@@ -94,7 +72,7 @@ fn first_error(file: &Path, errors: Vec<SourceError>) -> SourceError {
 
 /// Reads and checks a mission file (with or without a `package:` block).
 pub fn load_mission_source(file: &Path) -> Result<MissionSource, SourceError> {
-    let text = read_source_text(file)?;
+    let text = mission::read_mission_text(file)?;
     check_mission_text(file, &text)
 }
 

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::Result;
 use mission_index::diagnostic::SourceError;
 use mission_index::package;
@@ -25,18 +27,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.paths
     };
     let mut failed = 0usize;
+    let mut out = std::io::stdout().lock();
     for path in &paths {
-        match check(path) {
+        let line = match check(path) {
             Ok(source) => {
-                println!("{}: ok", path.display());
                 for warning in &source.warnings {
                     eprintln!("{}: warning: {warning}", source.file.display());
                 }
+                for warning in &source.key_warnings {
+                    eprintln!("{}: warning: {warning}", source.file.display());
+                }
+                format!("{}: ok", path.display())
             }
             Err(err) => {
                 failed += 1;
-                println!("{}", one_line(&err));
+                one_line(&err)
             }
+        };
+        // A closed pipe (`mission validate ... | head`) is not an error worth a panic.
+        if let Err(e) = writeln!(out, "{line}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                break;
+            }
+            return Err(e.into());
         }
     }
     Ok(if failed == 0 {
