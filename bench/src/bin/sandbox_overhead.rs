@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use mission_executor::sandbox::{choose, Limits, NetworkAccess, ProcessSpec, SandboxChoice};
 
+/// One timed run of a series.
+type Step = dyn FnMut() -> Result<(), Box<dyn std::error::Error>>;
+
 fn stats(samples: &mut [Duration]) -> (f64, f64, f64) {
     samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -43,10 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let work = tempfile::tempdir()?;
-    let mut series: Vec<(
-        &str,
-        Box<dyn FnMut() -> Result<(), Box<dyn std::error::Error>>>,
-    )> = Vec::new();
+    let mut series: Vec<(&str, Box<Step>)> = Vec::new();
     series.push((
         "plain",
         Box::new(|| {
