@@ -15,6 +15,9 @@ use thiserror::Error;
 
 pub mod builtin;
 pub mod bwrap;
+pub mod filter;
+pub mod process;
+pub mod view;
 
 /// What to run, where, and within which limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,4 +142,37 @@ pub enum SandboxChoice {
     Auto,
     Bwrap,
     Builtin,
+}
+
+/// The sandbox `--sandbox` asked for. `Auto` takes bubblewrap when it is installed and
+/// runs `true` successfully (probed once per process), else the built-in backend; an
+/// explicit choice fails with [`SandboxError::Unavailable`] saying why.
+pub fn choose(choice: SandboxChoice) -> Result<Box<dyn Sandbox>, SandboxError> {
+    static BWRAP: std::sync::OnceLock<Result<bwrap::BwrapSandbox, String>> =
+        std::sync::OnceLock::new();
+    let probe = || {
+        BWRAP
+            .get_or_init(|| {
+                bwrap::BwrapSandbox::new().map_err(|e| match e {
+                    SandboxError::Unavailable { reason, .. } => reason,
+                    other => other.to_string(),
+                })
+            })
+            .clone()
+    };
+    match choice {
+        SandboxChoice::Bwrap => {
+            probe()
+                .map(|b| Box::new(b) as Box<dyn Sandbox>)
+                .map_err(|reason| SandboxError::Unavailable {
+                    backend: "bwrap",
+                    reason,
+                })
+        }
+        SandboxChoice::Builtin => Ok(Box::new(builtin::BuiltinSandbox::new()?)),
+        SandboxChoice::Auto => match probe() {
+            Ok(b) => Ok(Box::new(b)),
+            Err(_) => Ok(Box::new(builtin::BuiltinSandbox::new()?)),
+        },
+    }
 }

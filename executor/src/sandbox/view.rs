@@ -1,0 +1,244 @@
+//! The file system a sandboxed process sees, as a list of mounts both backends build.
+//!
+//! The root is an empty tmpfs. Into it go, in this order:
+//!
+//! - `/usr` read-only, and `/bin`, `/sbin`, `/lib*` as on the host (symlinks into `/usr` on a
+//!   merged-/usr system, read-only binds otherwise);
+//! - a few entries of `/etc` read-only: what the dynamic linker, name lookups, TLS roots and
+//!   `alternatives` need ([`ETC_ENTRIES`]; `resolv.conf` only with network). Not the rest:
+//!   no `shadow`, no host configuration or credentials;
+//! - a fresh `/proc` (of the step's own pid namespace: no host process is visible), a minimal
+//!   `/dev` (null, zero, full, random, urandom, tty), a private `/tmp` tmpfs;
+//! - the work folder, read-write, at its own path (its parent folders are created empty, so
+//!   nothing else of e.g. `/root` or the host `/tmp` appears).
+//!
+//! Nothing else of the host exists inside: not `/root`, `/home`, `/var`, `/run`, `/srv`,
+//! the host `/tmp`, nor the folder this program runs from.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::{NetworkAccess, SandboxError};
+
+/// Entries of `/etc` shown read-only (those that exist on the host).
+pub const ETC_ENTRIES: &[&str] = &[
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "passwd",
+    "protocols",
+    "services",
+    "ssl",
+];
+
+/// Top-level system folders shown read-only (symlinks are recreated as symlinks).
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// Device nodes bound into the minimal `/dev`.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// One step in building the sandbox's file system. Paths are as seen inside the sandbox;
+/// sources are host paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// An empty directory (mode 0755, owned by root).
+    Dir(PathBuf),
+    /// A read-only bind of a host directory or file.
+    ReadOnly {
+        source: PathBuf,
+        dest: PathBuf,
+        is_dir: bool,
+    },
+    /// The read-write bind of the work folder.
+    ReadWrite {
+        source: PathBuf,
+        dest: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    /// A tmpfs with this mode and size limit in bytes.
+    Tmpfs {
+        dest: PathBuf,
+        mode: u32,
+        size: u64,
+    },
+    /// A procfs of the sandbox's pid namespace.
+    Proc(PathBuf),
+    /// A minimal /dev ([`DEVICES`] plus the `fd`, `stdin`, `stdout`, `stderr` links).
+    Dev(PathBuf),
+}
+
+/// The mounts for a process whose (canonical) work folder is `workdir`.
+pub fn plan(
+    workdir: &Path,
+    network: &NetworkAccess,
+    tmp_size: u64,
+) -> Result<Vec<Mount>, SandboxError> {
+    let mut mounts = Vec::new();
+    for dir in SYSTEM_DIRS {
+        let path = Path::new(dir);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(path).map_err(|e| setup(path, e))?;
+            mounts.push(Mount::Symlink {
+                target,
+                link: path.to_path_buf(),
+            });
+        } else if meta.is_dir() {
+            mounts.push(Mount::ReadOnly {
+                source: path.to_path_buf(),
+                dest: path.to_path_buf(),
+                is_dir: true,
+            });
+        }
+    }
+    mounts.push(Mount::Dir("/etc".into()));
+    let resolv = matches!(network, NetworkAccess::Hosts(_)).then_some("resolv.conf");
+    for name in ETC_ENTRIES.iter().copied().chain(resolv) {
+        let dest = Path::new("/etc").join(name);
+        // Follow a symlink (e.g. /etc/localtime) to what it names; skip a dangling one.
+        let Ok(source) = dest.canonicalize() else {
+            continue;
+        };
+        let Ok(meta) = source.metadata() else {
+            continue;
+        };
+        mounts.push(Mount::ReadOnly {
+            source,
+            dest,
+            is_dir: meta.is_dir(),
+        });
+    }
+    mounts.push(Mount::Proc("/proc".into()));
+    mounts.push(Mount::Dev("/dev".into()));
+    mounts.push(Mount::Tmpfs {
+        dest: "/tmp".into(),
+        mode: 0o1777,
+        size: tmp_size,
+    });
+
+    // The work folder: not in or above anything mounted so far, except inside /tmp.
+    let bad = |reason: &str| SandboxError::Workdir {
+        path: workdir.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if !workdir.is_absolute() || workdir.components().any(|c| c == Component::ParentDir) {
+        return Err(bad("it is not a canonical absolute path"));
+    }
+    let reserved = [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev",
+    ];
+    if workdir == Path::new("/") || workdir == Path::new("/tmp") {
+        return Err(bad(
+            "the work folder must be a folder of its own, not / or /tmp",
+        ));
+    }
+    if reserved.iter().any(|r| workdir.starts_with(r)) {
+        return Err(bad(
+            "it lies inside a system folder the sandbox shows read-only",
+        ));
+    }
+    // Parents are created empty: /tmp already exists (the tmpfs above).
+    let mut parent = PathBuf::from("/");
+    let components: Vec<_> = workdir.components().skip(1).collect();
+    for c in &components[..components.len().saturating_sub(1)] {
+        parent.push(c);
+        if parent != Path::new("/tmp") {
+            mounts.push(Mount::Dir(parent.clone()));
+        }
+    }
+    mounts.push(Mount::ReadWrite {
+        source: workdir.to_path_buf(),
+        dest: workdir.to_path_buf(),
+    });
+    Ok(mounts)
+}
+
+/// The private /tmp size for a step: four times its largest file, between 16 MiB and 1 GiB.
+pub fn tmp_size(max_file_bytes: u64) -> u64 {
+    max_file_bytes.saturating_mul(4).clamp(16 << 20, 1 << 30)
+}
+
+fn setup(path: &Path, e: std::io::Error) -> SandboxError {
+    SandboxError::Setup {
+        backend: "sandbox",
+        reason: format!("cannot read {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_folder_comes_last_with_empty_parents_and_no_host_tmp() {
+        let m = plan(Path::new("/root/runs/r1"), &NetworkAccess::None, 1 << 20).unwrap();
+        assert_eq!(
+            m.last(),
+            Some(&Mount::ReadWrite {
+                source: "/root/runs/r1".into(),
+                dest: "/root/runs/r1".into()
+            })
+        );
+        assert!(m.contains(&Mount::Dir("/root".into())));
+        assert!(m.contains(&Mount::Dir("/root/runs".into())));
+        // Nothing binds the host /tmp or /root.
+        for mount in &m {
+            if let Mount::ReadOnly { source, .. } = mount {
+                assert!(
+                    !source.starts_with("/tmp") && !source.starts_with("/root"),
+                    "{mount:?}"
+                );
+            }
+        }
+        assert!(!m
+            .iter()
+            .any(|x| matches!(x, Mount::ReadOnly { dest, .. } if dest.ends_with("resolv.conf"))));
+    }
+
+    #[test]
+    fn network_adds_resolv_conf_only_when_allowed() {
+        if !Path::new("/etc/resolv.conf").exists() {
+            return;
+        }
+        let m = plan(
+            Path::new("/tmp/w"),
+            &NetworkAccess::Hosts(vec!["a".into()]),
+            1,
+        )
+        .unwrap();
+        assert!(m.iter().any(
+            |x| matches!(x, Mount::ReadOnly { dest, .. } if dest == Path::new("/etc/resolv.conf"))
+        ));
+    }
+
+    #[test]
+    fn work_folder_inside_system_folders_is_refused() {
+        for bad in ["/", "/tmp", "/usr/src/x", "/etc/x", "/proc/1", "/dev/shm/x"] {
+            assert!(
+                matches!(
+                    plan(Path::new(bad), &NetworkAccess::None, 1),
+                    Err(SandboxError::Workdir { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
