@@ -150,11 +150,11 @@ steps:
   - id: a
     name: a
     step_type: command
-    parameters: { command: sh, args: ["-c", "touch a.mark; i=0; while [ ! -e b.mark ]; do i=$((i+1)); [ $i -gt 40 ] && exit 7; sleep 0.05; done"] }
+    parameters: { command: sh, args: ["-c", "touch a.mark; i=0; while [ ! -e b.mark ]; do i=$((i+1)); [ $i -gt 100 ] && exit 7; sleep 0.05; done"] }
   - id: b
     name: b
     step_type: command
-    parameters: { command: sh, args: ["-c", "touch b.mark; i=0; while [ ! -e a.mark ]; do i=$((i+1)); [ $i -gt 40 ] && exit 7; sleep 0.05; done"] }
+    parameters: { command: sh, args: ["-c", "touch b.mark; i=0; while [ ! -e a.mark ]; do i=$((i+1)); [ $i -gt 100 ] && exit 7; sleep 0.05; done"] }
 "#;
 
 #[test]
@@ -841,5 +841,75 @@ package:
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out")).unwrap(),
         "src 3"
+    );
+}
+
+#[test]
+fn git_steps_run_git_in_the_work_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+version: "1.0"
+name: git
+config: { max_parallel_steps: 1 }
+steps:
+  - { id: init, name: i, step_type: command, parameters: { command: git, args: [init, -q, -b, main] } }
+  - { id: email, name: e, step_type: command, depends_on: [init], parameters: { command: git, args: [config, user.email, "a@example.org"] } }
+  - { id: user, name: u, step_type: command, depends_on: [email], parameters: { command: git, args: [config, user.name, "A"] } }
+  - { id: write, name: w, step_type: create_file, depends_on: [user], parameters: { path: a.txt, content: one } }
+  - { id: status, name: s, step_type: git_status, depends_on: [write], parameters: {} }
+  - { id: commit, name: c, step_type: git_commit, depends_on: [status], parameters: { message: first } }
+  - { id: branch, name: b, step_type: git_branch, depends_on: [commit], parameters: { branch: feature } }
+  - { id: change, name: ch, step_type: edit_file, depends_on: [branch], parameters: { path: a.txt, content: two } }
+  - { id: diff, name: d, step_type: git_diff, depends_on: [change], parameters: {} }
+  - { id: bad_branch, name: bb, step_type: git_branch, depends_on: [diff], continue_on_error: true, parameters: { branch: "--orphan" } }
+"#;
+    let report = run_in(dir.path(), yaml, |o| {
+        o.policy.max_duration_seconds = Some(120)
+    })
+    .unwrap();
+    assert_eq!(
+        step(&report, "status").output["clean"],
+        false,
+        "{report:#?}"
+    );
+    assert_eq!(
+        step(&report, "commit").status,
+        StepStatus::Success,
+        "{report:#?}"
+    );
+    assert_eq!(step(&report, "branch").output["created"], true);
+    assert!(step(&report, "diff").output["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+two"));
+    let bad = step(&report, "bad_branch");
+    assert!(
+        bad.error.as_deref().unwrap().contains("reads as an option"),
+        "{bad:?}"
+    );
+    let head = std::fs::read_to_string(dir.path().join(".git/HEAD")).unwrap();
+    assert_eq!(head.trim(), "ref: refs/heads/feature");
+}
+
+#[test]
+fn service_health_needs_localhost_allowed_and_reports_health() {
+    let (port, _requests) = serve(1, |_| (200, "{}".into()));
+    let yaml = format!(
+        "version: '1.0'\nname: h\nsteps:\n  - {{ id: up, name: u, step_type: service_health, parameters: {{ service: api, port: {port} }} }}\n  - {{ id: down, name: d, step_type: service_health, parameters: {{ service: none, port: 1 }} }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_in(dir.path(), &yaml, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("host `localhost`"), "{err}");
+    let report = run_in(dir.path(), &yaml, |o| {
+        o.policy.hosts = vec!["localhost".into()];
+        o.policy.private_hosts = vec!["localhost".into()];
+    })
+    .unwrap();
+    assert_eq!(step(&report, "up").output["healthy"], true, "{report:#?}");
+    assert_eq!(step(&report, "down").output["healthy"], false);
+    assert_eq!(
+        step(&report, "down").status,
+        StepStatus::Success,
+        "RustChain reports, not fails"
     );
 }
