@@ -36,6 +36,8 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Build the canonical archive of a package and sign it
     Package(commands::package::Args),
+    /// Run a mission (a file, a package folder or an installed name) in the sandbox
+    Run(commands::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::New(args) => commands::new::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Package(args) => commands::package::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,16 @@
 //! # mission-executor: runs one mission
 //!
-//! Planning comes first: [`plan`] turns a validated mission into waves of steps that may run
-//! at the same time (RustChain runs steps in topological order of `depends_on`; we run each
-//! wave in parallel up to `config.max_parallel_steps`). The sandboxed runner (bubblewrap and
-//! a built-in backend) is built by the executor issue on top of this plan.
+//! A run goes: [`policy::grant`] decides what the mission may do (its package permissions
+//! intersected with the user's policy) and refuses it up front when its steps need more;
+//! [`engine::run`] then runs the steps in dependency order, independent ones in parallel,
+//! each through a handler in [`steps`] that reads RustChain's parameters and works only
+//! inside the work folder, through the [`sandbox`] and through the network guard; the result
+//! is a [`report::Report`]. [`plan`] groups steps into waves (for display and planning; the
+//! engine itself feeds a ready queue so a step starts as soon as its dependencies end).
 
+pub mod engine;
 pub mod plan;
+pub mod policy;
+pub mod report;
 pub mod sandbox;
+pub mod steps;

@@ -3,4 +3,5 @@
 pub mod keygen;
 pub mod new;
 pub mod package;
+pub mod run;
 pub mod validate;
