@@ -53,3 +53,4 @@ pub mod repo;
 pub mod resolve;
 pub mod signing;
 pub mod snapshot;
+pub mod wire;
