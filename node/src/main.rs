@@ -1,24 +1,123 @@
-//! `mission-node`: the Mission Registry server.
+//! # mission-node: the Mission Registry server
 //!
-//! The server (publishing by `git push` and HTTP, the sparse and git index, accounts) is
-//! built by the node issue on top of the formats in `mission-index`. Until then this binary
-//! only identifies itself, so nothing pretends to serve.
+//! A node keeps a crates.io-style index of missions in git and serves it over git and
+//! sparse HTTP, accepts publishes by `git push` of a signed tag or by HTTP, and stores the
+//! archives. Its data folder (`--data`, default `./mission-data`) holds everything; see
+//! [`data_dir`] for the layout and `registry-template/node.toml` for the settings.
+//!
+//! Where things live:
+//! - [`server`]: start-up and the HTTP router; [`config`], [`data_dir`]: settings and files.
+//! - [`publish`]: the one publish pipeline both doors use; [`index_writer`]: the single
+//!   writer of the index, which also signs snapshots.
+//! - [`git_http`], [`hook`]: git smart HTTP and the pre-receive hook (the push door).
+//! - [`sparse`], [`api`]: the sparse index and the JSON API; [`auth`], [`error`]: tokens and
+//!   JSON errors; [`metrics`]: `/metrics`.
+//! - [`store`]: redb (users, tokens, owners, stats); [`blobs`]: archives on disk.
+//! - [`admin`]: admin commands, through the running node's socket when there is one;
+//!   [`seed`]: the built-in community library.
 
+mod admin;
+mod api;
+mod auth;
+mod blobs;
+mod config;
+mod data_dir;
+mod error;
+mod git_http;
+mod hook;
+mod index_writer;
+mod metrics;
+mod publish;
+mod seed;
+mod server;
+mod sparse;
+mod store;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::data_dir::DataDir;
+
+#[derive(Parser)]
+#[command(name = "mission-node", version, about = "The Mission Registry node")]
+struct Cli {
+    /// The data folder
+    #[arg(
+        long,
+        global = true,
+        env = "MISSION_NODE_DATA",
+        default_value = "./mission-data"
+    )]
+    data: PathBuf,
+    /// The address to listen on (port 0 picks a free port; the chosen address is printed)
+    #[arg(long, global = true, default_value = "127.0.0.1:7878")]
+    listen: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (creates and seeds the data folder on first start)
+    Serve,
+    /// Create the data folder (settings, node key, index) without serving
+    Init,
+    /// Administer users, tokens and the data folder
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Git hooks (run by git, not by people)
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
+}
+
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version") | Some("-V") => {
-            println!("mission-node {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!(
-                "mission-node {}: the server is not built yet; use `mission validate` and `mission package` meanwhile",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::from(2)
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let data = DataDir::new(&cli.data);
+    let result = match cli.command {
+        Command::Serve => tokio_main(|| server::serve(data, &cli.listen)),
+        Command::Init => init(&data, &cli.listen),
+        Command::Admin(cmd) => admin::run(&data, cmd),
+        Command::Hook(cmd) => hook::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn tokio_main<F, Fut>(f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(f())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mission-node init`: the data folder, settings, key and an empty index.
+fn init(data: &DataDir, listen: &str) -> anyhow::Result<ExitCode> {
+    let (config, public, _) = data.prepare()?;
+    let wanted = DataDir::index_config(&config, &public, &config.base_url(listen));
+    data.open_index(&wanted)?;
+    println!(
+        "initialised {} (node `{}`, key {})",
+        data.root.display(),
+        config.name,
+        public.key_id()
+    );
+    Ok(ExitCode::SUCCESS)
 }

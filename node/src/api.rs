@@ -1,0 +1,9 @@
+//! (being written)
+
+use axum::Router;
+
+use crate::server::SharedState;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+}

@@ -1,0 +1,378 @@
+//! The one writer of the index (ARCHITECTURE section 4: "writes to the index go through one
+//! writer task, so commits never race").
+//!
+//! A dedicated thread owns the [`IndexRepo`] handle and takes jobs from a channel, one at a
+//! time. Each publish job checks ownership and the author key, appends the line (the commit
+//! is durable when `append` returns: objects and ref are fsynced), records the owner in
+//! redb, and signs a new snapshot of the new head. Because jobs run one after another, two
+//! racing publishes of the same name or version cannot both pass the checks.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use mission_index::entry::IndexEntry;
+use mission_index::name::collision_key;
+use mission_index::repo::{CommitId, IndexError, IndexRepo, YankOutcome};
+use mission_index::signing::{PublicKey, SecretKey};
+use mission_index::snapshot::{self, Snapshot};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use crate::data_dir::DataDir;
+use crate::store::{Store, StoreError};
+
+/// The current signed snapshot, served at `/index/snapshot.json` (and `.minisig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedSnapshot {
+    pub seq: u64,
+    pub head: String,
+    pub json: String,
+    pub sig: String,
+}
+
+/// Shared with the HTTP handlers; swapped whole, so a reader never sees a JSON and a
+/// signature from two different snapshots.
+pub type SnapshotCell = Arc<RwLock<Option<SignedSnapshot>>>;
+
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error("`{user}` is not an owner of `{name}` (owners: {owners})")]
+    NotOwner {
+        user: String,
+        name: String,
+        owners: String,
+    },
+    #[error("the name `{requested}` is taken: `{existing}` is already published here, and names that differ only in case or `-`/`_` are the same name")]
+    NameTaken { requested: String, existing: String },
+    #[error(
+        "`{name}` {version} is already published; versions are immutable, publish a new version"
+    )]
+    VersionExists { name: String, version: String },
+    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one")]
+    KeyChanged {
+        name: String,
+        old: String,
+        new: String,
+    },
+    #[error("no version {version} of `{name}`")]
+    UnknownVersion { name: String, version: String },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing the index snapshot: {0}")]
+    Snapshot(String),
+    #[error("the index writer has stopped")]
+    Stopped,
+}
+
+enum Job {
+    Publish {
+        entry: Box<IndexEntry>,
+        user: String,
+        reply: oneshot::Sender<Result<CommitId, WriteError>>,
+    },
+    Yank {
+        name: String,
+        version: String,
+        yanked: bool,
+        user: String,
+        reply: oneshot::Sender<Result<YankOutcome, WriteError>>,
+    },
+    RefreshSnapshot {
+        reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+}
+
+/// A handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct IndexWriter {
+    jobs: std::sync::mpsc::Sender<Job>,
+    snapshot: SnapshotCell,
+}
+
+/// What the writer thread needs.
+pub struct WriterParts {
+    pub repo: IndexRepo,
+    pub store: Arc<Store>,
+    pub data: DataDir,
+    pub node_name: String,
+    pub public: PublicKey,
+    pub secret: SecretKey,
+    pub validity: chrono::Duration,
+}
+
+impl IndexWriter {
+    /// Starts the writer thread and signs a snapshot of the current head if the one on disk
+    /// is missing, stale or about to expire.
+    pub fn start(parts: WriterParts) -> Result<IndexWriter, WriteError> {
+        let snapshot: SnapshotCell = Arc::new(RwLock::new(load_snapshot(&parts.data)));
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let worker = Worker {
+            parts,
+            snapshot: snapshot.clone(),
+        };
+        worker.refresh_if_needed()?;
+        std::thread::Builder::new()
+            .name("index-writer".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| WriteError::Snapshot(format!("starting the writer thread: {e}")))?;
+        Ok(IndexWriter { jobs: tx, snapshot })
+    }
+
+    pub fn snapshot(&self) -> Option<SignedSnapshot> {
+        self.snapshot.read().ok().and_then(|s| s.clone())
+    }
+
+    /// Appends `entry` for `user` (an owner, or the first to claim the name).
+    pub async fn publish(&self, entry: IndexEntry, user: &str) -> Result<CommitId, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Publish {
+                entry: Box::new(entry),
+                user: user.to_owned(),
+                reply,
+            })
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Yanks (or unyanks) `name` `version` for `user`, an owner.
+    pub async fn set_yanked(
+        &self,
+        name: &str,
+        version: &str,
+        yanked: bool,
+        user: &str,
+    ) -> Result<YankOutcome, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Yank {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                yanked,
+                user: user.to_owned(),
+                reply,
+            })
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Re-signs the snapshot when it is past half its validity.
+    pub async fn refresh_snapshot(&self) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::RefreshSnapshot { reply })
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+struct Worker {
+    parts: WriterParts,
+    snapshot: SnapshotCell,
+}
+
+impl Worker {
+    fn run(self, jobs: std::sync::mpsc::Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Publish { entry, user, reply } => {
+                    let result = self.publish(&entry, &user);
+                    if let Err(e) = &result {
+                        tracing::info!(name = %entry.name, version = %entry.vers, error = %e, "publish refused by the index writer");
+                    }
+                    let _ = reply.send(result);
+                }
+                Job::Yank {
+                    name,
+                    version,
+                    yanked,
+                    user,
+                    reply,
+                } => {
+                    let _ = reply.send(self.yank(&name, &version, yanked, &user));
+                }
+                Job::RefreshSnapshot { reply } => {
+                    let _ = reply.send(self.refresh_if_needed());
+                }
+            }
+        }
+    }
+
+    fn check_owner(&self, name: &str, user: &str) -> Result<bool, WriteError> {
+        let key = collision_key(name);
+        match self.parts.store.owners(&key)? {
+            None => Ok(true),
+            Some(owners) => {
+                if owners.name != name {
+                    return Err(WriteError::NameTaken {
+                        requested: name.to_owned(),
+                        existing: owners.name,
+                    });
+                }
+                if !owners.users.contains(user) {
+                    return Err(WriteError::NotOwner {
+                        user: user.to_owned(),
+                        name: name.to_owned(),
+                        owners: owners.users.into_iter().collect::<Vec<_>>().join(", "),
+                    });
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn publish(&self, entry: &IndexEntry, user: &str) -> Result<CommitId, WriteError> {
+        let first_claim = self.check_owner(&entry.name, user)?;
+        if let Some(existing) = self.parts.repo.read(&entry.name)? {
+            if let Some(e) = existing.iter().find(|e| e.name != entry.name) {
+                return Err(WriteError::NameTaken {
+                    requested: entry.name.clone(),
+                    existing: e.name.clone(),
+                });
+            }
+            if existing.iter().any(|e| same_version(&e.vers, &entry.vers)) {
+                return Err(WriteError::VersionExists {
+                    name: entry.name.clone(),
+                    version: entry.vers.clone(),
+                });
+            }
+            let latest = existing
+                .iter()
+                .filter_map(|e| e.version().ok().map(|v| (v, e)))
+                .max_by(|a, b| a.0.cmp(&b.0));
+            if let Some((_, latest)) = latest {
+                if latest.key != entry.key {
+                    return Err(WriteError::KeyChanged {
+                        name: entry.name.clone(),
+                        old: latest.key.clone(),
+                        new: entry.key.clone(),
+                    });
+                }
+            }
+        }
+        let commit = self.parts.repo.append(entry)?;
+        if first_claim {
+            self.parts
+                .store
+                .add_owner(&collision_key(&entry.name), &entry.name, user)?;
+        }
+        self.sign_snapshot()?;
+        Ok(commit)
+    }
+
+    fn yank(
+        &self,
+        name: &str,
+        version: &str,
+        yanked: bool,
+        user: &str,
+    ) -> Result<YankOutcome, WriteError> {
+        if self.check_owner(name, user)? {
+            // Nobody owns it: it does not exist here.
+            return Err(WriteError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            });
+        }
+        let outcome = self.parts.repo.set_yanked(name, version, yanked)?;
+        if matches!(outcome, YankOutcome::Committed(_)) {
+            self.sign_snapshot()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Signs a snapshot of the current head unless the current one covers it and has more
+    /// than half of its validity left.
+    fn refresh_if_needed(&self) -> Result<(), WriteError> {
+        let head = self
+            .parts
+            .repo
+            .head()?
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let current = self.snapshot.read().ok().and_then(|s| s.clone());
+        let fresh = current.as_ref().is_some_and(|s| {
+            s.head == head
+                && serde_json::from_str::<Snapshot>(&s.json)
+                    .ok()
+                    .and_then(|snap| snap.expires().ok())
+                    .is_some_and(|expires| expires - Utc::now() > self.parts.validity / 2)
+        });
+        if fresh {
+            return Ok(());
+        }
+        self.sign_snapshot()
+    }
+
+    fn sign_snapshot(&self) -> Result<(), WriteError> {
+        let head = self
+            .parts
+            .repo
+            .head()?
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let last = self
+            .snapshot
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.seq))
+            .unwrap_or(0);
+        let now = Utc::now();
+        // Time-based, so a lost snapshot file never makes seq go back; +1 so two snapshots
+        // in the same millisecond still differ.
+        let seq = (now.timestamp_millis().max(0) as u64).max(last + 1);
+        let snap = Snapshot::new(
+            &self.parts.node_name,
+            &self.parts.public,
+            seq,
+            &head,
+            now,
+            self.parts.validity,
+        );
+        let (json, sig) = snapshot::sign_snapshot(&snap, &self.parts.secret, &self.parts.public)
+            .map_err(|e| WriteError::Snapshot(e.to_string()))?;
+        write_atomic(&self.parts.data.snapshot_file(), json.as_bytes())?;
+        write_atomic(&self.parts.data.snapshot_sig_file(), sig.as_bytes())?;
+        if let Ok(mut cell) = self.snapshot.write() {
+            *cell = Some(SignedSnapshot {
+                seq,
+                head,
+                json,
+                sig,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Versions equal as crates.io compares them: ignoring build metadata.
+fn same_version(a: &str, b: &str) -> bool {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp_precedence(&b).is_eq(),
+        _ => a == b,
+    }
+}
+
+fn load_snapshot(data: &DataDir) -> Option<SignedSnapshot> {
+    let json = std::fs::read_to_string(data.snapshot_file()).ok()?;
+    let sig = std::fs::read_to_string(data.snapshot_sig_file()).ok()?;
+    let snap: Snapshot = serde_json::from_str(&json).ok()?;
+    Some(SignedSnapshot {
+        seq: snap.seq,
+        head: snap.head,
+        json,
+        sig,
+    })
+}
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let fail = |e: std::io::Error| WriteError::Snapshot(format!("writing {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `mission-node serve`: opens the data folder, starts the index writer, seeds the library
+//! into an empty index, and serves HTTP (the API, the sparse index, git) plus the local
+//! socket that admin commands and git hooks use.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::routing::get;
+use axum::Router;
+use mission_index::signing::PublicKey;
+use tokio::net::TcpListener;
+
+use crate::blobs::BlobStore;
+use crate::config::NodeConfig;
+use crate::data_dir::DataDir;
+use crate::index_writer::{IndexWriter, WriterParts};
+use crate::store::Store;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: NodeConfig,
+    pub data: DataDir,
+    pub store: Arc<Store>,
+    pub blobs: BlobStore,
+    pub writer: IndexWriter,
+    pub public_key: PublicKey,
+    /// The URL clients use to reach this node.
+    pub base_url: String,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The whole HTTP surface.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::sparse::routes())
+        .merge(crate::api::routes())
+        .merge(crate::git_http::routes())
+        .merge(crate::metrics::routes())
+        .with_state(state)
+}
+
+/// Opens everything in `data` and serves on `listen` until SIGINT or SIGTERM.
+pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
+    let (config, public_key, secret) = data.prepare()?;
+    let store = Arc::new(Store::open(&data.store_file()).context("opening the metadata store")?);
+    let blobs = BlobStore::open(&data.blobs_dir()).context("opening the blob store")?;
+
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    let base_url = config.base_url(&addr.to_string());
+
+    let wanted = DataDir::index_config(&config, &public_key, &base_url);
+    let repo = data.open_index(&wanted)?;
+    let index_was_empty = repo.list_names().context("listing the index")?.is_empty();
+    let writer = IndexWriter::start(WriterParts {
+        repo,
+        store: store.clone(),
+        data: data.clone(),
+        node_name: config.name.clone(),
+        public: public_key.clone(),
+        secret: secret.clone(),
+        validity: chrono::Duration::hours(config.snapshot.validity_hours as i64),
+    })
+    .context("starting the index writer")?;
+
+    let state = Arc::new(AppState {
+        config,
+        data,
+        store,
+        blobs,
+        writer,
+        public_key,
+        base_url: base_url.clone(),
+    });
+    if index_was_empty && state.config.seed_library {
+        let seeded = crate::seed::seed_library(&state, &secret)
+            .await
+            .context("seeding the community library")?;
+        tracing::info!(missions = seeded, "seeded the community library");
+    }
+    crate::admin::start_socket(state.clone()).context("starting the admin socket")?;
+    crate::metrics::install().context("starting the metrics recorder")?;
+
+    println!("mission-node listening on {base_url}");
+    tracing::info!(%addr, %base_url, "serving");
+    axum::serve(listener, crate::metrics::layer(router(state.clone())))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    crate::admin::stop_socket(&state.data);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
