@@ -1,9 +1,308 @@
-//! (being written)
+//! The sparse index over HTTP (ARCHITECTURE section 4), as cargo's sparse registries: a
+//! client fetches only the files it needs, one per name, instead of cloning the index.
+//!
+//! - `GET /index/config.json`: the registry configuration (download template, API, node key);
+//! - `GET /index/1/a`, `/index/2/ab`, `/index/3/a/abc`, `/index/ab/cd/abcd`: one mission's
+//!   index file, a JSON line per version (the layout of `mission_index::layout`);
+//! - `GET /index/certs/<same layout>`: its signed certifications, one per line;
+//! - `GET /index/snapshot.json` and `/index/snapshot.json.minisig`: the node's signed
+//!   statement of the current index head (rollback and freeze protection).
+//!
+//! Every file is read from the head of the index's `main` branch, so a reader never sees
+//! a half-written index: the writer makes a whole commit, then moves the branch. Responses
+//! carry a strong `ETag` (the file's git blob id: it changes exactly when the bytes do) and
+//! `Cache-Control: no-cache`, so clients keep a copy and revalidate it with
+//! `If-None-Match`, getting `304 Not Modified` while it is current.
+//!
+//! On a private node (`auth_required`), every file needs a token, as cargo expects of an
+//! `auth-required` registry (it retries with its token after a 401).
+//!
+//! Only paths the layout produces are served: anything else (`..`, uppercase, a wrong
+//! folder, the writer's `.keys/` side index) is 404, like an unknown name.
 
+use std::path::Path;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
+use mission_index::layout;
+use mission_index::repo::{CONFIG_PATH, KEYS_DIR, MAIN_REF};
+use sha2::{Digest, Sha256};
 
+use crate::auth::require_user;
+use crate::error::ApiError;
 use crate::server::SharedState;
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
+        .route("/index/config.json", get(config_json))
+        .route("/index/snapshot.json", get(snapshot_json))
+        .route("/index/snapshot.json.minisig", get(snapshot_sig))
+        .route("/index/{*path}", get(index_file))
+}
+
+/// A file of the index at the head of `main`.
+pub(crate) struct HeadFile {
+    /// The git blob id (40 hex digits): a strong validator for the bytes.
+    pub blob_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads `path` from the head of the index's `main` branch; `None` when there is no such
+/// file. Opens the repository read-only for this one read (cheap: a few small files), so
+/// it never contends with the writer's handle. Blocking: call from `spawn_blocking`.
+pub(crate) fn read_head_file(index_dir: &Path, path: &str) -> Result<Option<HeadFile>, String> {
+    let repo = git2::Repository::open_bare(index_dir)
+        .map_err(|e| format!("opening the index {}: {}", index_dir.display(), e.message()))?;
+    let tree = repo
+        .find_reference(MAIN_REF)
+        .and_then(|r| r.peel_to_tree())
+        .map_err(|e| format!("reading {MAIN_REF} of the index: {}", e.message()))?;
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(format!("looking up `{path}` in the index: {}", e.message())),
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| format!("reading `{path}` from the index: {}", e.message()))?;
+    Ok(Some(HeadFile {
+        blob_id: entry.id().to_string(),
+        bytes: blob.content().to_vec(),
+    }))
+}
+
+/// [`read_head_file`] off the async runtime.
+async fn read_head(state: &SharedState, path: String) -> Result<Option<HeadFile>, ApiError> {
+    let dir = state.data.index_dir();
+    tokio::task::spawn_blocking(move || read_head_file(&dir, &path))
+        .await
+        .map_err(|e| ApiError::internal(format!("the index read task failed: {e}")))?
+        .map_err(ApiError::internal)
+}
+
+/// Whether the request's `If-None-Match` matches `etag` (a quoted strong tag). Handles
+/// lists (`"a", "b"`), `*`, several header lines, and weak forms (`W/"a"`: If-None-Match
+/// uses the weak comparison, RFC 9110 section 13.1.2).
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// A cacheable answer: `304` when the client's copy is current, else the bytes.
+pub(crate) fn cached(
+    headers: &HeaderMap,
+    etag: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response {
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let common = [
+        (header::ETAG, etag_value),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    if if_none_match(headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        StatusCode::OK,
+        common,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
+fn quoted(tag: &str) -> String {
+    format!("\"{tag}\"")
+}
+
+/// 401 on a private node when the request carries no valid token.
+fn check_access(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.auth_required {
+        require_user(state, headers)?;
+    }
+    Ok(())
+}
+
+async fn config_json(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Err(denied) = check_access(&state, &headers) {
+        return denied.into_response();
+    }
+    match read_head(&state, CONFIG_PATH.to_owned()).await {
+        Ok(Some(file)) => cached(&headers, quoted(&file.blob_id), JSON, file.bytes),
+        Ok(None) => ApiError::internal(format!("the index has no {CONFIG_PATH}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// What a path under `/index/` names, if the layout would produce it.
+#[derive(Debug, PartialEq, Eq)]
+enum IndexPath {
+    Entry(String),
+    Certs(String),
+}
+
+fn classify(path: &str) -> Option<IndexPath> {
+    // The layout functions refuse these too; being explicit costs nothing.
+    if path.contains("..")
+        || path.bytes().any(|b| b.is_ascii_uppercase())
+        || path.starts_with(KEYS_DIR)
+    {
+        return None;
+    }
+    if path.starts_with(layout::CERTS_DIR) {
+        return layout::name_from_cert_path(path).map(IndexPath::Certs);
+    }
+    layout::name_from_path(path).map(IndexPath::Entry)
+}
+
+async fn index_file(
+    State(state): State<SharedState>,
+    UrlPath(path): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(denied) = check_access(&state, &headers) {
+        return denied.into_response();
+    }
+    let path = path.trim_start_matches('/').to_owned();
+    let Some(what) = classify(&path) else {
+        return ApiError::not_found(format!(
+            "`/index/{path}` is not a file of the index: entry files live at 1/a, 2/ab, 3/a/abc \
+             and ab/cd/abcd (lowercase names), certifications under certs/ in the same layout"
+        ))
+        .into_response();
+    };
+    match read_head(&state, path).await {
+        Ok(Some(file)) => cached(&headers, quoted(&file.blob_id), TEXT, file.bytes),
+        Ok(None) => match what {
+            IndexPath::Entry(name) => {
+                ApiError::not_found(format!("no mission named `{name}` in this index"))
+            }
+            IndexPath::Certs(name) => {
+                ApiError::not_found(format!("no certifications for `{name}` in this index"))
+            }
+        }
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn no_snapshot() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the node has not signed a snapshot of its index yet; try again shortly",
+    )
+}
+
+async fn snapshot_json(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Err(denied) = check_access(&state, &headers) {
+        return denied.into_response();
+    }
+    match state.writer.snapshot() {
+        Some(s) => {
+            let tag = quoted(&hex::encode(Sha256::digest(s.json.as_bytes())));
+            cached(&headers, tag, JSON, s.json.into_bytes())
+        }
+        None => no_snapshot().into_response(),
+    }
+}
+
+async fn snapshot_sig(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Err(denied) = check_access(&state, &headers) {
+        return denied.into_response();
+    }
+    match state.writer.snapshot() {
+        Some(s) => {
+            let tag = quoted(&hex::encode(Sha256::digest(s.sig.as_bytes())));
+            cached(&headers, tag, TEXT, s.sig.into_bytes())
+        }
+        None => no_snapshot().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_layout_paths_are_index_files() {
+        assert_eq!(classify("1/a"), Some(IndexPath::Entry("a".into())));
+        assert_eq!(classify("2/ab"), Some(IndexPath::Entry("ab".into())));
+        assert_eq!(classify("3/a/abc"), Some(IndexPath::Entry("abc".into())));
+        assert_eq!(
+            classify("fi/x_/fix_build"),
+            Some(IndexPath::Entry("fix_build".into()))
+        );
+        assert_eq!(
+            classify("certs/ab/cd/abcd"),
+            Some(IndexPath::Certs("abcd".into()))
+        );
+        for bad in [
+            "",
+            "config.json",
+            "snapshot.json",
+            "ab/cd/ABCD",
+            "AB/CD/abcd",
+            "ab/ce/abcd",
+            "ab/cd/../cd/abcd",
+            "1/..",
+            ".keys/ab/cd/abcd",
+            ".keys",
+            "certs",
+            "certs/",
+            "certs/../ab/cd/abcd",
+            "ab/cd/abcd/",
+            "ab/cd/abcd/x",
+            "objects/info/packs",
+        ] {
+            assert_eq!(classify(bad), None, "{bad}");
+        }
+    }
+
+    fn with_inm(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::IF_NONE_MATCH, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_none_match_handles_lists_stars_and_weak_tags() {
+        let tag = "\"abc\"";
+        assert!(if_none_match(&with_inm(&["\"abc\""]), tag));
+        assert!(if_none_match(&with_inm(&["\"x\", \"abc\""]), tag));
+        assert!(if_none_match(&with_inm(&["\"x\"", "\"abc\""]), tag));
+        assert!(if_none_match(&with_inm(&["W/\"abc\""]), tag));
+        assert!(if_none_match(&with_inm(&["*"]), tag));
+        assert!(!if_none_match(&with_inm(&["\"abcd\""]), tag));
+        assert!(!if_none_match(&with_inm(&["abc"]), tag), "unquoted");
+        assert!(!if_none_match(&HeaderMap::new(), tag));
+    }
+
+    #[test]
+    fn a_matching_tag_gets_304_without_a_body_and_others_get_the_bytes() {
+        let tag = "\"abc\"".to_owned();
+        let hit = cached(&with_inm(&["\"abc\""]), tag.clone(), TEXT, b"x".to_vec());
+        assert_eq!(hit.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(hit.headers()[header::ETAG], "\"abc\"");
+        let miss = cached(&HeaderMap::new(), tag, TEXT, b"x".to_vec());
+        assert_eq!(miss.status(), StatusCode::OK);
+        assert_eq!(miss.headers()[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(miss.headers()[header::CONTENT_TYPE], TEXT);
+    }
 }
