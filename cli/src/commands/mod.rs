@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
 pub mod keygen;
+pub mod login;
 pub mod new;
+pub mod owner;
 pub mod package;
+pub mod publish;
+pub mod tag;
 pub mod validate;
+pub mod yank;
