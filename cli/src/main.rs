@@ -6,7 +6,9 @@
 
 mod commands;
 mod home;
+mod keys;
 mod password;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -38,6 +40,16 @@ enum Command {
     Package(commands::package::Args),
     /// Run a mission (a file, a package folder or an installed name) in the sandbox
     Run(commands::run::Args),
+    /// Store an API token for a registry
+    Login(commands::login::Args),
+    /// Sign the committed package into the annotated git tag vVERSION
+    Tag(commands::tag::Args),
+    /// Publish the committed package: push its signed tag (or upload it with --http)
+    Publish(commands::publish::Args),
+    /// Yank a published version, or take the yank back with --undo
+    Yank(commands::yank::Args),
+    /// List, add or remove the owners of a mission
+    Owner(commands::owner::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +61,11 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Package(args) => commands::package::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Login(args) => commands::login::run(args),
+        Command::Tag(args) => commands::tag::run(args),
+        Command::Publish(args) => commands::publish::run(args),
+        Command::Yank(args) => commands::yank::run(args),
+        Command::Owner(args) => commands::owner::run(args),
     };
     match result {
         Ok(code) => code,

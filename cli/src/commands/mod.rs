@@ -1,7 +1,12 @@
 //! One module per subcommand.
 
 pub mod keygen;
+pub mod login;
 pub mod new;
+pub mod owner;
 pub mod package;
 pub mod run;
+pub mod publish;
+pub mod tag;
 pub mod validate;
+pub mod yank;
