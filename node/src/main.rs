@@ -23,6 +23,7 @@ mod blobs;
 mod config;
 mod data_dir;
 mod error;
+mod fsck;
 mod git_http;
 mod hook;
 mod index_writer;
