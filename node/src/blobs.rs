@@ -65,10 +65,6 @@ impl BlobStore {
         Ok(self.root.join("sha256").join(&cksum[..2]).join(&cksum[2..]))
     }
 
-    pub fn contains(&self, cksum: &str) -> Result<bool, BlobError> {
-        Ok(self.path(cksum)?.is_file())
-    }
-
     /// Stores `bytes` durably; returns their checksum.
     pub fn put(&self, bytes: &[u8]) -> Result<String, BlobError> {
         let cksum = hex::encode(Sha256::digest(bytes));

@@ -88,10 +88,8 @@ impl NodeConfig {
         if config.snapshot.validity_hours == 0 {
             return Err(invalid("snapshot.validity_hours must be at least 1".into()));
         }
-        if !config.public_url.is_empty()
-            && !(config.public_url.starts_with("http://")
-                || config.public_url.starts_with("https://"))
-        {
+        let url = &config.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(format!(
                 "public_url: `{}` must start with http:// or https://",
                 config.public_url

@@ -81,7 +81,15 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let data = DataDir::new(&cli.data);
+    // Absolute, so the git processes the node starts (with other working folders) and the
+    // hook find the same folder.
+    let data = match std::path::absolute(&cli.data) {
+        Ok(path) => DataDir::new(&path),
+        Err(e) => {
+            eprintln!("error: the data folder {}: {e}", cli.data.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve => tokio_main(|| server::serve(data, &cli.listen)),
         Command::Init => init(&data, &cli.listen),

@@ -61,8 +61,6 @@ pub struct Published {
 pub enum PublishError {
     #[error("this token cannot publish: it lacks the `publish` scope")]
     MissingScope,
-    #[error("{0}")]
-    BadRequest(String),
     #[error("the package has no {MANIFEST_FILE} at its root")]
     NoManifest,
     #[error("invalid mission: {0}")]

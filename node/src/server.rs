@@ -39,6 +39,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::git_http::routes())
         .merge(crate::metrics::routes())
+        .fallback(|| async {
+            crate::error::ApiError::not_found("no such page or route on this node")
+        })
         .with_state(state)
 }
 
@@ -46,6 +49,9 @@ pub fn router(state: SharedState) -> Router {
 pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     let (config, public_key, secret) = data.prepare()?;
     let store = Arc::new(Store::open(&data.store_file()).context("opening the metadata store")?);
+    // The store's lock proves no other node uses this folder: clear what a crash left.
+    crate::fsck::repair_on_start(&data).context("repairing what a crash left")?;
+    crate::metrics::install().context("starting the metrics recorder")?;
     let blobs = BlobStore::open(&data.blobs_dir()).context("opening the blob store")?;
 
     let listener = TcpListener::bind(listen)
@@ -54,6 +60,8 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     let addr: SocketAddr = listener
         .local_addr()
         .context("reading the listen address")?;
+    // The pre-receive hook calls back on the local address, whatever public_url says.
+    crate::git_http::set_local_addr(addr);
     let base_url = config.base_url(&addr.to_string());
 
     let wanted = DataDir::index_config(&config, &public_key, &base_url);
@@ -86,7 +94,6 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         tracing::info!(missions = seeded, "seeded the community library");
     }
     crate::admin::start_socket(state.clone()).context("starting the admin socket")?;
-    crate::metrics::install().context("starting the metrics recorder")?;
 
     println!("mission-node listening on {base_url}");
     tracing::info!(%addr, %base_url, "serving");

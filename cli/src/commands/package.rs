@@ -9,8 +9,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use mission_index::{archive, package, signing};
 
-use crate::{home, password};
-
 #[derive(clap::Args)]
 pub struct Args {
     /// The package folder (default: the current folder)
@@ -25,8 +23,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = args.path.unwrap_or_else(|| PathBuf::from("."));
-    mission_index::name::validate_name(&args.key)
-        .with_context(|| format!("`--key {}` must name a key in MISSION_HOME/keys", args.key))?;
+    crate::keys::check_key_name(&args.key)?;
     let (source, manifest) = match package::load_package_dir(&dir) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -45,7 +42,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("building the archive of {}", dir.display()))?;
     let cksum = archive::cksum(&bytes);
 
-    let (public, secret) = load_keys(&args.key)?;
+    let (public, secret) = crate::keys::load_keys(&args.key)?;
     let sig = signing::sign_archive(&secret, &public, &bytes, name, &version)
         .context("signing the archive")?;
     // A signature that does not verify must never leave this machine.
@@ -112,35 +109,6 @@ fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
         resolved.push(name);
     }
     Ok(resolved)
-}
-
-/// The public and secret key `NAME` from `MISSION_HOME/keys`, asking for the password only
-/// when the secret key is encrypted.
-fn load_keys(name: &str) -> Result<(signing::PublicKey, signing::SecretKey)> {
-    let dir = home::keys_dir()?;
-    let pub_path = dir.join(format!("{name}.pub"));
-    let key_path = dir.join(format!("{name}.key"));
-    let pub_text = std::fs::read_to_string(&pub_path).with_context(|| {
-        let keygen = if name == "default" {
-            "mission keygen".to_owned()
-        } else {
-            format!("mission keygen --name {name}")
-        };
-        format!(
-            "reading the public key {} (make one with `{keygen}`)",
-            pub_path.display()
-        )
-    })?;
-    let public = signing::PublicKey::parse(&pub_text)
-        .with_context(|| format!("reading {}", pub_path.display()))?;
-    let secret = match signing::SecretKey::load(&key_path, None) {
-        Err(signing::SignError::PasswordRequired { .. }) => {
-            let pw = password::ask(&format!("Password for {}: ", key_path.display()))?;
-            signing::SecretKey::load(&key_path, Some(&pw))
-        }
-        other => other,
-    }?; // the error names the key file
-    Ok((public, secret))
 }
 
 /// Writes through a temporary file in the same folder, so a crash leaves the old file or

@@ -130,6 +130,8 @@ fn push(repo: &Repo, registry: &Registry, token: &str, url: &str, tag_name: &str
         .arg(url)
         .arg(format!("refs/tags/{tag_name}:refs/tags/{tag_name}"))
         .env("GIT_TERMINAL_PROMPT", "0")
+        // git's messages are read below: keep them in English.
+        .env("LC_ALL", "C")
         .env_remove("GIT_ASKPASS")
         .env_remove("SSH_ASKPASS")
         .env("GIT_CONFIG_COUNT", (first + entries.len()).to_string())
@@ -151,10 +153,17 @@ fn push(repo: &Repo, registry: &Registry, token: &str, url: &str, tag_name: &str
     let status = child.wait().context("waiting for `git push`")?;
     let out = out.unwrap_or_default();
     let err = err.unwrap_or_default();
+    let said = format!("{out}\n{err}");
     if status.success() {
+        // The same tag is already there: nothing was sent, so nothing was published now.
+        if said.contains("Everything up-to-date") {
+            bail!(
+                "{tag_name} is already published on {} (the node has this tag); versions are immutable, so publish a new version",
+                registry.display()
+            );
+        }
         return Ok(());
     }
-    let said = format!("{out}\n{err}");
     let auth_failed = said.contains("Authentication failed")
         || said.contains("terminal prompts disabled")
         || said.contains(" 401")
