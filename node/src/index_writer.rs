@@ -252,11 +252,21 @@ impl Worker {
                 }
             }
         }
-        let commit = self.parts.repo.append(entry)?;
+        let key = collision_key(&entry.name);
         if first_claim {
-            self.parts
-                .store
-                .add_owner(&collision_key(&entry.name), &entry.name, user)?;
+            self.parts.store.begin_claim(&key, &entry.name, user)?;
+        }
+        let commit = match self.parts.repo.append(entry) {
+            Ok(commit) => commit,
+            Err(e) => {
+                if first_claim {
+                    self.parts.store.drop_claim(&key)?;
+                }
+                return Err(e.into());
+            }
+        };
+        if first_claim {
+            self.parts.store.finish_claim(&key)?;
         }
         self.sign_snapshot()?;
         Ok(commit)

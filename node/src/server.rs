@@ -66,6 +66,8 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
 
     let wanted = DataDir::index_config(&config, &public_key, &base_url);
     let repo = data.open_index(&wanted)?;
+    finish_pending_claims(&store, &repo)
+        .context("finishing first publishes a crash interrupted")?;
     let index_was_empty = repo.list_names().context("listing the index")?.is_empty();
     let writer = IndexWriter::start(WriterParts {
         repo,
@@ -105,6 +107,24 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     Ok(())
 }
 
+/// A claim left by a crash becomes the owners record when its name reached the index, and
+/// is dropped when it did not (see `Store::begin_claim`).
+fn finish_pending_claims(store: &Store, repo: &mission_index::repo::IndexRepo) -> Result<()> {
+    for (key, claim) in store.pending_claims()? {
+        let published = repo
+            .read(&claim.name)?
+            .is_some_and(|entries| entries.iter().any(|e| e.name == claim.name));
+        if published {
+            store.finish_claim(&key)?;
+            tracing::info!(name = %claim.name, user = %claim.user, "finished an interrupted first publish");
+        } else {
+            store.drop_claim(&key)?;
+            tracing::info!(name = %claim.name, "dropped the claim of a publish that never reached the index");
+        }
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -121,5 +141,44 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mission_index::entry::IndexEntry;
+    use mission_index::repo::{IndexConfig, IndexRepo, NodeInfo};
+
+    #[test]
+    fn claims_left_by_a_crash_are_finished_or_dropped_by_what_the_index_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        store.ensure_user("alice").unwrap();
+        let config = IndexConfig {
+            dl: "http://x/{name}".into(),
+            api: "http://x".into(),
+            auth_required: false,
+            node: NodeInfo {
+                name: "t".into(),
+                key: "RWk".into(),
+                extra: Default::default(),
+            },
+            extra: Default::default(),
+        };
+        let repo = IndexRepo::init(dir.path().join("index.git"), &config, "t", "t@t").unwrap();
+        let line = r#"{"v":1,"name":"landed","vers":"1.0.0","cksum":"ab","sig":"s","key":"RWk","pubtime":"2026-01-01T00:00:00Z","origin":"t"}"#;
+        repo.append(&IndexEntry::parse_line(line, 1).unwrap().unwrap())
+            .unwrap();
+        // A crash after the commit of `landed`, and one before the commit of `lost`.
+        store.begin_claim("landed", "landed", "alice").unwrap();
+        store.begin_claim("lost", "lost", "alice").unwrap();
+
+        finish_pending_claims(&store, &repo).unwrap();
+
+        assert!(store.pending_claims().unwrap().is_empty());
+        let owners = store.owners("landed").unwrap().unwrap();
+        assert!(owners.users.contains("alice"));
+        assert!(store.owners("lost").unwrap().is_none());
     }
 }

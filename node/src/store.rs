@@ -22,6 +22,9 @@ const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 /// collision key of a mission name -> [`Owners`] (JSON)
 const OWNERS: TableDefinition<&str, &str> = TableDefinition::new("owners");
+/// collision key -> [`Claim`] (JSON): a first publish of a name between the claim and the
+/// index commit. See [`Store::begin_claim`].
+const CLAIMS: TableDefinition<&str, &str> = TableDefinition::new("claims");
 /// `name@version` (name as published) -> downloads
 const DOWNLOADS: TableDefinition<&str, u64> = TableDefinition::new("downloads");
 
@@ -102,6 +105,13 @@ pub struct Owners {
     /// The mission name as first published.
     pub name: String,
     pub users: BTreeSet<String>,
+}
+
+/// A first publish in flight: who claims which name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub name: String,
+    pub user: String,
 }
 
 #[derive(Debug, Error)]
@@ -212,6 +222,7 @@ impl Store {
         txn.open_table(TOKENS)?;
         txn.open_table(OWNERS)?;
         txn.open_table(DOWNLOADS)?;
+        txn.open_table(CLAIMS)?;
         txn.commit()?;
         Ok(Store { db })
     }
@@ -438,6 +449,73 @@ impl Store {
         Ok(())
     }
 
+    /// Records that `user` is publishing the free name `name`, before its index commit.
+    ///
+    /// The index commit and the owners record live in two stores (git and redb), so they
+    /// cannot change in one transaction. The claim makes the pair recoverable: a crash after
+    /// the commit leaves a claim whose name is in the index, which start-up turns into the
+    /// owners record ([`Store::finish_claim`]); a crash before it leaves a claim for a name
+    /// the index lacks, which start-up drops.
+    pub fn begin_claim(&self, key: &str, name: &str, user: &str) -> Result<(), StoreError> {
+        let claim = Claim {
+            name: name.to_owned(),
+            user: user.to_owned(),
+        };
+        let txn = self.db.begin_write()?;
+        txn.open_table(CLAIMS)?
+            .insert(key, to_json(&claim).as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Turns the claim on `key` into the owners record, in one transaction.
+    pub fn finish_claim(&self, key: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut claims = txn.open_table(CLAIMS)?;
+            let Some(claim) = claims
+                .get(key)?
+                .map(|json| parse::<Claim>("claims", key, json.value()))
+                .transpose()?
+            else {
+                return Ok(());
+            };
+            claims.remove(key)?;
+            let mut table = txn.open_table(OWNERS)?;
+            let mut owners: Owners = match table.get(key)? {
+                Some(json) => parse("owners", key, json.value())?,
+                None => Owners {
+                    name: claim.name.clone(),
+                    users: BTreeSet::new(),
+                },
+            };
+            owners.users.insert(claim.user);
+            table.insert(key, to_json(&owners).as_str())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the claim on `key` (its publish failed before the index commit).
+    pub fn drop_claim(&self, key: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(CLAIMS)?.remove(key)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Claims left by a crash: `(collision key, claim)`.
+    pub fn pending_claims(&self) -> Result<Vec<(String, Claim)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let claims = txn.open_table(CLAIMS)?;
+        let mut out = Vec::new();
+        for row in claims.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_owned(), parse("claims", k.value(), v.value())?));
+        }
+        Ok(out)
+    }
+
     /// Counts one download of `name@version`.
     pub fn count_download(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let key = format!("{name}@{version}");
@@ -578,6 +656,29 @@ mod tests {
             "{:?}",
             again.err()
         );
+    }
+
+    #[test]
+    fn a_finished_claim_becomes_the_owner_and_a_dropped_one_leaves_nothing() {
+        let (_dir, store) = store();
+        store
+            .add_user("alice", Scope::parse_list("publish").unwrap())
+            .unwrap();
+        store
+            .begin_claim("fix_build", "Fix-Build", "alice")
+            .unwrap();
+        assert_eq!(store.pending_claims().unwrap().len(), 1);
+        assert!(store.owners("fix_build").unwrap().is_none());
+        store.finish_claim("fix_build").unwrap();
+        let owners = store.owners("fix_build").unwrap().unwrap();
+        assert_eq!(owners.name, "Fix-Build");
+        assert!(owners.users.contains("alice"));
+        assert!(store.pending_claims().unwrap().is_empty());
+
+        store.begin_claim("other", "other", "alice").unwrap();
+        store.drop_claim("other").unwrap();
+        assert!(store.pending_claims().unwrap().is_empty());
+        assert!(store.owners("other").unwrap().is_none());
     }
 
     #[test]
