@@ -188,6 +188,17 @@ fn happy_path_stdin_env_and_work_folder() {
             std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
             "made\n"
         );
+        // After the run the folder, and what the process made in it, belong to the
+        // folder's owner again, not to the sandbox uid.
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(dir.path()).unwrap().uid();
+        assert_ne!(owner, SANDBOX_UID, "{}", sb.name());
+        assert_eq!(
+            std::fs::metadata(dir.path().join("out.txt")).unwrap().uid(),
+            owner,
+            "{}",
+            sb.name()
+        );
     }
 }
 

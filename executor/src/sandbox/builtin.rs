@@ -506,7 +506,8 @@ impl Sandbox for BuiltinSandbox {
             view::tmp_size(spec.limits.max_file_bytes),
         )?;
         let ops = ops_for(&mounts)?;
-        process::give_workdir(&workdir, SANDBOX_UID, SANDBOX_GID)?;
+        // Held until this run returns: the tree goes back to its owner after the last run.
+        let _lease = process::lease_workdir(&workdir)?;
         let filters = filter::filters(network)?;
         // Our helper processes: the relay and init.
         let cgroup = PidsCgroup::create(spec.limits.max_processes.saturating_add(2));

@@ -166,7 +166,8 @@ impl Sandbox for BwrapSandbox {
             &spec.network,
             view::tmp_size(spec.limits.max_file_bytes),
         )?;
-        process::give_workdir(&workdir, SANDBOX_UID, SANDBOX_GID)?;
+        // Held until this run returns: the tree goes back to its owner after the last run.
+        let _lease = process::lease_workdir(&workdir)?;
 
         let filters = filter::filters(network)?;
         let setup_err = |what: &str, e: std::io::Error| SandboxError::Setup {

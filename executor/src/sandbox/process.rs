@@ -85,6 +85,59 @@ pub(crate) fn check_workdir(path: &Path) -> Result<PathBuf, SandboxError> {
     Ok(canonical)
 }
 
+/// A lent work folder: how many runs use it, and the owner (uid, gid) it goes back to.
+type Lease = (usize, u32, u32);
+
+/// The work folders lent to the sandbox uid right now.
+static LEASES: Mutex<Option<std::collections::HashMap<PathBuf, Lease>>> = Mutex::new(None);
+
+/// The work folder lent to the sandbox uid for one run. The first run of a folder hands the
+/// tree to [`SANDBOX_UID`]; when the last run using it ends, the tree (the files the mission
+/// made included) goes back to the folder's owner, so `mission run` in a project leaves it
+/// owned by its user. Counted, because steps of one mission run in parallel in one folder.
+pub(crate) struct WorkdirLease {
+    path: PathBuf,
+}
+
+/// Lends `path` (a checked work folder) to the sandbox uid until the lease is dropped.
+pub(crate) fn lease_workdir(path: &Path) -> Result<WorkdirLease, SandboxError> {
+    let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
+    let leases = guard.get_or_insert_with(Default::default);
+    if let Some(lease) = leases.get_mut(path) {
+        lease.0 += 1;
+    } else {
+        let st = rustix::fs::stat(path).map_err(|e| SandboxError::Workdir {
+            path: path.to_path_buf(),
+            reason: format!("cannot read its owner: {e}"),
+        })?;
+        give_workdir(path, SANDBOX_UID, SANDBOX_GID)?;
+        leases.insert(path.to_path_buf(), (1, st.st_uid, st.st_gid));
+    }
+    Ok(WorkdirLease {
+        path: path.to_path_buf(),
+    })
+}
+
+impl Drop for WorkdirLease {
+    fn drop(&mut self) {
+        let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(leases) = guard.as_mut() else {
+            return;
+        };
+        let Some(lease) = leases.get_mut(&self.path) else {
+            return;
+        };
+        lease.0 -= 1;
+        if lease.0 == 0 {
+            let (_, uid, gid) = *lease;
+            leases.remove(&self.path);
+            if let Err(e) = give_workdir(&self.path, uid, gid) {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not give the work folder back to its owner");
+            }
+        }
+    }
+}
+
 /// Hands the work folder tree to the sandbox uid (see the module doc). Walks by file
 /// descriptor: every directory is opened relative to its parent with `O_NOFOLLOW`, and
 /// every other entry is changed with `AT_SYMLINK_NOFOLLOW`, so a symlink (even one swapped
