@@ -120,6 +120,14 @@ impl IndexWriter {
         Ok(IndexWriter { jobs: tx, snapshot })
     }
 
+    /// The index head the current snapshot signs: what the sparse index serves.
+    pub fn head(&self) -> Option<String> {
+        self.snapshot
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.head.clone()))
+    }
+
     pub fn snapshot(&self) -> Option<SignedSnapshot> {
         self.snapshot.read().ok().and_then(|s| s.clone())
     }

@@ -20,7 +20,11 @@
 //! Only paths the layout produces are served: anything else (`..`, uppercase, a wrong
 //! folder, the writer's `.keys/` side index) is 404, like an unknown name.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::RwLock;
+
+use axum::body::Bytes;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -80,13 +84,90 @@ pub(crate) fn read_head_file(index_dir: &Path, path: &str) -> Result<Option<Head
     }))
 }
 
-/// [`read_head_file`] off the async runtime.
-async fn read_head(state: &SharedState, path: String) -> Result<Option<HeadFile>, ApiError> {
+/// Reads `path` from the commit `head` (40 hex digits). Blocking.
+fn read_file_at(index_dir: &Path, head: &str, path: &str) -> Result<Option<HeadFile>, String> {
+    let repo = git2::Repository::open_bare(index_dir)
+        .map_err(|e| format!("opening the index {}: {}", index_dir.display(), e.message()))?;
+    let tree = git2::Oid::from_str(head)
+        .and_then(|oid| repo.find_commit(oid))
+        .and_then(|commit| commit.tree())
+        .map_err(|e| format!("reading commit {head} of the index: {}", e.message()))?;
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(format!("looking up `{path}` in the index: {}", e.message())),
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| format!("reading `{path}` from the index: {}", e.message()))?;
+    Ok(Some(HeadFile {
+        blob_id: entry.id().to_string(),
+        bytes: blob.content().to_vec(),
+    }))
+}
+
+/// A served file: its bytes (cheap to clone) and its quoted ETag.
+#[derive(Clone)]
+struct ServedFile {
+    etag: String,
+    bytes: Bytes,
+}
+
+/// The files of the index at one head, kept in memory once read. The sparse index is read
+/// far more often than written, and a git lookup costs about ten times a map lookup; the
+/// cache is keyed by the head the node's current snapshot signs, so it is dropped whole
+/// when a publish moves the head, and what it serves always matches that snapshot.
+struct HeadCache {
+    head: String,
+    /// `None`: the path is known to hold no file at this head.
+    files: HashMap<String, Option<ServedFile>>,
+}
+
+static CACHE: RwLock<Option<HeadCache>> = RwLock::new(None);
+
+/// Bounds the cache's memory: past this many paths it starts again empty.
+const MAX_CACHED_PATHS: usize = 200_000;
+
+/// `path` at the head of the node's current snapshot, from memory when it was read before.
+async fn read_head(state: &SharedState, path: String) -> Result<Option<ServedFile>, ApiError> {
+    let Some(head) = state.writer.head() else {
+        return Err(ApiError::internal("the index has no signed head yet"));
+    };
+    if let Ok(guard) = CACHE.read() {
+        if let Some(cache) = guard.as_ref().filter(|c| c.head == head) {
+            if let Some(hit) = cache.files.get(&path) {
+                return Ok(hit.clone());
+            }
+        }
+    }
     let dir = state.data.index_dir();
-    tokio::task::spawn_blocking(move || read_head_file(&dir, &path))
+    let (h, p) = (head.clone(), path.clone());
+    let file = tokio::task::spawn_blocking(move || read_file_at(&dir, &h, &p))
         .await
         .map_err(|e| ApiError::internal(format!("the index read task failed: {e}")))?
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?
+        .map(|f| ServedFile {
+            etag: quoted(&f.blob_id),
+            bytes: Bytes::from(f.bytes),
+        });
+    if let Ok(mut guard) = CACHE.write() {
+        let stale = guard
+            .as_ref()
+            .is_none_or(|c| c.head != head || c.files.len() >= MAX_CACHED_PATHS);
+        if stale {
+            *guard = Some(HeadCache {
+                head: head.clone(),
+                files: HashMap::new(),
+            });
+        }
+        if let Some(cache) = guard.as_mut() {
+            cache.files.insert(path, file.clone());
+        }
+    }
+    Ok(file)
 }
 
 /// Whether the request's `If-None-Match` matches `etag` (a quoted strong tag). Handles
@@ -107,7 +188,7 @@ pub(crate) fn cached(
     headers: &HeaderMap,
     etag: String,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl IntoResponse,
 ) -> Response {
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
     let common = [
@@ -143,7 +224,7 @@ async fn config_json(State(state): State<SharedState>, headers: HeaderMap) -> Re
         return denied.into_response();
     }
     match read_head(&state, CONFIG_PATH.to_owned()).await {
-        Ok(Some(file)) => cached(&headers, quoted(&file.blob_id), JSON, file.bytes),
+        Ok(Some(file)) => cached(&headers, file.etag, JSON, file.bytes),
         Ok(None) => ApiError::internal(format!("the index has no {CONFIG_PATH}")).into_response(),
         Err(e) => e.into_response(),
     }
@@ -187,7 +268,7 @@ async fn index_file(
         .into_response();
     };
     match read_head(&state, path).await {
-        Ok(Some(file)) => cached(&headers, quoted(&file.blob_id), TEXT, file.bytes),
+        Ok(Some(file)) => cached(&headers, file.etag, TEXT, file.bytes),
         Ok(None) => match what {
             IndexPath::Entry(name) => {
                 ApiError::not_found(format!("no mission named `{name}` in this index"))
