@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mission_index::archive::{self, ArchiveLimits};
@@ -339,6 +340,8 @@ type ForgedSnapshot = Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>>;
 struct Front {
     url: String,
     snapshot: ForgedSnapshot,
+    /// When set, archive downloads have their last byte flipped on the way.
+    corrupt_downloads: Arc<AtomicBool>,
 }
 
 impl Front {
@@ -347,6 +350,8 @@ impl Front {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let snapshot: ForgedSnapshot = Arc::new(Mutex::new(None));
         let shared = snapshot.clone();
+        let corrupt_downloads = Arc::new(AtomicBool::new(false));
+        let corrupt = corrupt_downloads.clone();
         let node_url = node_url.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -387,7 +392,12 @@ impl Front {
                             .headers()
                             .get("etag")
                             .map(|v| v.to_str().unwrap().to_owned());
-                        let body = response.body_mut().read_to_vec().unwrap_or_default();
+                        let mut body = response.body_mut().read_to_vec().unwrap_or_default();
+                        if path.ends_with("/download") && corrupt.load(Ordering::SeqCst) {
+                            if let Some(last) = body.last_mut() {
+                                *last ^= 0xff;
+                            }
+                        }
                         (response.status().as_u16(), etag, body)
                     }
                 };
@@ -404,7 +414,11 @@ impl Front {
                 let _ = stream.flush();
             }
         });
-        Front { url, snapshot }
+        Front {
+            url,
+            snapshot,
+            corrupt_downloads,
+        }
     }
 
     fn serve_snapshot(&self, json: Vec<u8>, sig: Vec<u8>) {
@@ -682,12 +696,30 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     user.ok(&["install"]);
     unchanged("reinstall");
 
+    // 1b. Archive bytes altered on the way (the node itself refuses to serve a corrupt
+    //     blob, so this is what reaches the client's own checksum check).
+    let front = Front::start(&node.url);
+    front.corrupt_downloads.store(true, Ordering::SeqCst);
+    user.point_at(&front.url);
+    let fresh_home = Client::new(&front.url);
+    std::fs::remove_dir_all(&user.home).unwrap();
+    std::fs::rename(&fresh_home.home, &user.home).unwrap();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("checksum check failed for `base_tools` 1.0.0"),
+        "{err}"
+    );
+    unchanged("archive altered in transit");
+    front.corrupt_downloads.store(false, Ordering::SeqCst);
+    user.ok(&["install"]);
+    unchanged("reinstall through the front");
+    user.point_at(&node.url);
+
     // 2. An old snapshot replayed: saved now, served after the node moved on.
     let (_, old_json) = node.get("/index/snapshot.json");
     let (_, old_sig) = node.get("/index/snapshot.json.minisig");
     node.publish(&token, &alice, "later_one", "1.0.0", &[], "Later.");
     user.ok(&["install"]); // sees the newer snapshot
-    let front = Front::start(&node.url);
     front.serve_snapshot(old_json, old_sig);
     user.point_at(&front.url);
     let err = user.fails(&["install"]);
