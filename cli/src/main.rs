@@ -6,9 +6,12 @@
 
 mod commands;
 mod home;
+mod install;
 mod keys;
 mod password;
 mod registry;
+mod sparse_client;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -50,6 +53,18 @@ enum Command {
     Yank(commands::yank::Args),
     /// List, add or remove the owners of a mission
     Owner(commands::owner::Args),
+    /// Install missions and their dependencies into ./missions, pinned in missions.lock
+    Install(commands::install::Args),
+    /// Resolve missions again, ignoring their lock, and install the result
+    Update(commands::update::Args),
+    /// Remove an installed mission and its lock entry
+    Remove(commands::remove::Args),
+    /// List the missions missions.lock pins
+    List(commands::list::Args),
+    /// Search the registry
+    Search(commands::search::Args),
+    /// Show a mission's details
+    Info(commands::info::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +81,12 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(args),
         Command::Yank(args) => commands::yank::run(args),
         Command::Owner(args) => commands::owner::run(args),
+        Command::Install(args) => commands::install::run(args),
+        Command::Update(args) => commands::update::run(args),
+        Command::Remove(args) => commands::remove::run(args),
+        Command::List(args) => commands::list::run(args),
+        Command::Search(args) => commands::search::run(args),
+        Command::Info(args) => commands::info::run(args),
     };
     match result {
         Ok(code) => code,

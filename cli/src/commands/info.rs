@@ -1,0 +1,160 @@
+//! `mission info NAME[@VERSION] [--json]`: a mission's details from the node
+//! (`GET /api/v1/missions/NAME`).
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::registry;
+use crate::sparse_client::SparseIndex;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The mission, as NAME or NAME@VERSION (default: the newest version)
+    pub spec: String,
+    /// The registry: a name from config.toml or a URL (default: the configured default)
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Print the details as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let (name, version) = match args.spec.split_once('@') {
+        Some((n, v)) => (n.to_owned(), Some(v.trim().to_owned())),
+        None => (args.spec.clone(), None),
+    };
+    mission_index::name::validate_name(&name).with_context(|| format!("`{}`", args.spec))?;
+    let registry = registry::resolve(args.registry.as_deref())?;
+    let home = crate::home::mission_home()?;
+    let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);
+    let reply = index.get(&format!("/api/v1/missions/{name}"), None)?;
+    if reply.status == 404 {
+        let close = crate::install::suggestions(&index, &name, false);
+        if close.is_empty() {
+            bail!(
+                "no mission named `{name}` on {}; search with `mission search WORD`",
+                registry.display()
+            );
+        }
+        bail!(
+            "no mission named `{name}` on {}; did you mean {}?",
+            registry.display(),
+            close
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if reply.status != 200 {
+        return Err(anyhow!(reply.error("reading the mission's details")));
+    }
+    let details: Value = serde_json::from_slice(&reply.body)
+        .with_context(|| format!("{}: the answer is not JSON", reply.url))?;
+    let versions = details["versions"].as_array().cloned().unwrap_or_default();
+    let wanted = version
+        .clone()
+        .or_else(|| details["max_version"].as_str().map(str::to_owned))
+        .or_else(|| {
+            versions
+                .last()
+                .and_then(|v| v["vers"].as_str())
+                .map(str::to_owned)
+        });
+    let chosen = wanted.as_deref().and_then(|w| {
+        versions
+            .iter()
+            .find(|v| v["vers"].as_str() == Some(w))
+            .cloned()
+    });
+    let Some(chosen) = chosen else {
+        let listed: Vec<&str> = versions.iter().filter_map(|v| v["vers"].as_str()).collect();
+        bail!(
+            "`{name}` has no version {}; it has: {}",
+            wanted.unwrap_or_default(),
+            if listed.is_empty() {
+                "none".into()
+            } else {
+                listed.join(", ")
+            }
+        );
+    };
+    if args.json {
+        let mut out = details.clone();
+        out["version"] = chosen;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "{} {}{}",
+        s(&details["name"]),
+        s(&chosen["vers"]),
+        if chosen["yanked"].as_bool() == Some(true) {
+            " (yanked)"
+        } else {
+            ""
+        }
+    );
+    println!("description: {}", s(&chosen["description"]));
+    println!("license: {}", s(&chosen["license"]));
+    println!("categories: {}", list(&chosen["categories"]));
+    println!("keywords: {}", list(&chosen["keywords"]));
+    println!("pricing: {}", chosen["pricing"]);
+    println!("permissions: {}", chosen["permissions"]);
+    let deps: Vec<String> = chosen["deps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| format!("{} {}", s(&d["name"]), s(&d["req"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "dependencies: {}",
+        if deps.is_empty() {
+            "none".into()
+        } else {
+            deps.join(", ")
+        }
+    );
+    println!("key: {}", s(&chosen["key"]));
+    println!("cksum: {}", s(&chosen["cksum"]));
+    println!(
+        "published: {} on {}",
+        s(&chosen["pubtime"]),
+        s(&chosen["origin"])
+    );
+    let owners: Vec<String> = details["owners"]
+        .as_array()
+        .map(|a| a.iter().map(|o| s(&o["login"])).collect())
+        .unwrap_or_default();
+    println!("owners: {}", owners.join(", "));
+    println!(
+        "versions: {}",
+        versions
+            .iter()
+            .map(|v| s(&v["vers"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("downloads: {}", details["downloads"].as_u64().unwrap_or(0));
+    Ok(ExitCode::SUCCESS)
+}

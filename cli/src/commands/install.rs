@@ -1,0 +1,60 @@
+//! `mission install NAME[@REQ]... [--dir DIR] [--locked] [--offline] [--json]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::install::{self, Outcome, Request};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Missions to install, as NAME or NAME@REQ (`fix_build@^1.2`); none: what missions.lock lists
+    pub missions: Vec<String>,
+    /// The registry: a name from config.toml or a URL (default: the configured default)
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Install into DIR/NAME instead of ./missions/NAME
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Refuse to change missions.lock; with a complete cache, make no request at all
+    #[arg(long)]
+    pub locked: bool,
+    /// Make no network request: use only the cached index and archives
+    #[arg(long)]
+    pub offline: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let opts = install::Options {
+        registry: args.registry,
+        dir: args.dir,
+        locked: args.locked,
+        offline: args.offline,
+    };
+    let outcome = install::run(Request::Install(args.missions), &opts)?;
+    report(&outcome, args.json, "Installed")
+}
+
+/// Prints what an install or update did.
+pub fn report(outcome: &Outcome, json: bool, verb: &str) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(outcome)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for m in &outcome.installed {
+        println!("{verb} {} {} -> {}", m.name, m.version, m.path.display());
+    }
+    for name in &outcome.removed {
+        println!("Removed {name} (no longer needed)");
+    }
+    println!(
+        "Locked {} mission(s) in {}",
+        outcome.installed.len(),
+        outcome.lockfile.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

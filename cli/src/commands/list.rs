@@ -1,0 +1,54 @@
+//! `mission list [--json]`: what missions.lock in the current folder lists.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the list as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let path = crate::install::lockfile_path()?;
+    let lock = crate::install::load_lock(&path)?.unwrap_or_default();
+    if args.json {
+        let missions: Vec<_> = lock
+            .missions()
+            .map(|m| {
+                json!({
+                    "name": m.name,
+                    "version": m.version.to_string(),
+                    "cksum": m.cksum,
+                    "key": m.key,
+                    "registry": m.registry,
+                    "dependencies": m.dependencies.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "missions": missions }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if lock.is_empty() {
+        println!(
+            "No missions installed here (no entries in {}).",
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for m in lock.missions() {
+        if m.dependencies.is_empty() {
+            println!("{} {}", m.name, m.version);
+        } else {
+            let deps: Vec<String> = m.dependencies.iter().map(|d| d.to_string()).collect();
+            println!("{} {} (needs {})", m.name, m.version, deps.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,102 @@
+//! `mission search QUERY [--category C] [--free] [--json]`: the node's search endpoint
+//! (`GET /api/v1/missions?q=...`).
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::registry;
+use crate::sparse_client::SparseIndex;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Words to look for in names, descriptions and keywords (empty: list everything)
+    #[arg(default_value = "")]
+    pub query: String,
+    /// Only missions in this category (such as `build-automation`)
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only free missions
+    #[arg(long)]
+    pub free: bool,
+    /// How many results to show
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// The registry: a name from config.toml or a URL (default: the configured default)
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Print the node's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `application/x-www-form-urlencoded` escaping of a query value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let registry = registry::resolve(args.registry.as_deref())?;
+    let home = crate::home::mission_home()?;
+    let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);
+    let mut path = format!(
+        "/api/v1/missions?q={}&per_page={}",
+        encode(&args.query),
+        args.limit.clamp(1, 1000)
+    );
+    if let Some(c) = &args.category {
+        path.push_str(&format!("&category={}", encode(c)));
+    }
+    if args.free {
+        path.push_str("&pricing=free");
+    }
+    let reply = index.get(&path, None)?;
+    if reply.status != 200 {
+        return Err(anyhow!(reply.error("searching")));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&reply.body)
+        .with_context(|| format!("{}: the answer is not JSON", reply.url))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let missions = json["missions"].as_array().cloned().unwrap_or_default();
+    let total = json["meta"]["total"]
+        .as_u64()
+        .unwrap_or(missions.len() as u64);
+    if missions.is_empty() {
+        println!(
+            "No mission matches `{}` on {}.",
+            args.query,
+            registry.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = missions
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
+    for m in &missions {
+        let name = m["name"].as_str().unwrap_or("?");
+        let version = m["max_version"].as_str().unwrap_or("?");
+        let description = m["description"].as_str().unwrap_or("");
+        println!("{name:width$} = \"{version}\"    # {description}");
+    }
+    if total as usize > missions.len() {
+        println!(
+            "... and {} more; narrow the query or raise --limit",
+            total as usize - missions.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,318 @@
+//! A client of a node's sparse index (`/index/...`), with an on-disk cache.
+//!
+//! Each file fetched is kept under `MISSION_HOME/cache/index/<registry key>/<path>` with its
+//! strong ETag beside it (`<path>.etag`); the next fetch sends `If-None-Match` and reuses the
+//! copy on `304 Not Modified`. A name the index does not have (404) drops its cached copy.
+//! Offline, only the cache is read, and a file missing from it is an error naming it.
+//!
+//! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
+//! only those of the names the resolution reaches.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mission_index::entry::IndexEntry;
+use mission_index::layout;
+use mission_index::resolve::IndexReader;
+
+use crate::registry::Registry;
+
+/// The most bytes one index file may have.
+const MAX_INDEX_FILE: u64 = 64 * 1024 * 1024;
+
+/// Why an index file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SparseError {
+    #[error("`{path}` is not in the index cache {cache} (offline); run the command once without --offline to fill it")]
+    NotCached { path: String, cache: PathBuf },
+    #[error("GET {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{path}: {message}")]
+    Cache { path: PathBuf, message: String },
+    #[error("index file `{path}` from {registry}: {message}")]
+    Parse {
+        path: String,
+        registry: String,
+        message: String,
+    },
+    #[error("`{name}` is not a valid mission name: {message}")]
+    Name { name: String, message: String },
+}
+
+/// The folder name of a registry's cache: its key with anything but letters, digits, `-`,
+/// `_` and `.` replaced by `_`.
+pub fn cache_key(registry: &Registry) -> String {
+    registry
+        .key()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An HTTP agent for reading a node: statuses are answers, not errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// The sparse index of one registry.
+pub struct SparseIndex {
+    agent: ureq::Agent,
+    registry: Registry,
+    token: Option<String>,
+    cache: PathBuf,
+    offline: bool,
+    /// Index paths answered from the network in this run (fetched or revalidated).
+    requested: Mutex<BTreeSet<String>>,
+}
+
+impl SparseIndex {
+    /// A reader of `registry` caching under `cache_root/<cache key>/`.
+    pub fn new(registry: Registry, cache_root: &Path, offline: bool) -> SparseIndex {
+        let token = crate::registry::token(&registry).ok().map(|(t, _)| t);
+        let cache = cache_root.join(cache_key(&registry));
+        SparseIndex {
+            agent: agent(),
+            registry,
+            token,
+            cache,
+            offline,
+            requested: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether a network request was made through this reader.
+    pub fn used_network(&self) -> bool {
+        self.requested.lock().map(|r| !r.is_empty()).unwrap_or(true)
+    }
+
+    /// A GET of `BASE/path` with the token when there is one.
+    pub fn get(&self, path: &str, etag: Option<&str>) -> Result<Reply, SparseError> {
+        self.get_with(path, etag, MAX_INDEX_FILE)
+    }
+
+    /// A GET of `BASE/path` reading at most `limit` bytes of the body.
+    pub fn get_limited(&self, path: &str, limit: u64) -> Result<Reply, SparseError> {
+        self.get_with(path, None, limit)
+    }
+
+    fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
+        let url = self.registry.url(path);
+        if let Ok(mut requested) = self.requested.lock() {
+            requested.insert(path.to_owned());
+        }
+        let mut request = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        let mut response = request.call().map_err(|e| SparseError::Http {
+            url: url.clone(),
+            message: format!("the node did not answer ({e}); check that it runs, or use --offline to work from the cache"),
+        })?;
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(limit)
+            .read_to_end(&mut body)
+            .map_err(|e| SparseError::Http {
+                url: url.clone(),
+                message: format!("reading the answer: {e}"),
+            })?;
+        Ok(Reply {
+            url,
+            status,
+            etag,
+            body,
+        })
+    }
+
+    /// The file at `/index/<path>`: from the cache when offline or when the node says it
+    /// has not changed, else fetched and cached. `None` when the index has no such file.
+    pub fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
+        let file = self.cache.join(path);
+        let etag_file = self.cache.join(format!("{path}.etag"));
+        let cached = read_optional(&file)?;
+        if self.offline {
+            return match cached {
+                Some(bytes) => Ok(Some(bytes)),
+                None => Err(SparseError::NotCached {
+                    path: format!("/index/{path}"),
+                    cache: self.cache.clone(),
+                }),
+            };
+        }
+        let etag = match &cached {
+            Some(_) => read_optional(&etag_file)?.and_then(|e| String::from_utf8(e).ok()),
+            None => None,
+        };
+        let reply = self.get(&format!("/index/{path}"), etag.as_deref())?;
+        match reply.status {
+            304 => match cached {
+                Some(bytes) => Ok(Some(bytes)),
+                None => {
+                    Err(reply.error("answered 304 Not Modified to a request without a cached copy"))
+                }
+            },
+            200 => {
+                write_atomic(&file, &reply.body)?;
+                match &reply.etag {
+                    Some(tag) => write_atomic(&etag_file, tag.as_bytes())?,
+                    None => remove_optional(&etag_file)?,
+                }
+                Ok(Some(reply.body))
+            }
+            404 => {
+                remove_optional(&file)?;
+                remove_optional(&etag_file)?;
+                Ok(None)
+            }
+            401 | 403 => Err(reply.error(&format!(
+                "the node needs a valid token: run `mission login --registry {}`",
+                self.registry.display()
+            ))),
+            _ => Err(reply.error("unexpected answer")),
+        }
+    }
+
+    /// The names whose index files are in the cache (for suggestions when offline).
+    pub fn cached_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        collect_names(&self.cache, &self.cache, &mut names);
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+fn collect_names(root: &Path, dir: &Path, names: &mut Vec<String>) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in read.flatten() {
+        let path = item.path();
+        if path.is_dir() {
+            collect_names(root, &path, names);
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if let Some(name) = layout::name_from_path(&rel) {
+                names.push(name);
+            }
+        }
+    }
+}
+
+/// One HTTP answer.
+pub struct Reply {
+    pub url: String,
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn error(&self, what: &str) -> SparseError {
+        let text = String::from_utf8_lossy(&self.body);
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|j| {
+                j.get("errors")?
+                    .get(0)?
+                    .get("detail")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| text.trim().chars().take(300).collect());
+        SparseError::Http {
+            url: self.url.clone(),
+            message: format!("HTTP {}: {what}: {detail}", self.status),
+        }
+    }
+}
+
+impl IndexReader for SparseIndex {
+    type Error = SparseError;
+
+    fn entries(&self, name: &str) -> Result<Option<Vec<IndexEntry>>, SparseError> {
+        let path = layout::entry_path(name).map_err(|e| SparseError::Name {
+            name: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        let Some(bytes) = self.fetch(&path)? else {
+            return Ok(None);
+        };
+        let parse = |message: String| SparseError::Parse {
+            path: path.clone(),
+            registry: self.registry.display().to_owned(),
+            message,
+        };
+        let text = String::from_utf8(bytes).map_err(|_| parse("not UTF-8".into()))?;
+        let entries = IndexEntry::parse_file(&text).map_err(|e| parse(e.to_string()))?;
+        Ok(Some(entries))
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SparseError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SparseError::Cache {
+            path: path.to_owned(),
+            message: format!("reading the cached copy: {e}"),
+        }),
+    }
+}
+
+fn remove_optional(path: &Path) -> Result<(), SparseError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SparseError::Cache {
+            path: path.to_owned(),
+            message: format!("removing the stale cached copy: {e}"),
+        }),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
+    let cache_err = |message: String| SparseError::Cache {
+        path: path.to_owned(),
+        message,
+    };
+    let dir = path
+        .parent()
+        .ok_or_else(|| cache_err("has no parent folder".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| cache_err(format!("creating its folder: {e}")))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| cache_err(format!("creating a temporary file: {e}")))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| cache_err(format!("writing: {e}")))?;
+    tmp.persist(path)
+        .map_err(|e| cache_err(format!("writing: {}", e.error)))?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! What this client trusts: `MISSION_HOME/trust.toml`.
+//!
+//! ```toml
+//! [registries."local"]
+//! node-key = "RW..."                 # pinned on first use from config.json
+//! snapshot = '{"node":...}'          # the last snapshot accepted (JSON), for rollback checks
+//!
+//! [authors]
+//! fix_build = "RW..."                # the author key pinned for each mission name
+//! ```
+//!
+//! A registry's node key is pinned the first time the client talks to it (trust on first
+//! use), unless `config.toml` names it: `[registries.NAME] node-key = "RW..."`, which always
+//! wins. Author keys are pinned per mission name (compared by `collision_key`) the first
+//! time a mission is installed; a later version signed by another key is refused unless a
+//! key change is accepted ([`accept_key_change`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use mission_index::name::collision_key;
+use mission_index::snapshot::Snapshot;
+use serde::{Deserialize, Serialize};
+
+use crate::home;
+use crate::registry::Registry;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct TrustStore {
+    #[serde(default)]
+    registries: BTreeMap<String, RegistryTrust>,
+    /// collision key of the name -> `RW...`.
+    #[serde(default)]
+    authors: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct RegistryTrust {
+    #[serde(rename = "node-key", default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+    /// The last accepted snapshot, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// `MISSION_HOME/trust.toml`.
+pub fn path() -> Result<PathBuf> {
+    Ok(home::mission_home()?.join("trust.toml"))
+}
+
+impl TrustStore {
+    /// Reads the trust store (empty when there is none yet).
+    pub fn load() -> Result<TrustStore> {
+        let path = path()?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TrustStore::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "reading {}: fix it by hand, or delete it to trust every registry and author anew",
+                path.display()
+            )
+        })
+    }
+
+    /// Writes the trust store atomically.
+    pub fn save(&self) -> Result<()> {
+        let path = path()?;
+        let text = toml::to_string(self).context("writing the trust store as TOML")?;
+        crate::sparse_client::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("saving {}", path.display()))
+    }
+
+    /// The node key configured for `registry` in `config.toml` (`node-key`), else the pinned
+    /// one; `None` on first contact.
+    pub fn node_key(&self, registry: &Registry) -> Result<Option<String>> {
+        if let Some(configured) = configured_node_key(registry)? {
+            return Ok(Some(configured));
+        }
+        Ok(self
+            .registries
+            .get(registry.key())
+            .and_then(|r| r.node_key.clone()))
+    }
+
+    pub fn pin_node_key(&mut self, registry: &Registry, key: &str) {
+        self.registries
+            .entry(registry.key().to_owned())
+            .or_default()
+            .node_key = Some(key.to_owned());
+    }
+
+    /// The last snapshot accepted from `registry`.
+    pub fn last_snapshot(&self, registry: &Registry) -> Result<Option<Snapshot>> {
+        let Some(json) = self
+            .registries
+            .get(registry.key())
+            .and_then(|r| r.snapshot.as_deref())
+        else {
+            return Ok(None);
+        };
+        let snapshot = serde_json::from_str(json).with_context(|| {
+            format!(
+                "the last snapshot of `{}` in {} is not readable; delete its `snapshot` line",
+                registry.display(),
+                path().map(|p| p.display().to_string()).unwrap_or_default()
+            )
+        })?;
+        Ok(Some(snapshot))
+    }
+
+    pub fn set_snapshot(&mut self, registry: &Registry, snapshot: &Snapshot) -> Result<()> {
+        let json = serde_json::to_string(snapshot).context("storing the snapshot")?;
+        self.registries
+            .entry(registry.key().to_owned())
+            .or_default()
+            .snapshot = Some(json);
+        Ok(())
+    }
+
+    /// The author key pinned for `name`.
+    pub fn author_key(&self, name: &str) -> Option<&str> {
+        self.authors.get(&collision_key(name)).map(String::as_str)
+    }
+
+    pub fn pin_author_key(&mut self, name: &str, key: &str) {
+        self.authors.insert(collision_key(name), key.to_owned());
+    }
+}
+
+/// `[registries.NAME] node-key` in `config.toml`, for a named registry.
+fn configured_node_key(registry: &Registry) -> Result<Option<String>> {
+    let Some(name) = &registry.name else {
+        return Ok(None);
+    };
+    let path = home::mission_home()?.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    Ok(table
+        .get("registries")
+        .and_then(|r| r.get(name))
+        .and_then(|r| r.get("node-key"))
+        .and_then(|k| k.as_str())
+        .map(|k| k.trim().to_owned()))
+}
+
+/// Whether `registry` has stated that `name` moved from the author key `old` to `new` (a
+/// rotation statement signed by `old`). Rotation statements are not served yet, so no key
+/// change is accepted: this returns `Ok(false)` until they are.
+pub fn accept_key_change(registry: &Registry, name: &str, old: &str, new: &str) -> Result<bool> {
+    let _ = (registry, name, old, new);
+    Ok(false)
+}

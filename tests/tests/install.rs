@@ -1,0 +1,822 @@
+//! `mission install`, `update`, `remove`, `list`, `search` and `info` end to end: a real
+//! `mission-node serve` process, missions published to it over HTTP with real minisign keys,
+//! and the real `mission` binary installing them. Tampering is done the way an attacker
+//! would: on the node's disk (its blob store, its index repository, with the real `git`),
+//! or by a small HTTP server in front of the node that speaks the real protocol but serves
+//! an old or forged snapshot.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mission_index::archive::{self, ArchiveLimits};
+use mission_index::lockfile::Lockfile;
+use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::snapshot::{self, Snapshot};
+use mission_index::wire::{PublishBody, PublishMetadata};
+
+const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
+
+// ---- a node process ----
+
+/// A `mission-node serve` on 127.0.0.1 with its own data folder; killed on drop. It can be
+/// stopped and started again on the same port.
+struct Node {
+    child: Option<Child>,
+    url: String,
+    data: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// A node with one publishing user; returns the node and the user's token.
+    fn start() -> (Node, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("node.toml"), NODE_TOML).unwrap();
+        let init = node_cmd(&data).arg("init").output().unwrap();
+        assert!(init.status.success(), "init: {}", text(&init.stderr));
+        let out = node_cmd(&data)
+            .args(["admin", "user", "add", "alice", "--scopes", "publish"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "user add: {}", text(&out.stderr));
+        let token = text(&out.stdout).trim().to_owned();
+        let log = dir.path().join("node.log");
+        let mut node = Node {
+            child: None,
+            url: String::new(),
+            data,
+            log,
+            _dir: dir,
+        };
+        node.spawn("127.0.0.1:0");
+        (node, token)
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut child = node_cmd(&self.data)
+            .args(["--listen", listen, "serve"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&self.log).unwrap())
+            .spawn()
+            .expect("mission-node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "mission-node did not print its address ({line:?}); log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        };
+        self.url = url.to_owned();
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port.
+    fn restart(&mut self) {
+        self.stop();
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        self.spawn(&listen);
+    }
+
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let mut response = agent().get(format!("{}{path}", self.url)).call().unwrap();
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_vec().unwrap();
+        (status, body)
+    }
+
+    fn publish(
+        &self,
+        token: &str,
+        author: &Author,
+        name: &str,
+        version: &str,
+        deps: &[(&str, &str)],
+        description: &str,
+    ) -> Vec<u8> {
+        let archive = package(name, version, deps, description);
+        let sig = signing::sign_archive(&author.sk, &author.pk, &archive, name, version).unwrap();
+        let body = PublishBody {
+            metadata: PublishMetadata {
+                name: name.to_owned(),
+                vers: version.to_owned(),
+                cksum: archive::cksum(&archive),
+                key: author.pk.to_base64(),
+                sig,
+            },
+            archive: archive.clone(),
+        }
+        .encode();
+        let mut response = agent()
+            .post(format!("{}/api/v1/missions/publish", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .send(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 200, "publishing {name} {version}: {text}");
+        archive
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- mission-node log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn node_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(mission_e2e::bin("mission-node"));
+    cmd.arg("--data")
+        .arg(data)
+        .env_remove("MISSION_NODE_DATA")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// ---- packages ----
+
+struct Author {
+    sk: SecretKey,
+    pk: PublicKey,
+}
+
+fn author() -> Author {
+    let g = signing::generate_keypair(None).unwrap();
+    Author {
+        sk: SecretKey::parse(&g.secret_key_text, None).unwrap(),
+        pk: PublicKey::parse(&g.public_key_text).unwrap(),
+    }
+}
+
+fn package(name: &str, version: &str, deps: &[(&str, &str)], description: &str) -> Vec<u8> {
+    let deps = if deps.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
+        format!("  dependencies: {{ {} }}\n", list.join(", "))
+    };
+    let yaml = format!(
+        r#"version: "1.0"
+name: {name}
+description: {description}
+
+package:
+  name: {name}
+  version: {version}
+  description: {description}
+  authors: ["Test Author <author@example.invalid>"]
+  license: MIT
+  categories: [build-automation]
+  keywords: [test, {name}]
+  pricing: {{ model: free }}
+{deps}  permissions:
+    network: false
+    commands: []
+    llm: false
+    max_duration_seconds: 60
+
+steps:
+  - id: greet
+    name: Write the greeting
+    step_type: create_file
+    parameters:
+      path: hello.txt
+      content: hello from {name} {version}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        format!("# {name} {version}\n"),
+    )
+    .unwrap();
+    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+}
+
+// ---- the client ----
+
+/// A user of `mission`: a home (config, trust store, caches) and a project folder.
+struct Client {
+    home: PathBuf,
+    project: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Client {
+    fn new(registry_url: &str) -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let project = dir.path().join("project");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        let client = Client {
+            home,
+            project,
+            _dir: dir,
+        };
+        client.point_at(registry_url);
+        client
+    }
+
+    /// Makes the registry `test` (the default) point at `url`.
+    fn point_at(&self, url: &str) {
+        std::fs::write(
+            self.home.join("config.toml"),
+            format!("[registry]\ndefault = \"test\"\n\n[registries.test]\nindex = \"sparse+{url}/index/\"\n"),
+        )
+        .unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = mission_e2e::mission(&self.home);
+        cmd.current_dir(&self.project).args(args);
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    fn lock(&self) -> Lockfile {
+        Lockfile::load(&self.project.join("missions.lock"))
+            .unwrap()
+            .expect("missions.lock exists")
+    }
+
+    /// Every file under the project (lockfile and installed missions), with its bytes.
+    fn tree(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        walk(&self.project, &self.project, &mut files);
+        files
+    }
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(root, &path, files);
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            files.insert(rel, std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+fn versions(lock: &Lockfile) -> Vec<String> {
+    lock.missions()
+        .map(|m| format!("{} {}", m.name, m.version))
+        .collect()
+}
+
+// ---- a fixture server in front of the node ----
+
+/// The snapshot files (JSON, signature) a [`Front`] serves instead of the node's.
+type ForgedSnapshot = Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>>;
+
+/// An HTTP server that forwards every GET to the node, except the snapshot files, which it
+/// answers with what the test put in `snapshot` (JSON, signature).
+struct Front {
+    url: String,
+    snapshot: ForgedSnapshot,
+    /// When set, archive downloads have their last byte flipped on the way.
+    corrupt_downloads: Arc<AtomicBool>,
+}
+
+impl Front {
+    fn start(node_url: &str) -> Front {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let snapshot: ForgedSnapshot = Arc::new(Mutex::new(None));
+        let shared = snapshot.clone();
+        let corrupt_downloads = Arc::new(AtomicBool::new(false));
+        let corrupt = corrupt_downloads.clone();
+        let node_url = node_url.to_owned();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut if_none_match = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("if-none-match") {
+                            if_none_match = Some(v.trim().to_owned());
+                        }
+                    }
+                }
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_owned();
+                let forged = shared.lock().unwrap().clone();
+                let (status, etag, body) = match (&forged, path.as_str()) {
+                    (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
+                    (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
+                    _ => {
+                        let mut request = agent().get(format!("{node_url}{path}"));
+                        if let Some(tag) = &if_none_match {
+                            request = request.header("If-None-Match", tag);
+                        }
+                        let mut response = request.call().unwrap();
+                        let etag = response
+                            .headers()
+                            .get("etag")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        let mut body = response.body_mut().read_to_vec().unwrap_or_default();
+                        if path.ends_with("/download") && corrupt.load(Ordering::SeqCst) {
+                            if let Some(last) = body.last_mut() {
+                                *last ^= 0xff;
+                            }
+                        }
+                        (response.status().as_u16(), etag, body)
+                    }
+                };
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                if let Some(etag) = etag {
+                    head.push_str(&format!("ETag: {etag}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                let _ = stream.flush();
+            }
+        });
+        Front {
+            url,
+            snapshot,
+            corrupt_downloads,
+        }
+    }
+
+    fn serve_snapshot(&self, json: Vec<u8>, sig: Vec<u8>) {
+        *self.snapshot.lock().unwrap() = Some((json, sig));
+    }
+}
+
+// ---- the tests ----
+
+#[test]
+fn install_locks_reproduces_and_works_from_the_cache() {
+    let (mut node, token) = Node::start();
+    let alice = author();
+    node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
+    let base11 = node.publish(&token, &alice, "base_tools", "1.1.0", &[], "Base tools.");
+    let helper = node.publish(
+        &token,
+        &alice,
+        "helper_kit",
+        "1.0.0",
+        &[("base_tools", "^1.0")],
+        "Helps.",
+    );
+    let app = node.publish(
+        &token,
+        &alice,
+        "app_main",
+        "1.0.0",
+        &[("helper_kit", "^1")],
+        "The app.",
+    );
+
+    let user = Client::new(&node.url);
+    let out = user.ok(&["install", "app_main"]);
+    assert!(out.contains("app_main 1.0.0"), "{out}");
+
+    // Every mission of the graph is in missions/NAME/, and the lock pins each.
+    for name in ["app_main", "helper_kit", "base_tools"] {
+        let yaml = std::fs::read_to_string(
+            user.project
+                .join("missions")
+                .join(name)
+                .join("mission.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("missions/{name}/mission.yaml: {e}"));
+        assert!(yaml.contains(&format!("name: {name}")));
+    }
+    let lock = user.lock();
+    assert_eq!(
+        versions(&lock),
+        ["app_main 1.0.0", "base_tools 1.1.0", "helper_kit 1.0.0"]
+    );
+    for (name, bytes) in [
+        ("app_main", &app),
+        ("helper_kit", &helper),
+        ("base_tools", &base11),
+    ] {
+        let m = lock.get(name).unwrap();
+        assert_eq!(m.cksum, archive::cksum(bytes), "{name}");
+        assert_eq!(m.key, alice.pk.to_base64(), "{name}");
+        assert_eq!(m.registry, "test");
+    }
+    assert_eq!(
+        lock.get("app_main").unwrap().dependencies[0].to_string(),
+        "helper_kit 1.0.0"
+    );
+
+    let listed: serde_json::Value = serde_json::from_str(&user.ok(&["list", "--json"])).unwrap();
+    assert_eq!(listed["missions"].as_array().unwrap().len(), 3);
+
+    // Another user with the same lockfile gets the same tree with --locked.
+    let other = Client::new(&node.url);
+    std::fs::copy(
+        user.project.join("missions.lock"),
+        other.project.join("missions.lock"),
+    )
+    .unwrap();
+    other.ok(&["install", "--locked"]);
+    assert_eq!(
+        other.tree(),
+        user.tree(),
+        "--locked reproduces the same files"
+    );
+
+    // A newer base_tools does not move the lock; --locked refuses to add a mission.
+    node.publish(&token, &alice, "base_tools", "1.2.0", &[], "Base tools.");
+    node.publish(&token, &alice, "extra_bits", "0.1.0", &[], "Extras.");
+    user.ok(&["install"]);
+    assert_eq!(
+        user.lock().get("base_tools").unwrap().version.to_string(),
+        "1.1.0"
+    );
+    let before = user.tree();
+    let err = user.fails(&["install", "extra_bits", "--locked"]);
+    assert!(
+        err.contains("--locked") && err.contains("`extra_bits` 0.1.0 would be added"),
+        "{err}"
+    );
+    assert_eq!(
+        user.tree(),
+        before,
+        "a refused --locked install changes nothing"
+    );
+
+    // Unknown names get suggestions.
+    let err = user.fails(&["install", "helper_kits"]);
+    assert!(
+        err.contains("no mission named `helper_kits`") && err.contains("`helper_kit`"),
+        "{err}"
+    );
+
+    // update re-resolves ignoring the lock.
+    let out = user.ok(&["update", "base_tools"]);
+    assert!(out.contains("base_tools 1.2.0"), "{out}");
+    assert_eq!(
+        user.lock().get("base_tools").unwrap().version.to_string(),
+        "1.2.0"
+    );
+
+    // With the node stopped, a warm --locked install still succeeds: no request is made.
+    node.stop();
+    let out = user.run(&["install", "--locked"]);
+    assert!(
+        out.status.success(),
+        "warm --locked with the node stopped: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("nothing to fetch"),
+        "{}",
+        text(&out.stderr)
+    );
+    // So does --offline, for the other user, from their cache.
+    std::fs::remove_dir_all(other.project.join("missions")).unwrap();
+    other.ok(&["install", "--offline"]);
+    assert_eq!(other.tree().len(), before.len());
+    // Offline with an empty cache names what is missing.
+    let cold = Client::new(&node.url);
+    std::fs::copy(
+        user.project.join("missions.lock"),
+        cold.project.join("missions.lock"),
+    )
+    .unwrap();
+    let err = cold.fails(&["install", "--offline"]);
+    assert!(
+        err.contains("not in the index cache") && err.contains("/index/"),
+        "{err}"
+    );
+    // Without --offline and without the node, the error says the node did not answer.
+    let err = cold.fails(&["install"]);
+    assert!(err.contains("did not answer"), "{err}");
+
+    // remove: refused while needed, then folder and lock entry go.
+    let err = user.fails(&["remove", "base_tools"]);
+    assert!(err.contains("needed by `helper_kit`"), "{err}");
+    user.ok(&["remove", "app_main"]);
+    assert!(!user.project.join("missions/app_main").exists());
+    assert!(user.lock().get("app_main").is_none());
+    assert!(user
+        .project
+        .join("missions/helper_kit/mission.yaml")
+        .is_file());
+}
+
+#[test]
+fn search_and_info_read_the_node() {
+    let (node, token) = Node::start();
+    let alice = author();
+    node.publish(
+        &token,
+        &alice,
+        "deploy_site",
+        "1.0.0",
+        &[],
+        "Deploys a static site.",
+    );
+    node.publish(
+        &token,
+        &alice,
+        "deploy_site",
+        "1.1.0",
+        &[],
+        "Deploys a static site.",
+    );
+    node.publish(
+        &token,
+        &alice,
+        "lint_docs",
+        "0.3.0",
+        &[],
+        "Lints documentation.",
+    );
+    let user = Client::new(&node.url);
+
+    let out = user.ok(&["search", "static"]);
+    assert!(
+        out.contains("deploy_site") && out.contains("1.1.0"),
+        "{out}"
+    );
+    assert!(!out.contains("lint_docs"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&user.ok(&[
+        "search",
+        "",
+        "--free",
+        "--category",
+        "build-automation",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["meta"]["total"], 2, "{json}");
+    let json: serde_json::Value =
+        serde_json::from_str(&user.ok(&["search", "x", "--category", "security", "--json"]))
+            .unwrap();
+    assert_eq!(json["meta"]["total"], 0, "{json}");
+
+    let out = user.ok(&["info", "deploy_site"]);
+    assert!(
+        out.contains("deploy_site 1.1.0") && out.contains("Deploys a static site."),
+        "{out}"
+    );
+    assert!(out.contains(&alice.pk.to_base64()), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&user.ok(&["info", "deploy_site@1.0.0", "--json"])).unwrap();
+    assert_eq!(json["version"]["vers"], "1.0.0");
+    let err = user.fails(&["info", "deploy_sit"]);
+    assert!(err.contains("did you mean `deploy_site`"), "{err}");
+}
+
+#[test]
+fn tampering_is_refused_and_leaves_the_install_alone() {
+    let (mut node, token) = Node::start();
+    let alice = author();
+    let base = node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
+    node.publish(
+        &token,
+        &alice,
+        "app_main",
+        "1.0.0",
+        &[("base_tools", "^1")],
+        "The app.",
+    );
+    let user = Client::new(&node.url);
+    user.ok(&["install", "app_main"]);
+    let installed = user.tree();
+    let unchanged = |what: &str| {
+        assert_eq!(
+            user.tree(),
+            installed,
+            "{what}: the earlier install and missions.lock are untouched"
+        )
+    };
+
+    // 1. An archive altered on the node's disk: a user without the archive cached is refused.
+    let cksum = archive::cksum(&base);
+    let blob = node
+        .data
+        .join("blobs/sha256")
+        .join(&cksum[..2])
+        .join(&cksum[2..]);
+    let original = std::fs::read(&blob).unwrap();
+    let mut altered = original.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 0xff;
+    std::fs::write(&blob, &altered).unwrap();
+    let fresh_home = Client::new(&node.url);
+    std::fs::remove_dir_all(&user.home).unwrap();
+    std::fs::rename(&fresh_home.home, &user.home).unwrap();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("base_tools") && err.contains("corrupt"),
+        "{err}"
+    );
+    unchanged("altered archive");
+    std::fs::write(&blob, &original).unwrap();
+    user.ok(&["install"]);
+    unchanged("reinstall");
+
+    // 1b. Archive bytes altered on the way (the node itself refuses to serve a corrupt
+    //     blob, so this is what reaches the client's own checksum check).
+    let front = Front::start(&node.url);
+    front.corrupt_downloads.store(true, Ordering::SeqCst);
+    user.point_at(&front.url);
+    let fresh_home = Client::new(&front.url);
+    std::fs::remove_dir_all(&user.home).unwrap();
+    std::fs::rename(&fresh_home.home, &user.home).unwrap();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("checksum check failed for `base_tools` 1.0.0"),
+        "{err}"
+    );
+    unchanged("archive altered in transit");
+    front.corrupt_downloads.store(false, Ordering::SeqCst);
+    user.ok(&["install"]);
+    unchanged("reinstall through the front");
+    user.point_at(&node.url);
+
+    // 2. An old snapshot replayed: saved now, served after the node moved on.
+    let (_, old_json) = node.get("/index/snapshot.json");
+    let (_, old_sig) = node.get("/index/snapshot.json.minisig");
+    node.publish(&token, &alice, "later_one", "1.0.0", &[], "Later.");
+    user.ok(&["install"]); // sees the newer snapshot
+    front.serve_snapshot(old_json, old_sig);
+    user.point_at(&front.url);
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("snapshot check failed") && err.contains("rollback"),
+        "{err}"
+    );
+    unchanged("replayed snapshot");
+
+    // 3. An expired snapshot, validly signed with the node's own key.
+    let node_sk = SecretKey::load(&node.data.join("keys/node.key"), None).unwrap();
+    let node_pk = node_sk.public_key().unwrap();
+    let (_, current) = node.get("/index/snapshot.json");
+    let current: Snapshot = serde_json::from_slice(&current).unwrap();
+    let now = chrono::Utc::now();
+    let mut expired = Snapshot::new(
+        &current.node,
+        &node_pk,
+        current.seq + 1,
+        &current.head,
+        now - chrono::Duration::hours(3),
+        chrono::Duration::hours(1),
+    );
+    expired.node = current.node.clone();
+    let (json, sig) = snapshot::sign_snapshot(&expired, &node_sk, &node_pk).unwrap();
+    front.serve_snapshot(json.into_bytes(), sig.into_bytes());
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("snapshot check failed") && err.contains("expired"),
+        "{err}"
+    );
+    unchanged("expired snapshot");
+    user.point_at(&node.url);
+
+    // 4. An index line altered in the node's repository: base_tools' signature replaced by
+    //    one from another key. The node re-signs its snapshot on start, so only the
+    //    archive's own signature check can catch it.
+    node.stop();
+    let mallory = author();
+    let forged_sig =
+        signing::sign_archive(&mallory.sk, &mallory.pk, &base, "base_tools", "1.0.0").unwrap();
+    let git_dir = node.data.join("index.git");
+    let git = |args: &[&str], env: &[(&str, &Path)]| -> String {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir").arg(&git_dir).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let path = "ba/se/base_tools";
+    let line = git(&["show", &format!("main:{path}")], &[]);
+    let mut entry: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    entry["sig"] = serde_json::Value::String(forged_sig);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("line");
+    std::fs::write(
+        &file,
+        format!("{}\n", serde_json::to_string(&entry).unwrap()),
+    )
+    .unwrap();
+    let blob_id = git(&["hash-object", "-w", file.to_str().unwrap()], &[]);
+    let index_file = work.path().join("gitindex");
+    let env = [("GIT_INDEX_FILE", index_file.as_path())];
+    git(&["read-tree", "main"], &env);
+    git(
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{blob_id},{path}"),
+        ],
+        &env,
+    );
+    let tree = git(&["write-tree"], &env);
+    let commit = git(
+        &[
+            "-c",
+            "user.name=Mallory",
+            "-c",
+            "user.email=m@example.invalid",
+            "commit-tree",
+            &tree,
+            "-p",
+            "main",
+            "-m",
+            "tamper",
+        ],
+        &[],
+    );
+    git(&["update-ref", "refs/heads/main", &commit], &[]);
+    node.restart();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("signature check failed for `base_tools` 1.0.0"),
+        "{err}"
+    );
+    unchanged("altered index line");
+}
