@@ -252,10 +252,22 @@ impl Executions {
     }
 }
 
-/// Starts the runners (once, after the state exists), and marks runs a restart interrupted
-/// as failed.
+/// Starts the runners (once, after the state exists), marks runs a restart interrupted as
+/// failed (audited and counted as failures) and removes their work folders.
 pub fn start(state: &SharedState) -> anyhow::Result<()> {
     fail_interrupted(&state.store)?;
+    // Nothing runs yet: any work folder is a leftover of a stopped node.
+    let folders = state.data.root.join("executions");
+    match std::fs::remove_dir_all(&folders) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "removing the work folders a stopped node left in {}: {e}",
+                folders.display()
+            ))
+        }
+    }
     let receiver = state
         .executions
         .receiver

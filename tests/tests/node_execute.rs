@@ -239,9 +239,13 @@ fn author() -> Author {
     }
 }
 
-/// A package `name` 1.0.0 whose permissions allow `commands` and whose steps are `steps`
-/// (YAML, indented as list items under `steps:`).
+/// A free package `name` 1.0.0 whose permissions allow `commands` and whose steps are
+/// `steps` (YAML, indented as list items under `steps:`).
 fn mission_yaml(name: &str, commands: &str, parameters: &str, steps: &str) -> String {
+    priced_yaml(name, "{ model: free }", commands, parameters, steps)
+}
+
+fn priced_yaml(name: &str, pricing: &str, commands: &str, parameters: &str, steps: &str) -> String {
     format!(
         r#"version: "1.0"
 name: {name}
@@ -255,7 +259,7 @@ package:
   license: MIT
   categories: [build-automation]
   keywords: [test]
-  pricing: {{ model: free }}
+  pricing: {pricing}
   permissions:
     network: false
     commands: [{commands}]
@@ -524,4 +528,54 @@ fn quotas_answer_429_naming_the_quota() {
     assert!(stats["p50_ms"].as_u64().unwrap() >= 2000, "{stats}");
     let (ok, out) = node.audit_verify();
     assert!(ok && out.contains("ok: 6 records"), "{out}");
+}
+
+#[test]
+fn a_full_queue_answers_503_and_paid_missions_402() {
+    let toml =
+        format!("{NODE_TOML}\n[execution]\nqueue = 1\nconcurrency = 1\nper_user_running = 10\n");
+    let (node, tokens) = Node::start(&toml, &[("alice", "publish,execute")]);
+    let alice = &tokens[0];
+    let author = author();
+    node.publish(alice, &author, "slow", &slow_yaml());
+    let paid = priced_yaml(
+        "paid",
+        "{ model: paid, amount: 500, currency: USD, licence: per_user }",
+        "sleep",
+        "[]",
+        "  - { id: nap, name: Nap, step_type: command, parameters: { command: sleep, args: [\"0\"] } }\n",
+    );
+    node.publish(alice, &author, "paid", &paid);
+
+    let reply = node.execute("paid", Some(alice), json!({})).expect(402);
+    assert!(reply.detail().contains("licence"), "{}", reply.detail());
+
+    // One run on the only runner, one waiting in the queue of one: the next finds it full.
+    let running = node
+        .execute("slow", Some(alice), json!({}))
+        .expect(202)
+        .json();
+    let running = running["execution_id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while node
+        .get(&format!("/api/v1/executions/{running}"), Some(alice))
+        .expect(200)
+        .json()["status"]
+        == "queued"
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waiting = node
+        .execute("slow", Some(alice), json!({}))
+        .expect(202)
+        .json();
+    let reply = node.execute("slow", Some(alice), json!({})).expect(503);
+    assert!(reply.detail().contains("queue"), "{}", reply.detail());
+
+    assert_eq!(node.wait_finished(&running, alice)["status"], "succeeded");
+    let waiting = waiting["execution_id"].as_str().unwrap();
+    assert_eq!(node.wait_finished(waiting, alice)["status"], "succeeded");
+    let (ok, out) = node.audit_verify();
+    assert!(ok && out.contains("ok: 4 records"), "{out}");
 }
