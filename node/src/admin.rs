@@ -66,6 +66,16 @@ pub enum AdminCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// The audit log of missions executed on the node
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand, Serialize, Deserialize)]
+pub enum AuditCommand {
+    /// Walk the hash chain of the audit log: prints `ok: N records`, or the first broken
+    /// link (its seq and why) and exits 1
+    Verify,
 }
 
 #[derive(Debug, Clone, clap::Subcommand, Serialize, Deserialize)]
@@ -218,6 +228,15 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &AdminCommand) -> Output {
                 Err(e) => out.fail(format!("{e:#}")),
             }
         }
+        AdminCommand::Audit(AuditCommand::Verify) => match crate::audit::verify(ctx.store) {
+            Ok(verdict) => {
+                let mut out = out;
+                out.out(verdict.render());
+                out.code = u8::from(!matches!(verdict, crate::audit::Verdict::Ok { .. }));
+                out
+            }
+            Err(e) => out.fail(format!("reading the audit log: {e}")),
+        },
     }
 }
 

@@ -2,7 +2,8 @@
 //! so its habits carry over:
 //!
 //! - `GET /api/v1/missions/{name}`: a mission's versions, owners, downloads and
-//!   certifications;
+//!   certifications; each version's `stats` of runs on this node (`runs`, `successes`,
+//!   `failures`, `p50_ms`, `p95_ms`: see [`crate::audit`]);
 //! - `GET /api/v1/missions/{name}/{version}/download`: the archive (yanked versions too:
 //!   lockfiles still name them), checked against the index checksum before a byte is sent;
 //! - `DELETE .../{version}/yank`, `PUT .../{version}/unyank`: owners with a `yank` token;
@@ -75,15 +76,15 @@ fn store_error(e: StoreError) -> ApiError {
 }
 
 /// A mission as the index's head has it.
-struct Mission {
+pub(crate) struct Mission {
     /// The name as published (the first line's spelling).
-    name: String,
-    entries: Vec<IndexEntry>,
+    pub(crate) name: String,
+    pub(crate) entries: Vec<IndexEntry>,
 }
 
 /// Reads `name`'s index file (names are looked up case-insensitively, as the layout files
 /// are lowercase); 404 when the index has none.
-fn read_mission(state: &AppState, name: &str) -> Result<Mission, ApiError> {
+pub(crate) fn read_mission(state: &AppState, name: &str) -> Result<Mission, ApiError> {
     let unknown = || ApiError::not_found(format!("no mission named `{name}` in this index"));
     let Ok(path) = layout::entry_path(name) else {
         return Err(unknown());
@@ -127,7 +128,10 @@ fn same_version(a: &str, b: &str) -> bool {
     }
 }
 
-fn find_version<'m>(mission: &'m Mission, version: &str) -> Result<&'m IndexEntry, ApiError> {
+pub(crate) fn find_version<'m>(
+    mission: &'m Mission,
+    version: &str,
+) -> Result<&'m IndexEntry, ApiError> {
     mission
         .entries
         .iter()
@@ -179,6 +183,9 @@ async fn details(
                 .downloads(&e.name, &e.vers)
                 .map_err(store_error)?;
             total += downloads;
+            let stats = crate::audit::stats(&state.store, &e.name, &e.vers)
+                .map_err(store_error)?
+                .to_json();
             versions.push(json!({
                 "vers": e.vers,
                 "yanked": e.yanked,
@@ -195,6 +202,7 @@ async fn details(
                 "step_types": e.step_types,
                 "deps": e.deps,
                 "downloads": downloads,
+                "stats": stats,
             }));
         }
         let newest = mission

@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub snapshot: SnapshotSettings,
+    #[serde(default)]
+    pub execution: ExecutionSettings,
 }
 
 fn yes() -> bool {
@@ -59,6 +61,41 @@ impl Default for SnapshotSettings {
     }
 }
 
+/// `[execution]`: missions run on the node (`POST /api/v1/missions/{name}/execute`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionSettings {
+    /// Runs waiting for a free runner; when the queue is full, requests get 503.
+    pub queue: usize,
+    /// Runs at the same time.
+    pub concurrency: usize,
+    /// Runs one user may have queued or running at once (more get 429).
+    pub per_user_running: usize,
+    /// Runs one user may start in any hour (more get 429).
+    pub per_user_per_hour: usize,
+    /// Hosts runs may reach (`*.example.org` covers subdomains); empty: no network.
+    pub allow_hosts: Vec<String>,
+    /// Whether `llm` steps may call the endpoint in the node's `MISSION_LLM_URL` /
+    /// `MISSION_LLM_MODEL` environment; off: they are refused.
+    pub llm: bool,
+    /// The longest one run may take, whatever the mission declares.
+    pub max_duration_seconds: u64,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        ExecutionSettings {
+            queue: 32,
+            concurrency: 2,
+            per_user_running: 2,
+            per_user_per_hour: 60,
+            allow_hosts: Vec::new(),
+            llm: false,
+            max_duration_seconds: 600,
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
@@ -87,6 +124,18 @@ impl NodeConfig {
         }
         if config.snapshot.validity_hours == 0 {
             return Err(invalid("snapshot.validity_hours must be at least 1".into()));
+        }
+        let exec = &config.execution;
+        for (key, value) in [
+            ("queue", exec.queue),
+            ("concurrency", exec.concurrency),
+            ("per_user_running", exec.per_user_running),
+            ("per_user_per_hour", exec.per_user_per_hour),
+            ("max_duration_seconds", exec.max_duration_seconds as usize),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("execution.{key} must be at least 1")));
+            }
         }
         let url = &config.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
@@ -127,6 +176,30 @@ mod tests {
         assert!(c.seed_library);
         assert_eq!(c.limits.max_archive_bytes, 10 << 20);
         assert_eq!(c.base_url("127.0.0.1:7878"), "http://127.0.0.1:7878");
+        assert_eq!(c.execution.queue, 32);
+        assert_eq!(c.execution.concurrency, 2);
+        assert!(c.execution.allow_hosts.is_empty() && !c.execution.llm);
+    }
+
+    #[test]
+    fn files_without_an_execution_table_get_its_defaults() {
+        let c = NodeConfig::parse("name = \"a\"\n", Path::new("n.toml")).unwrap();
+        assert_eq!(c.execution.per_user_running, 2);
+        assert_eq!(c.execution.per_user_per_hour, 60);
+        let c = NodeConfig::parse(
+            "name = \"a\"\n[execution]\nper_user_running = 1\n",
+            Path::new("n.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.execution.per_user_running, 1);
+        assert_eq!(c.execution.queue, 32);
+        let err = NodeConfig::parse(
+            "name = \"a\"\n[execution]\nconcurrency = 0\n",
+            Path::new("n.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("execution.concurrency"), "{err}");
     }
 
     #[test]

@@ -13,16 +13,20 @@
 //! - [`sparse`], [`api`]: the sparse index and the JSON API; [`auth`], [`error`]: tokens and
 //!   JSON errors; [`metrics`]: `/metrics`.
 //! - [`store`]: redb (users, tokens, owners, stats); [`blobs`]: archives on disk.
+//! - [`execute`]: missions run on the node (a bounded queue, quotas, the sandbox);
+//!   [`audit`]: the hash-chained log of those runs and their per-version statistics.
 //! - [`admin`]: admin commands, through the running node's socket when there is one;
 //!   [`seed`]: the built-in community library.
 
 mod admin;
 mod api;
+mod audit;
 mod auth;
 mod blobs;
 mod config;
 mod data_dir;
 mod error;
+mod execute;
 mod fsck;
 mod git_http;
 mod hook;

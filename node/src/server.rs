@@ -27,6 +27,8 @@ pub struct AppState {
     pub public_key: PublicKey,
     /// The URL clients use to reach this node.
     pub base_url: String,
+    /// The execution queue and quotas.
+    pub executions: crate::execute::Executions,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -38,6 +40,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::sparse::routes())
         .merge(crate::api::routes())
         .merge(crate::search::routes())
+        .merge(crate::execute::routes())
         .merge(crate::git_http::routes())
         .merge(crate::metrics::routes())
         .fallback(|| async {
@@ -81,6 +84,7 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     })
     .context("starting the index writer")?;
 
+    let config_execution = config.execution.clone();
     let state = Arc::new(AppState {
         config,
         data,
@@ -89,6 +93,7 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         writer,
         public_key,
         base_url: base_url.clone(),
+        executions: crate::execute::Executions::new(&config_execution),
     });
     if index_was_empty && state.config.seed_library {
         let seeded = crate::seed::seed_library(&state, &secret)
@@ -97,6 +102,7 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         tracing::info!(missions = seeded, "seeded the community library");
     }
     crate::admin::start_socket(state.clone()).context("starting the admin socket")?;
+    crate::execute::start(&state).context("starting the execution runners")?;
 
     println!("mission-node listening on {base_url}");
     tracing::info!(%addr, %base_url, "serving");

@@ -161,6 +161,15 @@ redb_errors!(
     redb::CommitError
 );
 
+/// Builds a [`StoreError::Corrupt`] (for the modules with their own tables).
+pub(crate) fn corrupt(table: &'static str, key: &str, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
 /// The redb database of one node.
 pub struct Store {
     db: Database,
@@ -207,6 +216,11 @@ fn valid_user_name(user: &str) -> bool {
 }
 
 impl Store {
+    /// The database, for the modules that keep their own tables in it (audit, executions).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// Opens (creating if needed) the store at `path`. Fails with [`StoreError::Busy`] when
     /// another process has it open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
