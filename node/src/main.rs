@@ -29,6 +29,7 @@ mod hook;
 mod index_writer;
 mod metrics;
 mod publish;
+mod rotation;
 mod seed;
 mod server;
 mod sparse;

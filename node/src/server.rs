@@ -37,6 +37,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(crate::sparse::routes())
         .merge(crate::api::routes())
+        .merge(crate::rotation::routes())
         .merge(crate::git_http::routes())
         .merge(crate::metrics::routes())
         .fallback(|| async {

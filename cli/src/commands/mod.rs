@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod key;
 pub mod keygen;
 pub mod login;
 pub mod new;
