@@ -49,7 +49,7 @@ pub enum WriteError {
         "`{name}` {version} is already published; versions are immutable, publish a new version"
     )]
     VersionExists { name: String, version: String },
-    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one")]
+    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one (`mission key rotate --mission {name} --old OLDKEY --new NEWKEY`)")]
     KeyChanged {
         name: String,
         old: String,

@@ -380,7 +380,8 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
     let detail = refused.detail();
     assert!(
         detail.contains(&format!("signed by key {}", key_b.pk.to_base64()))
-            && detail.contains("rotation statement signed by the old one"),
+            && detail.contains("rotation statement signed by the old one")
+            && detail.contains("mission key rotate"),
         "{detail}"
     );
     assert_eq!(node.get(&format!("/index/keys/{path}")).status, 404);
