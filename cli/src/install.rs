@@ -272,7 +272,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             });
         if let Some(pinned) = pinned {
             if pinned != entry.key
-                && !trust::accept_key_change(&registry, &entry.name, &pinned, &entry.key)?
+                && !trust::accept_key_change(&index, &entry.name, &pinned, &entry.key)?
             {
                 bail!(
                     "author key check failed for `{}` {}: it is signed by key {}, but key {} is pinned for `{}` (in {} or missions.lock); refusing it. If the author really changed keys, check with them, then remove the `{}` line from [authors] in {} and the mission from missions.lock",

@@ -39,6 +39,8 @@ enum Command {
     New(commands::new::Args),
     /// Make a minisign key pair for signing packages
     Keygen(commands::keygen::Args),
+    /// Manage author keys: `mission key rotate` hands a mission over to a new key
+    Key(commands::key::Args),
     /// Build the canonical archive of a package and sign it
     Package(commands::package::Args),
     /// Run a mission (a file, a package folder or an installed name) in the sandbox
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::New(args) => commands::new::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
+        Command::Key(args) => commands::key::run(args),
         Command::Package(args) => commands::package::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Login(args) => commands::login::run(args),

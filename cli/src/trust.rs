@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::home;
 use crate::registry::Registry;
+use crate::sparse_client::SparseIndex;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TrustStore {
@@ -152,10 +153,23 @@ fn configured_node_key(registry: &Registry) -> Result<Option<String>> {
         .map(|k| k.trim().to_owned()))
 }
 
-/// Whether `registry` has stated that `name` moved from the author key `old` to `new` (a
-/// rotation statement signed by `old`). Rotation statements are not served yet, so no key
-/// change is accepted: this returns `Ok(false)` until they are.
-pub fn accept_key_change(registry: &Registry, name: &str, old: &str, new: &str) -> Result<bool> {
-    let _ = (registry, name, old, new);
-    Ok(false)
+/// Whether the registry's index holds a chain of rotation statements, each signed by the
+/// key it retires, from the pinned key `old` to `new` for `name` (ARCHITECTURE section 3;
+/// the node serves them at `/index/keys/<layout>/NAME`). A statement that does not verify
+/// is an error, not a "no": it means the index was tampered with.
+pub fn accept_key_change(index: &SparseIndex, name: &str, old: &str, new: &str) -> Result<bool> {
+    let path = mission_index::rotation::keys_path(name)
+        .with_context(|| format!("the key rotation file of `{name}`"))?;
+    let Some(bytes) = index
+        .fetch(&path)
+        .with_context(|| format!("fetching the key rotations of `{name}`"))?
+    else {
+        return Ok(false);
+    };
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("the key rotation file of `{name}` is not UTF-8"))?;
+    let statements = mission_index::rotation::parse_file(&text)
+        .with_context(|| format!("reading the key rotations of `{name}`"))?;
+    mission_index::rotation::key_chain_allows(&statements, name, old, new)
+        .with_context(|| format!("checking the key rotations of `{name}`"))
 }

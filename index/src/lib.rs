@@ -31,7 +31,8 @@
 //! Like crates.io, every node keeps an index in git: one file per mission name
 //! ([`layout`]) holding one JSON line per published version ([`entry`]). [`repo`] reads and
 //! writes that git repository, [`snapshot`] signs its head so clients can detect rollback
-//! and freeze attacks, and [`certification`] holds the signed certification lines.
+//! and freeze attacks, [`certification`] holds the signed certification lines, and
+//! [`rotation`] the signed statements that hand a mission over to a new author key.
 //!
 //! ## Installing
 //!
@@ -51,6 +52,7 @@ pub mod name;
 pub mod package;
 pub mod repo;
 pub mod resolve;
+pub mod rotation;
 pub mod signing;
 pub mod snapshot;
 pub mod wire;

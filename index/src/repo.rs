@@ -691,7 +691,12 @@ impl IndexRepo {
             };
             match entry.kind() {
                 Some(ObjectType::Tree) if dir.is_empty() => {
-                    if file == layout::CERTS_DIR || file == KEYS_DIR {
+                    // certs/, .keys/ (collision keys) and keys/ (rotation statements) hold
+                    // no entry files.
+                    if file == layout::CERTS_DIR
+                        || file == KEYS_DIR
+                        || file == crate::rotation::ROTATION_DIR
+                    {
                         git2::TreeWalkResult::Skip
                     } else {
                         git2::TreeWalkResult::Ok

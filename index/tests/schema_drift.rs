@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use mission_index::{certification, entry, manifest, mission, repo, snapshot};
+use mission_index::{certification, entry, manifest, mission, repo, rotation, snapshot};
 use schemars::{schema_for, Schema};
 
 fn generated() -> Vec<(&'static str, Schema)> {
@@ -19,6 +19,10 @@ fn generated() -> Vec<(&'static str, Schema)> {
         ("index-config", schema_for!(repo::IndexConfig)),
         ("certification", schema_for!(certification::Certification)),
         ("snapshot", schema_for!(snapshot::Snapshot)),
+        (
+            "rotation-statement",
+            schema_for!(rotation::RotationStatement),
+        ),
     ]
 }
 

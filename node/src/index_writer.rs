@@ -13,6 +13,7 @@ use chrono::Utc;
 use mission_index::entry::IndexEntry;
 use mission_index::name::collision_key;
 use mission_index::repo::{CommitId, IndexError, IndexRepo, YankOutcome};
+use mission_index::rotation::{self, RotationError, RotationStatement};
 use mission_index::signing::{PublicKey, SecretKey};
 use mission_index::snapshot::{self, Snapshot};
 use thiserror::Error;
@@ -48,7 +49,7 @@ pub enum WriteError {
         "`{name}` {version} is already published; versions are immutable, publish a new version"
     )]
     VersionExists { name: String, version: String },
-    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one")]
+    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one (`mission key rotate --mission {name} --old OLDKEY --new NEWKEY`)")]
     KeyChanged {
         name: String,
         old: String,
@@ -56,6 +57,24 @@ pub enum WriteError {
     },
     #[error("no version {version} of `{name}`")]
     UnknownVersion { name: String, version: String },
+    #[error("no mission named `{name}` in this index; a key rotation is for a published mission")]
+    UnknownMission { name: String },
+    #[error("the rotation statement hands over from key {old}, but `{name}`'s published versions are signed by {current}{}; sign the statement with that key",
+        if reachable.is_empty() { String::new() } else { format!(" (or a key it already rotated to: {})", reachable.join(", ")) })]
+    RotationFromUnknownKey {
+        name: String,
+        old: String,
+        current: String,
+        reachable: Vec<String>,
+    },
+    #[error("the rotation statement for `{name}` is refused: {source}")]
+    Rotation {
+        name: String,
+        #[source]
+        source: RotationError,
+    },
+    #[error("reading the key rotations of `{name}`: {reason}")]
+    KeysFile { name: String, reason: String },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -81,6 +100,11 @@ enum Job {
     },
     RefreshSnapshot {
         reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+    Rotate {
+        statement: Box<RotationStatement>,
+        user: String,
+        reply: oneshot::Sender<Result<Option<CommitId>, WriteError>>,
     },
 }
 
@@ -166,6 +190,26 @@ impl IndexWriter {
         rx.await.map_err(|_| WriteError::Stopped)?
     }
 
+    /// Appends a key rotation statement for `user`, an owner of the mission it names, to
+    /// `keys/<layout>/NAME`. The statement must verify and hand over from the key of the
+    /// latest published version (or a key that key already rotated to). `None` when that
+    /// exact statement is already there.
+    pub async fn rotate(
+        &self,
+        statement: RotationStatement,
+        user: &str,
+    ) -> Result<Option<CommitId>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Rotate {
+                statement: Box::new(statement),
+                user: user.to_owned(),
+                reply,
+            })
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
     /// Re-signs the snapshot when it is past half its validity.
     pub async fn refresh_snapshot(&self) -> Result<(), WriteError> {
         let (reply, rx) = oneshot::channel();
@@ -203,6 +247,17 @@ impl Worker {
                 }
                 Job::RefreshSnapshot { reply } => {
                     let _ = reply.send(self.refresh_if_needed());
+                }
+                Job::Rotate {
+                    statement,
+                    user,
+                    reply,
+                } => {
+                    let result = self.rotate(&statement, &user);
+                    if let Err(e) = &result {
+                        tracing::info!(name = %statement.name, error = %e, "key rotation refused by the index writer");
+                    }
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -251,7 +306,9 @@ impl Worker {
                 .filter_map(|e| e.version().ok().map(|v| (v, e)))
                 .max_by(|a, b| a.0.cmp(&b.0));
             if let Some((_, latest)) = latest {
-                if latest.key != entry.key {
+                if latest.key != entry.key
+                    && !self.key_chain_allows(&entry.name, &latest.key, &entry.key)?
+                {
                     return Err(WriteError::KeyChanged {
                         name: entry.name.clone(),
                         old: latest.key.clone(),
@@ -277,6 +334,121 @@ impl Worker {
             self.parts.store.finish_claim(&key)?;
         }
         self.sign_snapshot()?;
+        Ok(commit)
+    }
+
+    /// The rotation statements stored for `name` (empty when none).
+    fn rotations(&self, name: &str) -> Result<Vec<RotationStatement>, WriteError> {
+        Ok(self.rotations_file(name)?.1)
+    }
+
+    /// The text of `name`'s keys file and its statements (empty when none).
+    fn rotations_file(&self, name: &str) -> Result<(String, Vec<RotationStatement>), WriteError> {
+        let keys_error = |reason: String| WriteError::KeysFile {
+            name: name.to_owned(),
+            reason,
+        };
+        let path = rotation::keys_path(name).map_err(IndexError::from)?;
+        let Some(file) =
+            crate::sparse::read_head_file(self.parts.repo.path(), &path).map_err(keys_error)?
+        else {
+            return Ok((String::new(), Vec::new()));
+        };
+        let text = String::from_utf8(file.bytes)
+            .map_err(|_| keys_error(format!("index file `{path}` is not UTF-8")))?;
+        let statements = rotation::parse_file(&text)
+            .map_err(|e| keys_error(format!("index file `{path}`: {e}")))?;
+        Ok((text, statements))
+    }
+
+    /// Whether `candidate` may sign `name` where `pinned` signed the latest version: the
+    /// same key, or a chain of stored rotation statements leads from one to the other.
+    fn key_chain_allows(
+        &self,
+        name: &str,
+        pinned: &str,
+        candidate: &str,
+    ) -> Result<bool, WriteError> {
+        if pinned == candidate {
+            return Ok(true);
+        }
+        let statements = self.rotations(name)?;
+        rotation::key_chain_allows(&statements, name, pinned, candidate).map_err(|source| {
+            WriteError::Rotation {
+                name: name.to_owned(),
+                source,
+            }
+        })
+    }
+
+    fn rotate(
+        &self,
+        statement: &RotationStatement,
+        user: &str,
+    ) -> Result<Option<CommitId>, WriteError> {
+        let name = &statement.name;
+        let refused = |source| WriteError::Rotation {
+            name: name.clone(),
+            source,
+        };
+        statement.verify().map_err(refused)?;
+        if self.check_owner(name, user)? {
+            // Nobody owns it: it does not exist here.
+            return Err(WriteError::UnknownMission { name: name.clone() });
+        }
+        let existing = self.parts.repo.read(name)?.unwrap_or_default();
+        let latest = existing
+            .iter()
+            .filter_map(|e| e.version().ok().map(|v| (v, e)))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, e)| e)
+            .ok_or_else(|| WriteError::UnknownMission { name: name.clone() })?;
+        let (mut body, statements) = self.rotations_file(name)?;
+        if statements.contains(statement) {
+            return Ok(None);
+        }
+        if !rotation::key_chain_allows(&statements, name, &latest.key, &statement.old_key)
+            .map_err(refused)?
+        {
+            let id = |k: &str| {
+                mission_index::signing::PublicKey::parse(k)
+                    .map(|k| k.key_id())
+                    .unwrap_or_else(|_| k.to_owned())
+            };
+            let mut reachable: Vec<String> = statements
+                .iter()
+                .filter(|s| {
+                    rotation::key_chain_allows(&statements, name, &latest.key, &s.new_key)
+                        .unwrap_or(false)
+                })
+                .map(|s| id(&s.new_key))
+                .collect();
+            reachable.sort();
+            reachable.dedup();
+            return Err(WriteError::RotationFromUnknownKey {
+                name: name.clone(),
+                old: id(&statement.old_key),
+                current: id(&latest.key),
+                reachable,
+            });
+        }
+        let path = rotation::keys_path(name).map_err(IndexError::from)?;
+        // Appended to the stored text, so lines of a newer schema this node skips are kept.
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        body.push_str(&statement.to_line());
+        body.push('\n');
+        let new_id = mission_index::signing::PublicKey::parse(&statement.new_key)
+            .map(|k| k.key_id())
+            .unwrap_or_default();
+        let commit = self.parts.repo.commit_files(
+            &[(path.as_str(), Some(body.as_bytes()))],
+            &format!("Rotate the author key of {name} to {new_id}"),
+        )?;
+        if commit.is_some() {
+            self.sign_snapshot()?;
+        }
         Ok(commit)
     }
 

@@ -33,6 +33,7 @@ mod hook;
 mod index_writer;
 mod metrics;
 mod publish;
+mod rotation;
 mod search;
 mod seed;
 mod server;

@@ -99,6 +99,7 @@ impl PublishError {
             PublishError::Write(WriteError::Index(_))
             | PublishError::Write(WriteError::Store(_))
             | PublishError::Write(WriteError::Snapshot(_))
+            | PublishError::Write(WriteError::KeysFile { .. })
             | PublishError::Write(WriteError::Stopped)
             | PublishError::Internal(_) => 500,
             _ => 400,

@@ -41,6 +41,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::search::routes())
         .merge(crate::execute::routes())
+        .merge(crate::rotation::routes())
         .merge(crate::git_http::routes())
         .merge(crate::metrics::routes())
         .fallback(|| async {

@@ -2,6 +2,7 @@
 
 pub mod info;
 pub mod install;
+pub mod key;
 pub mod keygen;
 pub mod list;
 pub mod login;

@@ -1,0 +1,579 @@
+//! Author key rotation end to end (ARCHITECTURE section 3: "a new author key for a known
+//! mission is accepted only with a rotation statement signed by the old key"): a real
+//! `mission-node serve` process, real HTTP, real minisign keys made by `mission keygen` and
+//! `mission key rotate`, and the statements read back from the sparse index as a client
+//! reads them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use mission_e2e::{mission, run, Ran};
+use mission_index::archive::{self, ArchiveLimits};
+use mission_index::rotation::{self, RotationStatement};
+use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::wire::{PublishBody, PublishMetadata};
+use serde_json::Value;
+
+// ---- a node process ----
+
+/// A running `mission-node serve` on 127.0.0.1 with its own data folder; killed on drop.
+struct Node {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// A node whose data folder gets `node_toml` (when given) and the users `(name,
+    /// scopes)` before it starts; returns the node and the users' tokens in order.
+    fn start_with_users(node_toml: Option<&str>, users: &[(&str, &str)]) -> (Node, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        if let Some(toml) = node_toml {
+            std::fs::write(data.join("node.toml"), toml).unwrap();
+        }
+        let init = node_cmd(&data).arg("init").output().unwrap();
+        assert!(
+            init.status.success(),
+            "mission-node init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let tokens = users
+            .iter()
+            .map(|(name, scopes)| add_user(&data, name, scopes))
+            .collect();
+        (Node::spawn(dir, data), tokens)
+    }
+
+    fn spawn(dir: tempfile::TempDir, data: PathBuf) -> Node {
+        let log = dir.path().join("node.log");
+        let mut child = node_cmd(&data)
+            .args(["--listen", "127.0.0.1:0", "serve"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("mission-node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "mission-node did not print its address (stdout: {line:?}); log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Node {
+            url: url.to_owned(),
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        Reply::from(agent().get(self.url(path)).call())
+    }
+
+    fn get_if_none_match(&self, path: &str, etag: &str) -> Reply {
+        Reply::from(
+            agent()
+                .get(self.url(path))
+                .header("If-None-Match", etag)
+                .call(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- mission-node log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn node_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(mission_e2e::bin("mission-node"));
+    cmd.arg("--data")
+        .arg(data)
+        .env_remove("MISSION_NODE_DATA")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `mission-node admin user add NAME --scopes SCOPES`: prints only the token.
+fn add_user(data: &Path, name: &str, scopes: &str) -> String {
+    let out = node_cmd(data)
+        .args(["admin", "user", "add", name, "--scopes", scopes])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "admin user add {name} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
+    lines[0].trim().to_owned()
+}
+
+// ---- HTTP ----
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A finished HTTP exchange.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl From<Result<ureq::http::Response<ureq::Body>, ureq::Error>> for Reply {
+    fn from(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
+        let mut response = r.expect("the HTTP exchange completes");
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no `{name}` header in {self:?}"))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// The `detail` of a JSON error, checking the error shape.
+    fn detail(&self) -> String {
+        let json = self.json();
+        json["errors"][0]["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an API error: {json}"))
+            .to_owned()
+    }
+    fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text());
+        self
+    }
+}
+
+fn with_token(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    token: &str,
+) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    request.header("Authorization", format!("Bearer {token}"))
+}
+
+fn publish_raw(node: &Node, token: Option<&str>, body: Vec<u8>) -> Reply {
+    let mut request = agent().post(node.url("/api/v1/missions/publish"));
+    if let Some(token) = token {
+        request = with_token(request, token);
+    }
+    Reply::from(request.send(body))
+}
+
+// ---- packages ----
+
+/// An author's minisign key pair.
+struct Author {
+    sk: SecretKey,
+    pk: PublicKey,
+}
+
+fn author() -> Author {
+    let generated = signing::generate_keypair(None).unwrap();
+    Author {
+        sk: SecretKey::parse(&generated.secret_key_text, None).unwrap(),
+        pk: PublicKey::parse(&generated.public_key_text).unwrap(),
+    }
+}
+
+fn mission_yaml(name: &str, version: &str) -> String {
+    format!(
+        r#"version: "1.0"
+name: {name}
+description: Writes a greeting file.
+
+package:
+  name: {name}
+  version: {version}
+  description: Writes a greeting file, for the node API tests.
+  authors: ["Test Author <author@example.invalid>"]
+  license: MIT
+  categories: [build-automation]
+  keywords: [test]
+  pricing: {{ model: free }}
+  permissions:
+    network: false
+    commands: []
+    llm: false
+    max_duration_seconds: 60
+
+steps:
+  - id: greet
+    name: Write the greeting
+    step_type: create_file
+    parameters:
+      path: hello.txt
+      content: hello
+"#
+    )
+}
+
+/// The canonical archive of a package `name` `version`, with a README of `readme_bytes`
+/// hard-to-compress bytes (to make archives of a wanted size).
+fn package(name: &str, version: &str, readme_bytes: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mission.yaml"), mission_yaml(name, version)).unwrap();
+    let mut readme = String::from("# A test mission\n");
+    let mut seed = 0u64;
+    while readme.len() < readme_bytes {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        readme.push_str(&format!("{:016x}\n", seed));
+    }
+    std::fs::write(dir.path().join("README.md"), readme).unwrap();
+    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+}
+
+/// A publish body for `archive` claiming `name` `version`, signed by `signer` and naming
+/// `author`'s key.
+fn publish_body_signed(
+    signer: &Author,
+    author: &Author,
+    name: &str,
+    version: &str,
+    archive: Vec<u8>,
+) -> Vec<u8> {
+    let sig = signing::sign_archive(&signer.sk, &signer.pk, &archive, name, version).unwrap();
+    PublishBody {
+        metadata: PublishMetadata {
+            name: name.to_owned(),
+            vers: version.to_owned(),
+            cksum: archive::cksum(&archive),
+            key: author.pk.to_base64(),
+            sig,
+        },
+        archive,
+    }
+    .encode()
+}
+
+fn publish_body(author: &Author, name: &str, version: &str) -> Vec<u8> {
+    publish_body_signed(author, author, name, version, package(name, version, 0))
+}
+
+/// An author's key pair from `MISSION_HOME/keys/NAME.{pub,key}` (unencrypted, or with
+/// `password`).
+fn key_from_home(home: &Path, name: &str, password: Option<&str>) -> Author {
+    let keys = home.join("keys");
+    Author {
+        pk: PublicKey::from_file(&keys.join(format!("{name}.pub"))).unwrap(),
+        sk: SecretKey::load(&keys.join(format!("{name}.key")), password).unwrap(),
+    }
+}
+
+fn keygen(home: &Path, name: &str) {
+    let ran = run(mission(home).args(["keygen", "--unencrypted", "--name", name]));
+    assert!(ran.success, "{ran:?}");
+}
+
+/// `mission key rotate --mission NAME --registry URL ARGS` with `token`.
+fn key_rotate(home: &Path, node: &Node, token: &str, mission_name: &str, args: &[&str]) -> Ran {
+    run(mission(home)
+        .args([
+            "key",
+            "rotate",
+            "--mission",
+            mission_name,
+            "--registry",
+            &node.url,
+        ])
+        .args(args)
+        .env("MISSION_TOKEN", token))
+}
+
+fn rotate_raw(node: &Node, name: &str, token: &str, statement: &RotationStatement) -> Reply {
+    let body = serde_json::to_vec(statement).unwrap();
+    Reply::from(
+        with_token(
+            agent().post(node.url(&format!("/api/v1/missions/{name}/keys/rotate"))),
+            token,
+        )
+        .header("Content-Type", "application/json")
+        .send(body),
+    )
+}
+
+/// The versions served for `path`, with the key each is signed by.
+fn served_keys(node: &Node, path: &str) -> Vec<(String, String)> {
+    let reply = node.get(&format!("/index/{path}")).expect(200);
+    mission_index::entry::IndexEntry::parse_file(&reply.text())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.vers, e.key))
+        .collect()
+}
+
+fn is_strong_etag(tag: &str) -> bool {
+    tag.len() > 2 && tag.starts_with('"') && tag.ends_with('"') && !tag.starts_with("W/")
+}
+
+#[test]
+fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
+    let (node, tokens) = Node::start_with_users(None, &[("alice", "publish"), ("bob", "publish")]);
+    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    keygen(home, "default");
+    keygen(home, "b");
+    let key_a = key_from_home(home, "default", None);
+    let key_b = key_from_home(home, "b", None);
+    let name = "alice_tool";
+    let path = "al/ic/alice_tool";
+
+    publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.0.0")).expect(200);
+
+    // A version signed by another key is refused, and the author is told why.
+    let refused = publish_raw(&node, Some(alice), publish_body(&key_b, name, "1.1.0"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let detail = refused.detail();
+    assert!(
+        detail.contains(&format!("signed by key {}", key_b.pk.to_base64()))
+            && detail.contains("rotation statement signed by the old one")
+            && detail.contains("mission key rotate"),
+        "{detail}"
+    );
+    assert_eq!(node.get(&format!("/index/keys/{path}")).status, 404);
+
+    // The owner rotates A -> B with the client.
+    let ran = key_rotate(
+        home,
+        &node,
+        alice,
+        name,
+        &["--old", "default", "--new", "b"],
+    );
+    assert!(ran.success, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains(&format!("Old key id:  {}", key_a.pk.key_id()))
+            && ran
+                .stdout
+                .contains(&format!("New key id:  {}", key_b.pk.key_id())),
+        "{ran:?}"
+    );
+
+    // Now B's version is accepted, and the index shows which key signed what.
+    publish_raw(&node, Some(alice), publish_body(&key_b, name, "1.1.0")).expect(200);
+    assert_eq!(
+        served_keys(&node, path),
+        vec![
+            ("1.0.0".to_owned(), key_a.pk.to_base64()),
+            ("1.1.0".to_owned(), key_b.pk.to_base64())
+        ]
+    );
+    // ... and A, which handed over, can no longer publish.
+    let refused = publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.2.0"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+
+    // The statement is served as a sparse index file, with a strong ETag and 304s.
+    let served = node.get(&format!("/index/keys/{path}")).expect(200);
+    let etag = served.header("etag").to_owned();
+    assert!(is_strong_etag(&etag), "{etag}");
+    assert_eq!(served.header("cache-control"), "no-cache");
+    node.get_if_none_match(&format!("/index/keys/{path}"), &etag)
+        .expect(304);
+    // What a client that pinned A on first install does with it.
+    let statements = rotation::parse_file(&served.text()).unwrap();
+    assert_eq!(statements.len(), 1);
+    statements[0].verify().unwrap();
+    let (a64, b64) = (key_a.pk.to_base64(), key_b.pk.to_base64());
+    assert!(rotation::key_chain_allows(&statements, name, &a64, &b64).unwrap());
+    assert!(!rotation::key_chain_allows(&statements, name, &b64, &a64).unwrap());
+
+    // Rotating again from B makes the key `b-next` when no --new is given.
+    let ran = key_rotate(home, &node, alice, name, &["--old", "b", "--unencrypted"]);
+    assert!(ran.success, "{ran:?}");
+    assert!(ran.stdout.contains("New key:"), "{ran:?}");
+    assert!(home.join("keys/b-next.pub").exists() && home.join("keys/b-next.key").exists());
+    // A new key protected by MISSION_KEY_PASSWORD.
+    let encrypted = run(mission(home)
+        .args([
+            "key",
+            "rotate",
+            "--mission",
+            name,
+            "--registry",
+            &node.url,
+            "--old",
+            "b",
+            "--new",
+            "c",
+        ])
+        .env("MISSION_TOKEN", alice)
+        .env("MISSION_KEY_PASSWORD", "correct horse"));
+    assert!(encrypted.success, "{encrypted:?}");
+    assert!(encrypted.stdout.contains("New key:"), "{encrypted:?}");
+    let key_c = key_from_home(home, "c", Some("correct horse"));
+    publish_raw(&node, Some(alice), publish_body(&key_c, name, "1.3.0")).expect(200);
+    let served = node.get(&format!("/index/keys/{path}")).expect(200);
+    assert_ne!(
+        served.header("etag"),
+        etag,
+        "the file changed, so does its tag"
+    );
+    assert_eq!(rotation::parse_file(&served.text()).unwrap().len(), 3);
+
+    // Bob's own mission, signed by his key.
+    let key_bob = author();
+    publish_raw(
+        &node,
+        Some(bob),
+        publish_body(&key_bob, "bob_tool", "1.0.0"),
+    )
+    .expect(200);
+    // Alice holds B; a statement by B handing bob_tool to her key C, without Bob's key:
+    let hijack = rotation::sign_rotation(
+        "bob_tool",
+        &key_b.sk,
+        &key_b.pk,
+        &key_c.pk,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    // ... from Alice, who does not own it: 403.
+    let reply = rotate_raw(&node, "bob_tool", alice, &hijack);
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.detail().contains("not an owner of `bob_tool`"),
+        "{}",
+        reply.detail()
+    );
+    // ... even sent with Bob's own token, B is not bob_tool's key: 409, naming the key.
+    let reply = rotate_raw(&node, "bob_tool", bob, &hijack);
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(
+        reply.detail().contains(&key_bob.pk.key_id()),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(node.get("/index/keys/bo/b_/bob_tool").status, 404);
+    let refused = publish_raw(&node, Some(bob), publish_body(&key_c, "bob_tool", "1.1.0"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+
+    // A forged statement (claims A, signed by Bob's key) is refused before anything else.
+    let mut forged = rotation::sign_rotation(
+        name,
+        &key_bob.sk,
+        &key_bob.pk,
+        &key_a.pk,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    forged.old_key = key_c.pk.to_base64();
+    let reply = rotate_raw(&node, name, alice, &forged);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.detail().contains("signature was made by key"),
+        "{}",
+        reply.detail()
+    );
+
+    // Only layout paths under keys/ are served.
+    for bad in [
+        "/index/keys/AL/IC/alice_tool",
+        "/index/keys/al/ic/../ic/alice_tool",
+        "/index/.keys/al/ic/alice_tool",
+    ] {
+        assert_eq!(node.get(bad).status, 404, "{bad}");
+    }
+}
+
+/// The client side: an install pins the author key; after a rotation signed by the pinned
+/// key, an update to the new key's version is accepted and the lock records the new key.
+#[test]
+fn an_install_follows_a_rotation_signed_by_the_pinned_key() {
+    let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
+    let alice = &tokens[0];
+    let author_home = tempfile::tempdir().unwrap();
+    let author_home = author_home.path();
+    keygen(author_home, "default");
+    keygen(author_home, "b");
+    let key_a = key_from_home(author_home, "default", None);
+    let key_b = key_from_home(author_home, "b", None);
+    let name = "rotating_tool";
+    publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.0.0")).expect(200);
+
+    // A user installs 1.0.0: key A is pinned in the lock.
+    let user_home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let install = |args: &[&str]| {
+        run(mission(user_home.path())
+            .current_dir(project.path())
+            .args(args)
+            .args(["--registry", &node.url]))
+    };
+    let ran = install(&["install", name]);
+    assert!(ran.success, "{ran:?}");
+    let lock = std::fs::read_to_string(project.path().join("missions.lock")).unwrap();
+    assert!(lock.contains(&key_a.pk.to_base64()), "{lock}");
+
+    // The author rotates A -> B and publishes 1.1.0 with B.
+    let ran = key_rotate(
+        author_home,
+        &node,
+        alice,
+        name,
+        &["--old", "default", "--new", "b"],
+    );
+    assert!(ran.success, "{ran:?}");
+    publish_raw(&node, Some(alice), publish_body(&key_b, name, "1.1.0")).expect(200);
+
+    // The user's update follows the chain A -> B and now pins B.
+    let ran = install(&["update", name]);
+    assert!(ran.success, "{ran:?}");
+    let lock = std::fs::read_to_string(project.path().join("missions.lock")).unwrap();
+    assert!(lock.contains("1.1.0"), "{lock}");
+    assert!(lock.contains(&key_b.pk.to_base64()), "{lock}");
+}
