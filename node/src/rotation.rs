@@ -10,8 +10,6 @@
 //!   the current snapshot signs, with a strong `ETag` (the git blob id) and `304` on
 //!   `If-None-Match`, as every sparse index file.
 
-use std::path::Path;
-
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -95,28 +93,6 @@ async fn rotate(
     ))
 }
 
-/// `path` read at the commit `head`. Blocking.
-fn read_at(index_dir: &Path, head: &str, path: &str) -> Result<Option<(String, Vec<u8>)>, String> {
-    let repo = git2::Repository::open_bare(index_dir)
-        .map_err(|e| format!("opening the index {}: {}", index_dir.display(), e.message()))?;
-    let tree = git2::Oid::from_str(head)
-        .and_then(|oid| repo.find_commit(oid))
-        .and_then(|commit| commit.tree())
-        .map_err(|e| format!("reading commit {head} of the index: {}", e.message()))?;
-    let entry = match tree.get_path(Path::new(path)) {
-        Ok(entry) => entry,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(format!("looking up `{path}` in the index: {}", e.message())),
-    };
-    if entry.kind() != Some(git2::ObjectType::Blob) {
-        return Ok(None);
-    }
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| format!("reading `{path}` from the index: {}", e.message()))?;
-    Ok(Some((entry.id().to_string(), blob.content().to_vec())))
-}
-
 async fn keys_file(
     State(state): State<SharedState>,
     UrlPath(path): UrlPath<String>,
@@ -139,22 +115,12 @@ async fn keys_file(
         ))
         .into_response();
     };
-    let Some(head) = state.writer.head() else {
-        return ApiError::internal("the index has no signed head yet").into_response();
-    };
-    let dir = state.data.index_dir();
-    let p = path.clone();
-    let read = tokio::task::spawn_blocking(move || read_at(&dir, &head, &p)).await;
-    match read {
-        Ok(Ok(Some((blob_id, bytes)))) => crate::sparse::cached(
-            &headers,
-            format!("\"{blob_id}\""),
-            "text/plain; charset=utf-8",
-            bytes,
-        ),
-        Ok(Ok(None)) => ApiError::not_found(format!("no key rotations for `{name}` in this index"))
+    match crate::sparse::read_head(&state, path).await {
+        Ok(Some(file)) => {
+            crate::sparse::cached(&headers, file.etag, "text/plain; charset=utf-8", file.bytes)
+        }
+        Ok(None) => ApiError::not_found(format!("no key rotations for `{name}` in this index"))
             .into_response(),
-        Ok(Err(e)) => ApiError::internal(e).into_response(),
-        Err(e) => ApiError::internal(format!("the index read task failed: {e}")).into_response(),
+        Err(e) => e.into_response(),
     }
 }

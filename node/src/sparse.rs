@@ -61,37 +61,28 @@ pub(crate) struct HeadFile {
 /// file. Opens the repository read-only for this one read (cheap: a few small files), so
 /// it never contends with the writer's handle. Blocking: call from `spawn_blocking`.
 pub(crate) fn read_head_file(index_dir: &Path, path: &str) -> Result<Option<HeadFile>, String> {
-    let repo = git2::Repository::open_bare(index_dir)
-        .map_err(|e| format!("opening the index {}: {}", index_dir.display(), e.message()))?;
-    let tree = repo
-        .find_reference(MAIN_REF)
-        .and_then(|r| r.peel_to_tree())
-        .map_err(|e| format!("reading {MAIN_REF} of the index: {}", e.message()))?;
-    let entry = match tree.get_path(Path::new(path)) {
-        Ok(entry) => entry,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(format!("looking up `{path}` in the index: {}", e.message())),
-    };
-    if entry.kind() != Some(git2::ObjectType::Blob) {
-        return Ok(None);
-    }
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| format!("reading `{path}` from the index: {}", e.message()))?;
-    Ok(Some(HeadFile {
-        blob_id: entry.id().to_string(),
-        bytes: blob.content().to_vec(),
-    }))
+    read_file_at(index_dir, None, path)
 }
 
-/// Reads `path` from the commit `head` (40 hex digits). Blocking.
-fn read_file_at(index_dir: &Path, head: &str, path: &str) -> Result<Option<HeadFile>, String> {
+/// Reads `path` from the commit `head` (40 hex digits), or from the head of `main` when
+/// `head` is `None`. Blocking.
+fn read_file_at(
+    index_dir: &Path,
+    head: Option<&str>,
+    path: &str,
+) -> Result<Option<HeadFile>, String> {
     let repo = git2::Repository::open_bare(index_dir)
         .map_err(|e| format!("opening the index {}: {}", index_dir.display(), e.message()))?;
-    let tree = git2::Oid::from_str(head)
-        .and_then(|oid| repo.find_commit(oid))
-        .and_then(|commit| commit.tree())
-        .map_err(|e| format!("reading commit {head} of the index: {}", e.message()))?;
+    let tree = match head {
+        Some(head) => git2::Oid::from_str(head)
+            .and_then(|oid| repo.find_commit(oid))
+            .and_then(|commit| commit.tree())
+            .map_err(|e| format!("reading commit {head} of the index: {}", e.message()))?,
+        None => repo
+            .find_reference(MAIN_REF)
+            .and_then(|r| r.peel_to_tree())
+            .map_err(|e| format!("reading {MAIN_REF} of the index: {}", e.message()))?,
+    };
     let entry = match tree.get_path(Path::new(path)) {
         Ok(entry) => entry,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -111,9 +102,9 @@ fn read_file_at(index_dir: &Path, head: &str, path: &str) -> Result<Option<HeadF
 
 /// A served file: its bytes (cheap to clone) and its quoted ETag.
 #[derive(Clone)]
-struct ServedFile {
-    etag: String,
-    bytes: Bytes,
+pub(crate) struct ServedFile {
+    pub(crate) etag: String,
+    pub(crate) bytes: Bytes,
 }
 
 /// The files of the index at one head, kept in memory once read. The sparse index is read
@@ -132,7 +123,10 @@ static CACHE: RwLock<Option<HeadCache>> = RwLock::new(None);
 const MAX_CACHED_PATHS: usize = 200_000;
 
 /// `path` at the head of the node's current snapshot, from memory when it was read before.
-async fn read_head(state: &SharedState, path: String) -> Result<Option<ServedFile>, ApiError> {
+pub(crate) async fn read_head(
+    state: &SharedState,
+    path: String,
+) -> Result<Option<ServedFile>, ApiError> {
     let Some(head) = state.writer.head() else {
         return Err(ApiError::internal("the index has no signed head yet"));
     };
@@ -145,7 +139,7 @@ async fn read_head(state: &SharedState, path: String) -> Result<Option<ServedFil
     }
     let dir = state.data.index_dir();
     let (h, p) = (head.clone(), path.clone());
-    let file = tokio::task::spawn_blocking(move || read_file_at(&dir, &h, &p))
+    let file = tokio::task::spawn_blocking(move || read_file_at(&dir, Some(&h), &p))
         .await
         .map_err(|e| ApiError::internal(format!("the index read task failed: {e}")))?
         .map_err(ApiError::internal)?
