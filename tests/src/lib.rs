@@ -4,10 +4,13 @@
 //! binaries, the real `git` and `minisign` programs, on real files in temporary folders.
 //! This library holds what they share: finding the binaries (built on first use with the
 //! same cargo and target folder as the test run) and running commands with a clean,
-//! private environment.
+//! private environment; and, for the node tests, a running `mission-node` ([`Node`]),
+//! its admin commands ([`node_cmd`], [`add_user`]) and a small HTTP client ([`agent`],
+//! [`Reply`]).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The folder holding the workspace's binaries, built once per test process.
@@ -130,4 +133,257 @@ pub fn require_program(program: &str, package: &str) -> bool {
         "SKIPPED: `{program}` is not installed (apt-get install -y {package}); CI runs this test"
     );
     false
+}
+
+// ---- a node process ----
+
+/// A `mission-node` command on the data folder `data`, with `RUST_LOG=info`, no
+/// `MISSION_NODE_DATA` from the caller's environment, and no terminal.
+pub fn node_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(bin("mission-node"));
+    cmd.arg("--data")
+        .arg(data)
+        .env_remove("MISSION_NODE_DATA")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `mission-node admin user add NAME --scopes SCOPES`: the token, which must be alone on
+/// stdout.
+pub fn add_user(data: &Path, name: &str, scopes: &str) -> String {
+    let out = node_cmd(data)
+        .args(["admin", "user", "add", name, "--scopes", scopes])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "admin user add {name} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
+    lines[0].trim().to_owned()
+}
+
+/// A `mission-node serve` on 127.0.0.1 with its own data folder in a temporary folder;
+/// killed on drop, printing its log when the test is failing. It can be stopped and
+/// started again on the same port.
+pub struct Node {
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data folder.
+    pub data: PathBuf,
+    /// The node's stderr.
+    pub log: PathBuf,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// A node with the default settings (the library seeded) and no users.
+    pub fn start() -> Node {
+        Node::start_with(None, &[])
+    }
+
+    /// [`Node::start_with_users`] without the tokens.
+    pub fn start_with(node_toml: Option<&str>, users: &[(&str, &str)]) -> Node {
+        Node::start_with_users(node_toml, users).0
+    }
+
+    /// A node whose data folder gets `node_toml` (when given), `mission-node init`, and the
+    /// users `(name, scopes)` before it starts; returns the node and the users' tokens in
+    /// order.
+    pub fn start_with_users(
+        node_toml: Option<&str>,
+        users: &[(&str, &str)],
+    ) -> (Node, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        if let Some(toml) = node_toml {
+            std::fs::write(data.join("node.toml"), toml).unwrap();
+        }
+        let init = node_cmd(&data).arg("init").output().unwrap();
+        assert!(
+            init.status.success(),
+            "mission-node init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let tokens = users
+            .iter()
+            .map(|(name, scopes)| add_user(&data, name, scopes))
+            .collect();
+        let mut node = Node {
+            url: String::new(),
+            log: dir.path().join("node.log"),
+            data,
+            child: None,
+            _dir: dir,
+        };
+        node.spawn("127.0.0.1:0");
+        (node, tokens)
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut child = node_cmd(&self.data)
+            .args(["--listen", listen, "serve"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&self.log).unwrap())
+            .spawn()
+            .expect("mission-node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "mission-node did not print its address (stdout: {line:?}); log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        };
+        self.url = url.to_owned();
+        self.child = Some(child);
+    }
+
+    /// Kills the node; the data folder stays until the `Node` is dropped.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the node and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        self.spawn(&listen);
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.get_with(path, None)
+    }
+
+    /// `GET path` with the token as a Bearer `Authorization`, when given.
+    pub fn get_with(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = agent().get(self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Reply::from(request.call())
+    }
+
+    /// `GET path` with `If-None-Match: etag`.
+    pub fn get_if_none_match(&self, path: &str, etag: &str) -> Reply {
+        Reply::from(
+            agent()
+                .get(self.url(path))
+                .header("If-None-Match", etag)
+                .call(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- mission-node log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+// ---- HTTP ----
+
+/// A ureq agent that returns 4xx and 5xx answers instead of errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A finished HTTP exchange (bodies up to 64 MiB).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl From<Result<ureq::http::Response<ureq::Body>, ureq::Error>> for Reply {
+    fn from(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
+        let mut response = r.expect("the HTTP exchange completes");
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+}
+
+impl Reply {
+    /// The header `name`, which must be there.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no `{name}` header in {self:?}"))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// The `detail` of a JSON error, checking the error shape.
+    pub fn detail(&self) -> String {
+        let json = self.json();
+        json["errors"][0]["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an API error: {json}"))
+            .to_owned()
+    }
+    /// Asserts the status, showing the body when it differs.
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text());
+        self
+    }
+}
+
+/// Adds `Authorization: Bearer TOKEN`.
+pub fn with_token(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    token: &str,
+) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    request.header("Authorization", format!("Bearer {token}"))
+}
+
+/// `POST /api/v1/missions/publish` with `body`, and the token when given.
+pub fn publish_raw(node: &Node, token: Option<&str>, body: Vec<u8>) -> Reply {
+    let mut request = agent().post(node.url("/api/v1/missions/publish"));
+    if let Some(token) = token {
+        request = with_token(request, token);
+    }
+    Reply::from(request.send(body))
 }

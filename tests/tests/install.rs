@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use mission_e2e::{agent, Node};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::lockfile::Lockfile;
 use mission_index::signing::{self, PublicKey, SecretKey};
@@ -21,88 +22,28 @@ use mission_index::wire::{PublishBody, PublishMetadata};
 
 const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
 
-// ---- a node process ----
+// ---- a node process (Node: mission_e2e) ----
 
-/// A `mission-node serve` on 127.0.0.1 with its own data folder; killed on drop. It can be
-/// stopped and started again on the same port.
-struct Node {
-    child: Option<Child>,
-    url: String,
-    data: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// A node with one publishing user, alice; returns the node and her token.
+fn start_node() -> (Node, String) {
+    let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish")]);
+    (node, tokens.remove(0))
 }
 
-impl Node {
-    /// A node with one publishing user; returns the node and the user's token.
-    fn start() -> (Node, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("node.toml"), NODE_TOML).unwrap();
-        let init = node_cmd(&data).arg("init").output().unwrap();
-        assert!(init.status.success(), "init: {}", text(&init.stderr));
-        let out = node_cmd(&data)
-            .args(["admin", "user", "add", "alice", "--scopes", "publish"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "user add: {}", text(&out.stderr));
-        let token = text(&out.stdout).trim().to_owned();
-        let log = dir.path().join("node.log");
-        let mut node = Node {
-            child: None,
-            url: String::new(),
-            data,
-            log,
-            _dir: dir,
-        };
-        node.spawn("127.0.0.1:0");
-        (node, token)
-    }
+/// Publishing over HTTP, beyond `mission_e2e::Node`.
+trait Publish {
+    fn publish(
+        &self,
+        token: &str,
+        author: &Author,
+        name: &str,
+        version: &str,
+        deps: &[(&str, &str)],
+        description: &str,
+    ) -> Vec<u8>;
+}
 
-    fn spawn(&mut self, listen: &str) {
-        let mut child = node_cmd(&self.data)
-            .args(["--listen", listen, "serve"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&self.log).unwrap())
-            .spawn()
-            .expect("mission-node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "mission-node did not print its address ({line:?}); log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        };
-        self.url = url.to_owned();
-        self.child = Some(child);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts again on the same port.
-    fn restart(&mut self) {
-        self.stop();
-        let listen = self.url.trim_start_matches("http://").to_owned();
-        self.spawn(&listen);
-    }
-
-    fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let mut response = agent().get(format!("{}{path}", self.url)).call().unwrap();
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_vec().unwrap();
-        (status, body)
-    }
-
+impl Publish for Node {
     fn publish(
         &self,
         token: &str,
@@ -135,35 +76,6 @@ impl Node {
         assert_eq!(status, 200, "publishing {name} {version}: {text}");
         archive
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- mission-node log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn node_cmd(data: &Path) -> Command {
-    let mut cmd = Command::new(mission_e2e::bin("mission-node"));
-    cmd.arg("--data")
-        .arg(data)
-        .env_remove("MISSION_NODE_DATA")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -430,7 +342,7 @@ impl Front {
 
 #[test]
 fn install_locks_reproduces_and_works_from_the_cache() {
-    let (mut node, token) = Node::start();
+    let (mut node, token) = start_node();
     let alice = author();
     node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
     let base11 = node.publish(&token, &alice, "base_tools", "1.1.0", &[], "Base tools.");
@@ -585,7 +497,7 @@ fn install_locks_reproduces_and_works_from_the_cache() {
 
 #[test]
 fn search_and_info_read_the_node() {
-    let (node, token) = Node::start();
+    let (node, token) = start_node();
     let alice = author();
     node.publish(
         &token,
@@ -649,7 +561,7 @@ fn search_and_info_read_the_node() {
 
 #[test]
 fn tampering_is_refused_and_leaves_the_install_alone() {
-    let (mut node, token) = Node::start();
+    let (mut node, token) = start_node();
     let alice = author();
     let base = node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
     node.publish(
@@ -716,8 +628,8 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     user.point_at(&node.url);
 
     // 2. An old snapshot replayed: saved now, served after the node moved on.
-    let (_, old_json) = node.get("/index/snapshot.json");
-    let (_, old_sig) = node.get("/index/snapshot.json.minisig");
+    let old_json = node.get("/index/snapshot.json").body;
+    let old_sig = node.get("/index/snapshot.json.minisig").body;
     node.publish(&token, &alice, "later_one", "1.0.0", &[], "Later.");
     user.ok(&["install"]); // sees the newer snapshot
     front.serve_snapshot(old_json, old_sig);
@@ -732,7 +644,7 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     // 3. An expired snapshot, validly signed with the node's own key.
     let node_sk = SecretKey::load(&node.data.join("keys/node.key"), None).unwrap();
     let node_pk = node_sk.public_key().unwrap();
-    let (_, current) = node.get("/index/snapshot.json");
+    let current = node.get("/index/snapshot.json").body;
     let current: Snapshot = serde_json::from_slice(&current).unwrap();
     let now = chrono::Utc::now();
     let mut expired = Snapshot::new(

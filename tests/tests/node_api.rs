@@ -5,235 +5,28 @@
 //! Tests that need a token make users with `mission-node admin user add` on the data folder
 //! before the node starts (the admin command opens the store itself when no node runs).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use mission_e2e::{agent, publish_raw, with_token, Node, Reply};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::snapshot;
 use mission_index::wire::{PublishBody, PublishMetadata};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-// ---- a node process ----
+// ---- a node process (Node, Reply: mission_e2e) ----
 
-/// A running `mission-node serve` on 127.0.0.1 with its own data folder; killed on drop.
-struct Node {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    /// A node with the default settings (the library seeded).
-    fn start() -> Node {
-        Node::start_with(None, &[])
-    }
-
-    /// A node whose data folder gets `node_toml` (when given) and the users `(name,
-    /// scopes)` before it starts; returns the node and the users' tokens in order.
-    fn start_with_users(node_toml: Option<&str>, users: &[(&str, &str)]) -> (Node, Vec<String>) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        if let Some(toml) = node_toml {
-            std::fs::write(data.join("node.toml"), toml).unwrap();
-        }
-        let init = node_cmd(&data).arg("init").output().unwrap();
-        assert!(
-            init.status.success(),
-            "mission-node init failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let tokens = users
-            .iter()
-            .map(|(name, scopes)| add_user(&data, name, scopes))
-            .collect();
-        (Node::spawn(dir, data), tokens)
-    }
-
-    fn start_with(node_toml: Option<&str>, users: &[(&str, &str)]) -> Node {
-        Node::start_with_users(node_toml, users).0
-    }
-
-    fn spawn(dir: tempfile::TempDir, data: PathBuf) -> Node {
-        let log = dir.path().join("node.log");
-        let mut child = node_cmd(&data)
-            .args(["--listen", "127.0.0.1:0", "serve"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("mission-node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "mission-node did not print its address (stdout: {line:?}); log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Node {
-            url: url.to_owned(),
-            child,
-            data,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        Reply::from(agent().get(self.url(path)).call())
-    }
-
-    fn get_if_none_match(&self, path: &str, etag: &str) -> Reply {
-        Reply::from(
-            agent()
-                .get(self.url(path))
-                .header("If-None-Match", etag)
-                .call(),
-        )
-    }
-
-    /// `git rev-parse` in the node's index.
-    fn git_rev(&self, rev: &str) -> String {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(self.data.join("index.git"))
-            .args(["rev-parse", rev])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git rev-parse {rev} failed");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- mission-node log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn node_cmd(data: &Path) -> Command {
-    let mut cmd = Command::new(mission_e2e::bin("mission-node"));
-    cmd.arg("--data")
-        .arg(data)
-        .env_remove("MISSION_NODE_DATA")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// `mission-node admin user add NAME --scopes SCOPES`: prints only the token.
-fn add_user(data: &Path, name: &str, scopes: &str) -> String {
-    let out = node_cmd(data)
-        .args(["admin", "user", "add", name, "--scopes", scopes])
+/// `git rev-parse` in the node's index.
+fn git_rev(node: &Node, rev: &str) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(node.data.join("index.git"))
+        .args(["rev-parse", rev])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "admin user add {name} failed: {}{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
-    lines[0].trim().to_owned()
-}
-
-// ---- HTTP ----
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// A finished HTTP exchange.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: ureq::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl From<Result<ureq::http::Response<ureq::Body>, ureq::Error>> for Reply {
-    fn from(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
-        let mut response = r.expect("the HTTP exchange completes");
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap();
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body,
-        }
-    }
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_else(|| panic!("no `{name}` header in {self:?}"))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    /// The `detail` of a JSON error, checking the error shape.
-    fn detail(&self) -> String {
-        let json = self.json();
-        json["errors"][0]["detail"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an API error: {json}"))
-            .to_owned()
-    }
-    fn expect(self, status: u16) -> Reply {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-}
-
-fn with_token(
-    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
-    token: &str,
-) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-    request.header("Authorization", format!("Bearer {token}"))
-}
-
-fn publish_raw(node: &Node, token: Option<&str>, body: Vec<u8>) -> Reply {
-    let mut request = agent().post(node.url("/api/v1/missions/publish"));
-    if let Some(token) = token {
-        request = with_token(request, token);
-    }
-    Reply::from(request.send(body))
+    assert!(out.status.success(), "git rev-parse {rev} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn owners_request(node: &Node, method: &str, name: &str, token: &str, users: &[&str]) -> Reply {
@@ -386,7 +179,7 @@ fn sparse_files_carry_strong_etags_and_revalidate_with_304() {
     let etag = config.header("etag").to_owned();
     assert_eq!(
         etag,
-        format!("\"{}\"", node.git_rev("main:config.json")),
+        format!("\"{}\"", git_rev(&node, "main:config.json")),
         "the ETag is the blob id of config.json at the index head"
     );
     let json = config.json();
@@ -422,7 +215,7 @@ fn sparse_files_carry_strong_etags_and_revalidate_with_304() {
     assert!(is_strong_etag(&etag), "{etag}");
     assert_eq!(
         etag,
-        format!("\"{}\"", node.git_rev(&format!("main:{SEEDED_PATH}")))
+        format!("\"{}\"", git_rev(&node, &format!("main:{SEEDED_PATH}")))
     );
     let lines = IndexEntry::parse_file(&file.text()).unwrap();
     assert_eq!(lines.len(), 1);
@@ -525,7 +318,7 @@ fn the_snapshot_is_signed_by_the_node_key_of_config_json_and_names_the_head() {
     let sig = node.get("/index/snapshot.json.minisig").expect(200);
     let snap = snapshot::verify_snapshot(&json.text(), &sig.text(), &key, None, chrono::Utc::now())
         .unwrap();
-    assert_eq!(snap.head, node.git_rev("main"));
+    assert_eq!(snap.head, git_rev(&node, "main"));
     assert_eq!(snap.node, config["node"]["name"].as_str().unwrap());
 
     let etag = json.header("etag").to_owned();
@@ -720,7 +513,7 @@ fn an_http_publish_lands_in_the_index_and_downloads_back() {
     assert_eq!(reply["cksum"], sha256(&archive));
     assert_eq!(
         reply["commit"],
-        node.git_rev("main"),
+        git_rev(&node, "main"),
         "answered after the commit"
     );
 
@@ -746,7 +539,7 @@ fn an_http_publish_lands_in_the_index_and_downloads_back() {
     let json = node.get("/index/snapshot.json").expect(200).text();
     let sig = node.get("/index/snapshot.json.minisig").expect(200).text();
     let snap = snapshot::verify_snapshot(&json, &sig, &key, None, chrono::Utc::now()).unwrap();
-    assert_eq!(snap.head, node.git_rev("main"));
+    assert_eq!(snap.head, git_rev(&node, "main"));
 
     let metrics = node.get("/metrics").expect(200).text();
     assert!(
@@ -769,7 +562,7 @@ fn publish_refusals_say_which_rule_failed() {
     );
     let (alice_token, bob_token, yank_only) = (&tokens[0], &tokens[1], &tokens[2]);
     let alice = author();
-    let head = node.git_rev("main");
+    let head = git_rev(&node, "main");
 
     // Signed by another key than the one the metadata names.
     let mallory = author();
@@ -839,7 +632,7 @@ fn publish_refusals_say_which_rule_failed() {
     .expect(403);
     assert!(reply.detail().contains("publish"), "{}", reply.detail());
 
-    assert_eq!(node.git_rev("main"), head, "no refusal touched the index");
+    assert_eq!(git_rev(&node, "main"), head, "no refusal touched the index");
 
     // Now a good publish, then the refusals that depend on it.
     publish_raw(

@@ -3,84 +3,25 @@
 //! when it works here), the audit log checked with the real `mission-node admin audit
 //! verify`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mission_e2e::{agent, node_cmd, Node, Reply};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::wire::{PublishBody, PublishMetadata};
 use serde_json::{json, Value};
 
-// ---- a node process ----
+// ---- a node process (Node, Reply: mission_e2e) ----
 
-/// A running `mission-node serve` on 127.0.0.1 with its own data folder; killed on drop.
-struct Node {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// What these tests do with a node beyond `mission_e2e::Node`.
+trait NodeExt {
+    fn execute(&self, name: &str, token: Option<&str>, body: Value) -> Reply;
+    fn wait_finished(&self, id: &str, token: &str) -> Value;
+    fn publish(&self, token: &str, author: &Author, name: &str, yaml: &str);
+    fn audit_verify(&self) -> (bool, String);
 }
 
-impl Node {
-    /// A node with `node_toml` and the users `(name, scopes)`; returns their tokens in order.
-    fn start(node_toml: &str, users: &[(&str, &str)]) -> (Node, Vec<String>) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("node.toml"), node_toml).unwrap();
-        let init = node_cmd(&data).arg("init").output().unwrap();
-        assert!(
-            init.status.success(),
-            "mission-node init failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let tokens = users
-            .iter()
-            .map(|(name, scopes)| add_user(&data, name, scopes))
-            .collect();
-        let log = dir.path().join("node.log");
-        let mut child = node_cmd(&data)
-            .args(["--listen", "127.0.0.1:0", "serve"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("mission-node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "mission-node did not print its address (stdout: {line:?}); log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let node = Node {
-            url: url.to_owned(),
-            child,
-            data,
-            log,
-            _dir: dir,
-        };
-        (node, tokens)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut request = agent().get(self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        Reply::from(request.call())
-    }
-
+impl NodeExt for Node {
     fn execute(&self, name: &str, token: Option<&str>, body: Value) -> Reply {
         let mut request = agent().post(self.url(&format!("/api/v1/missions/{name}/execute")));
         if let Some(token) = token {
@@ -98,7 +39,7 @@ impl Node {
         let started = Instant::now();
         loop {
             let reply = self
-                .get(&format!("/api/v1/executions/{id}"), Some(token))
+                .get_with(&format!("/api/v1/executions/{id}"), Some(token))
                 .expect(200);
             let json = reply.json();
             let status = json["status"].as_str().unwrap().to_owned();
@@ -137,90 +78,6 @@ impl Node {
                 String::from_utf8_lossy(&out.stderr)
             ),
         )
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- mission-node log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn node_cmd(data: &Path) -> Command {
-    let mut cmd = Command::new(mission_e2e::bin("mission-node"));
-    cmd.arg("--data")
-        .arg(data)
-        .env_remove("MISSION_NODE_DATA")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn add_user(data: &Path, name: &str, scopes: &str) -> String {
-    let out = node_cmd(data)
-        .args(["admin", "user", "add", name, "--scopes", scopes])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "admin user add {name} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.trim().to_owned()
-}
-
-// ---- HTTP ----
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl From<Result<ureq::http::Response<ureq::Body>, ureq::Error>> for Reply {
-    fn from(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
-        let mut response = r.expect("the HTTP exchange completes");
-        let body = response.body_mut().read_to_vec().unwrap();
-        Reply {
-            status: response.status().as_u16(),
-            body,
-        }
-    }
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    fn detail(&self) -> String {
-        let json = self.json();
-        json["errors"][0]["detail"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an API error: {json}"))
-            .to_owned()
-    }
-    fn expect(self, status: u16) -> Reply {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
     }
 }
 
@@ -358,7 +215,7 @@ fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 fn version_stats(node: &Node, name: &str) -> Value {
     let details = node
-        .get(&format!("/api/v1/missions/{name}"), None)
+        .get_with(&format!("/api/v1/missions/{name}"), None)
         .expect(200)
         .json();
     details["versions"][0]["stats"].clone()
@@ -368,8 +225,8 @@ fn version_stats(node: &Node, name: &str) -> Value {
 
 #[test]
 fn missions_run_on_the_node_report_their_steps_and_are_audited() {
-    let (node, tokens) = Node::start(
-        NODE_TOML,
+    let (node, tokens) = Node::start_with_users(
+        Some(NODE_TOML),
         &[
             ("alice", "publish,execute"),
             ("bob", "execute"),
@@ -437,17 +294,17 @@ fn missions_run_on_the_node_report_their_steps_and_are_audited() {
 
     // Only its starter (and an admin) can see it.
     let reply = node
-        .get(&format!("/api/v1/executions/{id}"), Some(bob))
+        .get_with(&format!("/api/v1/executions/{id}"), Some(bob))
         .expect(404);
     assert!(reply.detail().contains(&id), "{}", reply.detail());
-    node.get(&format!("/api/v1/executions/{id}"), None)
+    node.get_with(&format!("/api/v1/executions/{id}"), None)
         .expect(401);
     let seen = node
-        .get(&format!("/api/v1/executions/{id}"), Some(root))
+        .get_with(&format!("/api/v1/executions/{id}"), Some(root))
         .expect(200)
         .json();
     assert_eq!(seen["status"], "succeeded");
-    node.get("/api/v1/executions/0123456789abcdef", Some(alice))
+    node.get_with("/api/v1/executions/0123456789abcdef", Some(alice))
         .expect(404);
 
     // A run whose step fails: failed, with the step's error.
@@ -491,7 +348,7 @@ fn missions_run_on_the_node_report_their_steps_and_are_audited() {
 #[test]
 fn quotas_answer_429_naming_the_quota() {
     let toml = format!("{NODE_TOML}\n[execution]\nper_user_running = 1\nper_user_per_hour = 3\n");
-    let (node, tokens) = Node::start(&toml, &[("alice", "publish,execute")]);
+    let (node, tokens) = Node::start_with_users(Some(&toml), &[("alice", "publish,execute")]);
     let alice = &tokens[0];
     node.publish(alice, &author(), "slow", &slow_yaml());
 
@@ -534,7 +391,7 @@ fn quotas_answer_429_naming_the_quota() {
 fn a_full_queue_answers_503_and_paid_missions_402() {
     let toml =
         format!("{NODE_TOML}\n[execution]\nqueue = 1\nconcurrency = 1\nper_user_running = 10\n");
-    let (node, tokens) = Node::start(&toml, &[("alice", "publish,execute")]);
+    let (node, tokens) = Node::start_with_users(Some(&toml), &[("alice", "publish,execute")]);
     let alice = &tokens[0];
     let author = author();
     node.publish(alice, &author, "slow", &slow_yaml());
@@ -558,7 +415,7 @@ fn a_full_queue_answers_503_and_paid_missions_402() {
     let running = running["execution_id"].as_str().unwrap().to_owned();
     let started = Instant::now();
     while node
-        .get(&format!("/api/v1/executions/{running}"), Some(alice))
+        .get_with(&format!("/api/v1/executions/{running}"), Some(alice))
         .expect(200)
         .json()["status"]
         == "queued"
