@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use git2::{FileMode, Oid, Repository, Signature};
 use mission_index::entry::IndexEntry;
@@ -172,4 +174,46 @@ pub fn fill(path: &Path, n: usize, names: &mut Names) -> Result<Vec<String>, Err
     mempack.reset()?;
     repo.reference_matching(MAIN_REF, commit, true, head.id(), "bulk fill")?;
     Ok(out)
+}
+
+/// A server process, killed when dropped.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The release `mission-node` of this workspace.
+pub fn node_bin() -> Result<PathBuf, Error> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mission-node");
+    if !bin.is_file() {
+        return Err(
+            "target/release/mission-node is missing: cargo build --release -p mission-node".into(),
+        );
+    }
+    Ok(bin)
+}
+
+/// Starts `mission-node serve` on `data` at a free loopback port; returns it and its URL.
+pub fn start_node(data: &Path) -> Result<(Server, String), Error> {
+    let mut child = Command::new(node_bin()?)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "serve"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("mission-node listening on ")
+        .ok_or(format!("unexpected first line from the node: {line:?}"))?
+        .to_owned();
+    Ok((Server(child), url))
 }

@@ -39,7 +39,7 @@ use mission_index::wire::{PublishBody, WireError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{require_scope, require_user};
+use crate::auth::{require_reader, require_scope};
 use crate::error::ApiError;
 use crate::index_writer::WriteError;
 use crate::publish::{self, PackageFiles, PublishRequest};
@@ -166,9 +166,7 @@ async fn details(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.auth_required {
-        require_user(&state, &headers)?;
-    }
+    require_reader(&state, &headers)?;
     blocking("reading the mission", move || {
         let mission = read_mission(&state, &name)?;
         let owners = state
@@ -282,9 +280,7 @@ async fn download(
     UrlPath((name, version)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if state.config.auth_required {
-        require_user(&state, &headers)?;
-    }
+    require_reader(&state, &headers)?;
     let (entry, opened) = blocking("reading the archive", {
         let state = state.clone();
         let headers = headers.clone();
@@ -397,9 +393,7 @@ async fn list_owners(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.auth_required {
-        require_user(&state, &headers)?;
-    }
+    require_reader(&state, &headers)?;
     blocking("reading the owners", move || {
         let mission = read_mission(&state, &name)?;
         let owners = state

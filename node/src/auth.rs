@@ -44,6 +44,16 @@ pub fn require_user(state: &AppState, headers: &HeaderMap) -> Result<TokenRecord
     }
 }
 
+/// What every read (index files, details, downloads, search) checks: nothing on a public
+/// node; a valid token on a private one (`auth_required`), as cargo expects of an
+/// `auth-required` registry.
+pub fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.auth_required {
+        require_user(state, headers)?;
+    }
+    Ok(())
+}
+
 /// Like [`require_user`], and the token must hold `scope`.
 pub fn require_scope(
     state: &AppState,

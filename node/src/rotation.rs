@@ -22,7 +22,7 @@ use mission_index::rotation::{self, RotationStatement};
 use mission_index::signing::PublicKey;
 use serde_json::{json, Value};
 
-use crate::auth::{require_scope, require_user};
+use crate::auth::{require_reader, require_scope};
 use crate::error::ApiError;
 use crate::index_writer::WriteError;
 use crate::server::SharedState;
@@ -98,10 +98,8 @@ async fn keys_file(
     UrlPath(path): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    if state.config.auth_required {
-        if let Err(denied) = require_user(&state, &headers) {
-            return denied.into_response();
-        }
+    if let Err(denied) = require_reader(&state, &headers) {
+        return denied.into_response();
     }
     let path = format!(
         "{}/{}",

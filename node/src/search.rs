@@ -22,7 +22,7 @@ use mission_index::entry::IndexEntry;
 use mission_index::repo::IndexRepo;
 use serde_json::{json, Value};
 
-use crate::auth::require_user;
+use crate::auth::require_reader;
 use crate::error::ApiError;
 use crate::server::SharedState;
 
@@ -39,9 +39,7 @@ async fn search(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.auth_required {
-        require_user(&state, &headers)?;
-    }
+    require_reader(&state, &headers)?;
     let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
             None => Ok(default),

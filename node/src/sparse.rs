@@ -35,7 +35,7 @@ use mission_index::layout;
 use mission_index::repo::{CONFIG_PATH, KEYS_DIR, MAIN_REF};
 use sha2::{Digest, Sha256};
 
-use crate::auth::require_user;
+use crate::auth::require_reader;
 use crate::error::ApiError;
 use crate::server::SharedState;
 
@@ -205,16 +205,8 @@ fn quoted(tag: &str) -> String {
     format!("\"{tag}\"")
 }
 
-/// 401 on a private node when the request carries no valid token.
-fn check_access(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.config.auth_required {
-        require_user(state, headers)?;
-    }
-    Ok(())
-}
-
 async fn config_json(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check_access(&state, &headers) {
+    if let Err(denied) = require_reader(&state, &headers) {
         return denied.into_response();
     }
     match read_head(&state, CONFIG_PATH.to_owned()).await {
@@ -250,7 +242,7 @@ async fn index_file(
     UrlPath(path): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(denied) = check_access(&state, &headers) {
+    if let Err(denied) = require_reader(&state, &headers) {
         return denied.into_response();
     }
     let path = path.trim_start_matches('/').to_owned();
@@ -284,7 +276,7 @@ fn no_snapshot() -> ApiError {
 }
 
 async fn snapshot_json(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check_access(&state, &headers) {
+    if let Err(denied) = require_reader(&state, &headers) {
         return denied.into_response();
     }
     match state.writer.snapshot() {
@@ -297,7 +289,7 @@ async fn snapshot_json(State(state): State<SharedState>, headers: HeaderMap) -> 
 }
 
 async fn snapshot_sig(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check_access(&state, &headers) {
+    if let Err(denied) = require_reader(&state, &headers) {
         return denied.into_response();
     }
     match state.writer.snapshot() {

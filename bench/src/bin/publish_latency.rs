@@ -7,54 +7,14 @@
 //! cargo run --release -p mission-bench --bin publish_latency -- [--publishes 50] [--sizes 1000,100000]
 //! ```
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mission_bench::{fill, Error, Names, Rng};
+use mission_bench::{fill, node_bin, start_node, Error, Names, Rng};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::wire::{PublishBody, PublishMetadata};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn node_bin() -> Result<PathBuf, Error> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mission-node");
-    if !bin.is_file() {
-        return Err(
-            "target/release/mission-node is missing: cargo build --release -p mission-node".into(),
-        );
-    }
-    Ok(bin)
-}
-
-fn start_node(data: &Path) -> Result<(Server, String), Error> {
-    let mut child = Command::new(node_bin()?)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0", "serve"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .strip_prefix("mission-node listening on ")
-        .ok_or(format!("unexpected first line from the node: {line:?}"))?
-        .to_owned();
-    Ok((Server(child), url))
-}
 
 fn add_user(data: &Path) -> Result<String, Error> {
     let out = Command::new(node_bin()?)

@@ -12,11 +12,11 @@
 //! cargo run --release -p mission-bench --bin sparse_load -- [--names 10000] [--seconds 10] [--connections 64] [--rounds 2]
 //! ```
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use mission_bench::{fill, Error, Names, Rng};
+use mission_bench::{fill, start_node, Error, Names, Rng, Server};
 use mission_index::layout::entry_path;
 
 struct Args {
@@ -45,51 +45,6 @@ fn parse_args() -> Result<Args, Error> {
         }
     }
     Ok(args)
-}
-
-/// A server process killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn start_node(data: &Path) -> Result<(Server, String), Error> {
-    let bin = workspace().join("target/release/mission-node");
-    if !bin.is_file() {
-        return Err(format!(
-            "{} is missing: run `cargo build --release -p mission-node` first",
-            bin.display()
-        )
-        .into());
-    }
-    let mut child = Command::new(bin)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0", "serve"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .strip_prefix("mission-node listening on ")
-        .ok_or(format!("unexpected first line from the node: {line:?}"))?
-        .to_owned();
-    Ok((Server(child), url))
 }
 
 fn free_port() -> Result<u16, Error> {
