@@ -296,7 +296,7 @@ pub enum ResolveError {
         index: String,
     },
     #[error(
-        "`{name}` {version} is signed by key {index_key}, but missions.lock pins {locked_key} for `{name}`: the author key changed; refusing it (a key change is accepted only with a rotation statement signed by the old key)"
+        "`{name}` {version} is signed by key {index_key} in the index, but missions.lock pins {locked_key} for this very version: the author key of a published version changed, so the index was altered; refusing it"
     )]
     LockedKeyChanged {
         name: String,
@@ -585,10 +585,10 @@ impl<R: IndexReader> Resolver<'_, R> {
     fn activate(&self, state: &mut State, key: &str, idx: usize) -> Result<(), Failure> {
         let cand = &self.candidates_of(key)[idx];
         if let Some(lock) = self.locked.and_then(|l| l.get(key)) {
-            // The author key is pinned per name, whatever the version: a new version signed
-            // by another key is refused here. (Key rotation statements, which make such a
-            // change legitimate, are checked by the installer before it calls resolve.)
-            if lock.key != cand.entry.key {
+            // A locked version is immutable, key included: another key on it means the index
+            // was tampered with. (A *new* version signed by another key may be legitimate:
+            // the installer checks it against the pinned key and the rotation statements.)
+            if lock.version == cand.version && lock.key != cand.entry.key {
                 return Err(Failure::Fatal(ResolveError::LockedKeyChanged {
                     name: cand.entry.name.clone(),
                     version: cand.version.to_string(),

@@ -231,27 +231,33 @@ fn a_locked_version_whose_checksum_changed_is_refused() {
 }
 
 #[test]
-fn a_new_version_signed_by_another_key_is_refused_when_the_name_is_locked() {
+fn a_locked_version_whose_key_changed_is_refused() {
     let mut index = Index::default();
-    index.add("a", "1.0.0", &[]);
-    let mut newer = entry("a", "1.1.0", &[]);
+    let mut swapped = entry("a", "1.0.0", &[]);
     let other_key = minisign::KeyPair::generate_unencrypted_keypair()
         .unwrap()
         .pk
         .to_base64();
-    newer.key = other_key.clone();
-    index.push(newer);
-    // Without a lock the newest version wins (first install: trust on first use).
-    let res = resolve(&index, &roots(&["a"]), None).unwrap();
-    assert_eq!(versions(&res), ["a 1.1.0"]);
-    // With `a` locked to the old key, moving to 1.1.0 (a new requirement) is refused.
-    let err = resolve(&index, &roots(&["a@^1.1"]), Some(&lock(&["a 1.0.0"]))).unwrap_err();
+    swapped.key = other_key.clone();
+    index.push(swapped);
+    index.add("a", "1.1.0", &[]);
+    // The lock pins 1.0.0 with the original key: the index now claims another key for it.
+    let err = resolve(&index, &roots(&["a"]), Some(&lock(&["a 1.0.0"]))).unwrap_err();
     assert!(
         matches!(&err, ResolveError::LockedKeyChanged { name, version, index_key, .. }
-            if name == "a" && version == "1.1.0" && *index_key == other_key),
+            if name == "a" && version == "1.0.0" && *index_key == other_key),
         "{err:?}"
     );
-    assert!(err.to_string().contains("rotation statement"), "{err}");
+    assert!(err.to_string().contains("the index was altered"), "{err}");
+    // A new version under another key is the installer's call (pinned key and rotation
+    // statements), not the resolver's: moving to it resolves.
+    let mut index = Index::default();
+    index.add("a", "1.0.0", &[]);
+    let mut newer = entry("a", "1.1.0", &[]);
+    newer.key = other_key;
+    index.push(newer);
+    let res = resolve(&index, &roots(&["a@^1.1"]), Some(&lock(&["a 1.0.0"]))).unwrap();
+    assert_eq!(versions(&res), ["a 1.1.0"]);
 }
 
 #[test]

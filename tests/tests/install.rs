@@ -685,45 +685,51 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         text(&out.stdout).trim().to_owned()
     };
     let path = "ba/se/base_tools";
-    let line = git(&["show", &format!("main:{path}")], &[]);
-    let mut entry: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
-    entry["sig"] = serde_json::Value::String(forged_sig);
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("line");
-    std::fs::write(
-        &file,
-        format!("{}\n", serde_json::to_string(&entry).unwrap()),
-    )
-    .unwrap();
-    let blob_id = git(&["hash-object", "-w", file.to_str().unwrap()], &[]);
-    let index_file = work.path().join("gitindex");
-    let env = [("GIT_INDEX_FILE", index_file.as_path())];
-    git(&["read-tree", "main"], &env);
-    git(
-        &[
-            "update-index",
-            "--cacheinfo",
-            &format!("100644,{blob_id},{path}"),
-        ],
-        &env,
-    );
-    let tree = git(&["write-tree"], &env);
-    let commit = git(
-        &[
-            "-c",
-            "user.name=Mallory",
-            "-c",
-            "user.email=m@example.invalid",
-            "commit-tree",
-            &tree,
-            "-p",
-            "main",
-            "-m",
-            "tamper",
-        ],
-        &[],
-    );
-    git(&["update-ref", "refs/heads/main", &commit], &[]);
+    // Commits `change` applied to base_tools' index line, as someone with write access to
+    // the node's disk could, with git plumbing (the node is stopped).
+    let rewrite_line = |change: &dyn Fn(&mut serde_json::Value)| {
+        let line = git(&["show", &format!("main:{path}")], &[]);
+        let mut entry: serde_json::Value =
+            serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        change(&mut entry);
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join("line");
+        std::fs::write(
+            &file,
+            format!("{}\n", serde_json::to_string(&entry).unwrap()),
+        )
+        .unwrap();
+        let blob_id = git(&["hash-object", "-w", file.to_str().unwrap()], &[]);
+        let index_file = work.path().join("gitindex");
+        let env = [("GIT_INDEX_FILE", index_file.as_path())];
+        git(&["read-tree", "main"], &env);
+        git(
+            &[
+                "update-index",
+                "--cacheinfo",
+                &format!("100644,{blob_id},{path}"),
+            ],
+            &env,
+        );
+        let tree = git(&["write-tree"], &env);
+        let commit = git(
+            &[
+                "-c",
+                "user.name=Mallory",
+                "-c",
+                "user.email=m@example.invalid",
+                "commit-tree",
+                &tree,
+                "-p",
+                "main",
+                "-m",
+                "tamper",
+            ],
+            &[],
+        );
+        git(&["update-ref", "refs/heads/main", &commit], &[]);
+    };
+    rewrite_line(&|entry| entry["sig"] = serde_json::Value::String(forged_sig.clone()));
     node.restart();
     let err = user.fails(&["install"]);
     assert!(
@@ -731,4 +737,22 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         "{err}"
     );
     unchanged("altered index line");
+
+    // 5. The author key swapped in the index without a rotation statement: Mallory's key
+    //    and a valid signature by it. Every signature check passes; the key pinned for
+    //    base_tools at the first install does not, and there is no rotation chain.
+    node.stop();
+    rewrite_line(&|entry| {
+        entry["key"] = serde_json::Value::String(mallory.pk.to_base64());
+        entry["sig"] = serde_json::Value::String(forged_sig.clone());
+    });
+    node.restart();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("`base_tools` 1.0.0")
+            && err.contains("author key")
+            && err.contains(&mallory.pk.to_base64()),
+        "{err}"
+    );
+    unchanged("author key swapped without rotation");
 }
