@@ -7,10 +7,12 @@
 
 use std::process::Command;
 
-use mission_e2e::{agent, publish_raw, with_token, Node, Reply};
+use mission_e2e::{
+    agent, author, package, publish_body, publish_body_signed, publish_raw, with_token, Node, Reply,
+};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
-use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::signing::{self, PublicKey};
 use mission_index::snapshot;
 use mission_index::wire::{PublishBody, PublishMetadata};
 use sha2::{Digest, Sha256};
@@ -53,98 +55,6 @@ fn yank_request(node: &Node, name: &str, version: &str, token: &str, undo: bool)
             .force_send_body()
     };
     Reply::from(with_token(request, token).send(Vec::new()))
-}
-
-// ---- packages ----
-
-/// An author's minisign key pair.
-struct Author {
-    sk: SecretKey,
-    pk: PublicKey,
-}
-
-fn author() -> Author {
-    let generated = signing::generate_keypair(None).unwrap();
-    Author {
-        sk: SecretKey::parse(&generated.secret_key_text, None).unwrap(),
-        pk: PublicKey::parse(&generated.public_key_text).unwrap(),
-    }
-}
-
-fn mission_yaml(name: &str, version: &str) -> String {
-    format!(
-        r#"version: "1.0"
-name: {name}
-description: Writes a greeting file.
-
-package:
-  name: {name}
-  version: {version}
-  description: Writes a greeting file, for the node API tests.
-  authors: ["Test Author <author@example.invalid>"]
-  license: MIT
-  categories: [build-automation]
-  keywords: [test]
-  pricing: {{ model: free }}
-  permissions:
-    network: false
-    commands: []
-    llm: false
-    max_duration_seconds: 60
-
-steps:
-  - id: greet
-    name: Write the greeting
-    step_type: create_file
-    parameters:
-      path: hello.txt
-      content: hello
-"#
-    )
-}
-
-/// The canonical archive of a package `name` `version`, with a README of `readme_bytes`
-/// hard-to-compress bytes (to make archives of a wanted size).
-fn package(name: &str, version: &str, readme_bytes: usize) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mission.yaml"), mission_yaml(name, version)).unwrap();
-    let mut readme = String::from("# A test mission\n");
-    let mut seed = 0u64;
-    while readme.len() < readme_bytes {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        readme.push_str(&format!("{:016x}\n", seed));
-    }
-    std::fs::write(dir.path().join("README.md"), readme).unwrap();
-    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
-}
-
-/// A publish body for `archive` claiming `name` `version`, signed by `signer` and naming
-/// `author`'s key.
-fn publish_body_signed(
-    signer: &Author,
-    author: &Author,
-    name: &str,
-    version: &str,
-    archive: Vec<u8>,
-) -> Vec<u8> {
-    let sig = signing::sign_archive(&signer.sk, &signer.pk, &archive, name, version).unwrap();
-    PublishBody {
-        metadata: PublishMetadata {
-            name: name.to_owned(),
-            vers: version.to_owned(),
-            cksum: archive::cksum(&archive),
-            key: author.pk.to_base64(),
-            sig,
-        },
-        archive,
-    }
-    .encode()
-}
-
-fn publish_body(author: &Author, name: &str, version: &str) -> Vec<u8> {
-    publish_body_signed(author, author, name, version, package(name, version, 0))
 }
 
 fn sha256(bytes: &[u8]) -> String {

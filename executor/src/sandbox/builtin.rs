@@ -421,19 +421,22 @@ impl Plan {
     }
 }
 
+/// Closes every file descriptor but `keep` (after fork: system calls only).
+unsafe fn close_all_except(keep: libc::c_int) {
+    // SAFETY: close_range only closes descriptors; the caller owns none it still needs.
+    unsafe {
+        if keep > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+    }
+}
+
 /// The relay: close everything but the status pipe, wait for init, end like the program.
 fn relay(init: libc::pid_t, status_fd: libc::c_int) -> ! {
     // SAFETY: system calls only; never returns.
     unsafe {
-        if status_fd > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (status_fd - 1) as u32, 0u32);
-        }
-        libc::syscall(
-            libc::SYS_close_range,
-            (status_fd + 1) as u32,
-            u32::MAX,
-            0u32,
-        );
+        close_all_except(status_fd);
         let mut init_status = 0;
         while libc::waitpid(init, &mut init_status, 0) < 0 {
             if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -468,15 +471,7 @@ fn relay(init: libc::pid_t, status_fd: libc::c_int) -> ! {
 fn init_loop(program: libc::pid_t, status_fd: libc::c_int) -> ! {
     // SAFETY: system calls only; never returns.
     unsafe {
-        if status_fd > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (status_fd - 1) as u32, 0u32);
-        }
-        libc::syscall(
-            libc::SYS_close_range,
-            (status_fd + 1) as u32,
-            u32::MAX,
-            0u32,
-        );
+        close_all_except(status_fd);
         loop {
             let mut status = 0;
             let pid = libc::waitpid(-1, &mut status, 0);
