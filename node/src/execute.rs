@@ -363,7 +363,7 @@ fn run_job(state: &AppState, job: Job) {
         workdir,
         source,
         params,
-        _slot,
+        _slot: slot,
     } = job;
     execution.status = Status::Running;
     if let Err(e) = save(&state.store, &execution) {
@@ -410,6 +410,9 @@ fn run_job(state: &AppState, job: Job) {
         }
     }
     execution.finished_at = Some(now());
+    // Free the user's slot before the result is visible: a client that sees the run finish
+    // may start the next one at once.
+    drop(slot);
     if let Err(e) = save(&state.store, &execution) {
         tracing::error!(execution = %execution.execution_id, error = %e, "saving the result");
     }
