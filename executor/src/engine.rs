@@ -47,7 +47,7 @@ use thiserror::Error;
 use crate::plan::DEFAULT_MAX_PARALLEL_STEPS;
 use crate::policy::{self, Grant, PolicyError, UserPolicy};
 use crate::report::{cap_output, Report, RunStatus, StepReport, StepStatus};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{process, Sandbox, SandboxError};
 use crate::steps::{
     self, files::WorkFolder, LlmConfig, StepCall, StepContext, StepError, StepOutput,
 };
@@ -103,6 +103,8 @@ pub enum RunError {
     Invalid(#[from] ValidationError),
     #[error("parameter `{name}`: {reason}")]
     Parameter { name: String, reason: String },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     #[error("the work folder {path}: {source}")]
     Workdir {
         path: PathBuf,
@@ -128,6 +130,14 @@ pub fn run(
         path: options.workdir.clone(),
         source,
     })?;
+    // Lent for the whole run, not step by step: while a sandboxed step runs, a parallel
+    // file step still writes as the sandbox uid (see ActAsSandboxUser), and the folder goes
+    // back to its owner once, at the end.
+    let _lease = if sandbox.runs_as_sandbox_user() {
+        process::lend_workdir_for_run(folder.root())?
+    } else {
+        None
+    };
     let env = params
         .iter()
         .map(|(k, v)| {

@@ -72,6 +72,88 @@ fn rustchains_hello_world_runs_to_success_in_the_sandbox() {
     );
 }
 
+/// The engine's own file steps and sandboxed commands share the work folder while they run
+/// in parallel: each writes into folders the other made, in both backends, and afterwards
+/// everything belongs to the folder's owner again (RustChain's 07_multi_step_automation
+/// does this: a `create_file` of `project/config.json` beside a `mkdir -p project/src`).
+#[test]
+fn parallel_file_steps_and_sandboxed_commands_write_into_each_others_folders() {
+    use std::os::unix::fs::MetadataExt;
+    let home = tempfile::tempdir().unwrap();
+    for backend in ["bwrap", "builtin"] {
+        let work = tempfile::tempdir().unwrap();
+        let file = home.path().join("shared.yaml");
+        // `made_by_file_step` creates `from_file/` while `wait_then_write` (sandboxed, running
+        // already) waits for it and writes inside it; `made_by_command` creates `from_cmd/`,
+        // and `file_into_command_folder` (after it) writes inside that.
+        fs::write(
+            &file,
+            r#"version: "1.0"
+name: shared-folder
+config: { max_parallel_steps: 4 }
+steps:
+  - id: wait_then_write
+    name: w
+    step_type: command
+    parameters:
+      command: sh
+      args: ["-c", "for i in $(seq 500); do [ -f from_file/config.json ] && break; sleep 0.01; done; echo cmd > from_file/by_command.txt && mkdir from_file/sub"]
+  - id: made_by_file_step
+    name: f
+    step_type: create_file
+    parameters: { path: from_file/config.json, content: "{}" }
+  - id: made_by_command
+    name: c
+    step_type: command
+    parameters: { command: mkdir, args: ["-p", "from_cmd/deep"] }
+  - id: file_into_command_folder
+    name: g
+    step_type: create_file
+    depends_on: [made_by_command]
+    parameters: { path: from_cmd/deep/by_file.txt, content: file }
+"#,
+        )
+        .unwrap();
+        let ran = run(mission(home.path())
+            .arg("run")
+            .arg(&file)
+            .arg("--workdir")
+            .arg(work.path())
+            .arg("--sandbox")
+            .arg(backend));
+        assert!(ran.success, "{backend}: {ran:?}");
+        assert_eq!(
+            fs::read_to_string(work.path().join("from_file/by_command.txt")).unwrap(),
+            "cmd\n"
+        );
+        assert!(work.path().join("from_file/sub").is_dir());
+        assert_eq!(
+            fs::read_to_string(work.path().join("from_cmd/deep/by_file.txt")).unwrap(),
+            "file"
+        );
+        let owner = fs::metadata(work.path()).unwrap().uid();
+        let mut pending = vec![work.path().to_path_buf()];
+        let mut seen = 0;
+        while let Some(path) = pending.pop() {
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert_eq!(
+                meta.uid(),
+                owner,
+                "{backend}: {} is not the work folder owner's",
+                path.display()
+            );
+            seen += 1;
+            if meta.is_dir() {
+                pending.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        assert_eq!(
+            seen, 8,
+            "{backend}: the work folder holds what the steps made"
+        );
+    }
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

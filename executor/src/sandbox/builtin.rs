@@ -488,6 +488,10 @@ fn init_loop(program: libc::pid_t, status_fd: libc::c_int) -> ! {
 }
 
 impl Sandbox for BuiltinSandbox {
+    fn runs_as_sandbox_user(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         BACKEND
     }

@@ -154,6 +154,10 @@ fn mount_args(mounts: &[Mount], args: &mut Vec<String>) {
 }
 
 impl Sandbox for BwrapSandbox {
+    fn runs_as_sandbox_user(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         BACKEND
     }

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 pub mod builtin;
 pub mod bwrap;
+pub mod etc_view;
 pub mod filter;
 pub mod process;
 pub mod view;
@@ -133,6 +134,13 @@ pub trait Sandbox: Send + Sync {
 
     /// Runs one process tree to completion (or to its limits).
     fn run(&self, spec: &ProcessSpec) -> Result<ProcessOutcome, SandboxError>;
+
+    /// Whether its processes run as [`process::SANDBOX_UID`] rather than as the caller. The
+    /// engine then lends the work folder to that uid for the whole run and performs its own
+    /// file steps as that uid too, so both kinds of step can change what the other made.
+    fn runs_as_sandbox_user(&self) -> bool {
+        false
+    }
 }
 
 /// Which backend `--sandbox` asked for.

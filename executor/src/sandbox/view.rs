@@ -4,9 +4,10 @@
 //!
 //! - `/usr` read-only, and `/bin`, `/sbin`, `/lib*` as on the host (symlinks into `/usr` on a
 //!   merged-/usr system, read-only binds otherwise);
-//! - a few entries of `/etc` read-only: what the dynamic linker, name lookups, TLS roots and
-//!   `alternatives` need ([`ETC_ENTRIES`]; `resolv.conf` only with network). Not the rest:
-//!   no `shadow`, no host configuration or credentials;
+//! - `/etc` read-only, holding a copy of a few host entries: what the dynamic linker, name
+//!   lookups, TLS roots and `alternatives` need ([`ETC_ENTRIES`]; `resolv.conf` only with
+//!   network; built by [`etc_view`](super::etc_view)). Not the rest: no `shadow`, no host
+//!   configuration or credentials;
 //! - a fresh `/proc` (of the step's own pid namespace: no host process is visible), a minimal
 //!   `/dev` (null, zero, full, random, urandom, tty), a private `/tmp` tmpfs;
 //! - the work folder, read-write, at its own path (its parent folders are created empty, so
@@ -17,7 +18,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{NetworkAccess, SandboxError};
+use super::{etc_view, NetworkAccess, SandboxError};
 
 /// Entries of `/etc` shown read-only (those that exist on the host).
 pub const ETC_ENTRIES: &[&str] = &[
@@ -109,23 +110,12 @@ pub fn plan(
             });
         }
     }
-    mounts.push(Mount::Dir("/etc".into()));
-    let resolv = matches!(network, NetworkAccess::Hosts(_)).then_some("resolv.conf");
-    for name in ETC_ENTRIES.iter().copied().chain(resolv) {
-        let dest = Path::new("/etc").join(name);
-        // Follow a symlink (e.g. /etc/localtime) to what it names; skip a dangling one.
-        let Ok(source) = dest.canonicalize() else {
-            continue;
-        };
-        let Ok(meta) = source.metadata() else {
-            continue;
-        };
-        mounts.push(Mount::ReadOnly {
-            source,
-            dest,
-            is_dir: meta.is_dir(),
-        });
-    }
+    // One read-only bind of a prepared copy (see etc_view for why not one per entry).
+    mounts.push(Mount::ReadOnly {
+        source: etc_view::current(matches!(network, NetworkAccess::Hosts(_)))?,
+        dest: "/etc".into(),
+        is_dir: true,
+    });
     mounts.push(Mount::Proc("/proc".into()));
     mounts.push(Mount::Dev("/dev".into()));
     mounts.push(Mount::Tmpfs {
@@ -199,34 +189,34 @@ mod tests {
         );
         assert!(m.contains(&Mount::Dir("/root".into())));
         assert!(m.contains(&Mount::Dir("/root/runs".into())));
-        // Nothing binds the host /tmp or /root.
+        // Nothing binds the host /tmp or /root or the host's own /etc.
         for mount in &m {
             if let Mount::ReadOnly { source, .. } = mount {
                 assert!(
-                    !source.starts_with("/tmp") && !source.starts_with("/root"),
+                    !source.starts_with("/tmp")
+                        && !source.starts_with("/root")
+                        && !source.starts_with("/etc"),
                     "{mount:?}"
                 );
             }
         }
-        assert!(!m
-            .iter()
-            .any(|x| matches!(x, Mount::ReadOnly { dest, .. } if dest.ends_with("resolv.conf"))));
     }
 
     #[test]
-    fn network_adds_resolv_conf_only_when_allowed() {
-        if !Path::new("/etc/resolv.conf").exists() {
-            return;
-        }
-        let m = plan(
-            Path::new("/tmp/w"),
-            &NetworkAccess::Hosts(vec!["a".into()]),
-            1,
-        )
-        .unwrap();
-        assert!(m.iter().any(
-            |x| matches!(x, Mount::ReadOnly { dest, .. } if dest == Path::new("/etc/resolv.conf"))
-        ));
+    fn etc_is_one_read_only_bind_of_the_prepared_view() {
+        let m = plan(Path::new("/tmp/w"), &NetworkAccess::None, 1).unwrap();
+        let etc: Vec<_> = m
+            .iter()
+            .filter(|x| matches!(x, Mount::ReadOnly { dest, .. } if dest.starts_with("/etc")))
+            .collect();
+        assert_eq!(
+            etc,
+            vec![&Mount::ReadOnly {
+                source: etc_view::current(false).unwrap(),
+                dest: "/etc".into(),
+                is_dir: true
+            }]
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::policy::Grant;
+use crate::sandbox::process::ActAsSandboxUser;
 use crate::sandbox::{Sandbox, SandboxError};
 
 pub mod data;
@@ -120,6 +121,22 @@ pub enum StepError {
 /// mission, as RustChain's disabled features do) with a message naming the type.
 pub fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutput, StepError> {
     use StepType as T;
+    // Steps the engine runs itself touch the work folder as the sandbox's user, as
+    // sandboxed steps do (the folder is lent to it for the run). Not the steps that start
+    // sandboxed processes: starting one needs root.
+    let _as_sandbox_user = (matches!(
+        call.step_type,
+        T::CreateFile
+            | T::EditFile
+            | T::DeleteFile
+            | T::CopyFile
+            | T::MoveFile
+            | T::ReadFile
+            | T::ListDirectory
+            | T::FileSearch
+            | T::Compress
+    ) && ctx.sandbox.runs_as_sandbox_user())
+    .then(ActAsSandboxUser::start);
     match call.step_type {
         T::Noop => Ok(StepOutput::ok(
             serde_json::json!({"message": "No operation performed"}),
