@@ -274,23 +274,36 @@ fn conformance_missions_run() {
     let dir = conformance_dir();
     let verdicts = fs::read_to_string(dir.join("verdicts.tsv")).unwrap();
     let home = tempfile::tempdir().unwrap();
-    let mut completed = 0;
-    let mut total = 0;
-    println!("| mission | result | first step that did not succeed: why |");
-    println!("|---|---|---|");
+    let llm = LlmStandIn::start();
+    let (mut completed, mut completed_with_llm, mut total) = (0, 0, 0);
+    println!("| mission | result | first step that did not succeed: why | with the LLM stand-in |");
+    println!("|---|---|---|---|");
     for line in verdicts.lines().filter(|l| !l.starts_with('#')) {
         let mut fields = line.split('\t');
         let (Some(file), Some("valid")) = (fields.next(), fields.next()) else {
             continue;
         };
         total += 1;
-        let (result, why) = run_conformance_mission(home.path(), &dir.join(file));
-        if result == "complete" {
-            completed += 1;
-        }
-        println!("| {file} | {result} | {} |", why.replace('|', "\\|"));
+        let (result, why) = run_conformance_mission(home.path(), &dir.join(file), None);
+        let (with_llm, why_with_llm) =
+            run_conformance_mission(home.path(), &dir.join(file), Some(&llm.url));
+        completed += usize::from(result == "complete");
+        completed_with_llm += usize::from(with_llm == "complete");
+        let with_llm = if with_llm == result && why_with_llm == why {
+            "same".to_owned()
+        } else if with_llm == "complete" {
+            with_llm
+        } else {
+            format!("{with_llm}: {why_with_llm}")
+        };
+        println!(
+            "| {file} | {result} | {} | {} |",
+            why.replace('|', "\\|"),
+            with_llm.replace('|', "\\|")
+        );
     }
     println!("\n{completed} of {total} valid missions complete");
+    println!("{completed_with_llm} of {total} with the local LLM stand-in");
     assert!(total > 0);
     assert!(
         completed >= 1,
@@ -298,7 +311,63 @@ fn conformance_missions_run() {
     );
 }
 
-fn run_conformance_mission(home: &Path, file: &Path) -> (String, String) {
+/// A local server speaking the OpenAI chat-completions protocol (the stand-in for a hosted
+/// LLM the standards allow): every request gets one short assistant message.
+struct LlmStandIn {
+    url: String,
+}
+
+impl LlmStandIn {
+    fn start() -> LlmStandIn {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Ok(clone) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(clone);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let answer = serde_json::json!({
+                    "id": "stand-in",
+                    "object": "chat.completion",
+                    "model": "stand-in",
+                    "choices": [{
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "A short answer from the local stand-in."},
+                        "finish_reason": "stop"
+                    }],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 8, "total_tokens": 9}
+                })
+                .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        LlmStandIn { url }
+    }
+}
+
+fn run_conformance_mission(home: &Path, file: &Path, llm: Option<&str>) -> (String, String) {
     let work = tempfile::tempdir().unwrap();
     let loaded = mission_index::mission::load_mission_file(file).unwrap();
     let hosts = match required_permissions(&loaded).network {
@@ -313,6 +382,10 @@ fn run_conformance_mission(home: &Path, file: &Path) -> (String, String) {
         .arg("--json")
         .env_remove("MISSION_LLM_URL")
         .env_remove("MISSION_LLM_MODEL");
+    if let Some(url) = llm {
+        cmd.env("MISSION_LLM_URL", url)
+            .env("MISSION_LLM_MODEL", "stand-in");
+    }
     for host in &hosts {
         cmd.arg("--allow-net").arg(host);
     }
