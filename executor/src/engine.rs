@@ -51,6 +51,7 @@ use crate::sandbox::{process, Sandbox, SandboxError};
 use crate::steps::{
     self, files::WorkFolder, LlmConfig, StepCall, StepContext, StepError, StepOutput,
 };
+use crate::toolchains::HostToolchains;
 
 /// A step's time limit when neither it nor the mission sets one (RustChain's).
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: u64 = 300;
@@ -71,6 +72,8 @@ pub struct RunOptions {
     pub llm: Option<LlmConfig>,
     /// SHA-256 of the archive or file being run, for the report.
     pub cksum: Option<String>,
+    /// Toolchains outside `/usr` that sandboxed steps see (none by default).
+    pub toolchains: HostToolchains,
 }
 
 impl RunOptions {
@@ -82,6 +85,7 @@ impl RunOptions {
             policy: UserPolicy::default(),
             llm: None,
             cksum: None,
+            toolchains: HostToolchains::default(),
         }
     }
 }
@@ -138,14 +142,16 @@ pub fn run(
     } else {
         None
     };
-    let env = params
-        .iter()
-        .map(|(k, v)| {
+    let env = options
+        .toolchains
+        .environment()
+        .into_iter()
+        .chain(params.iter().map(|(k, v)| {
             (
                 format!("MISSION_PARAM_{}", k.to_ascii_uppercase().replace('-', "_")),
                 v.clone(),
             )
-        })
+        }))
         .collect();
     let ctx = Arc::new(StepContext {
         folder,
@@ -154,6 +160,7 @@ pub fn run(
         llm: options.llm.clone(),
         variables: Mutex::new(params),
         env,
+        read_only: options.toolchains.read_only.clone(),
     });
     let (mission_name, version) = match manifest {
         Some(m) => (m.name.to_string(), m.version.to_string()),

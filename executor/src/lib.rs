@@ -14,3 +14,4 @@ pub mod policy;
 pub mod report;
 pub mod sandbox;
 pub mod steps;
+pub mod toolchains;

@@ -87,6 +87,7 @@ fn sh(workdir: &Path, script: &str) -> ProcessSpec {
         stdin: None,
         limits: limits(),
         network: NetworkAccess::None,
+        read_only: vec![],
     }
 }
 

@@ -385,6 +385,7 @@ fn run_job(state: &AppState, job: Job) {
             policy: node_policy(settings),
             llm,
             cksum: Some(execution.cksum.clone()),
+            toolchains: mission_executor::toolchains::HostToolchains::detect(),
         };
         engine::run(
             &source.mission,

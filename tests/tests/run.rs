@@ -154,6 +154,98 @@ steps:
     }
 }
 
+/// `compile_code` and `run_tests` with `language: rust` find cargo in the sandbox even when
+/// rustup installed it in the home folder (as on these machines), and nothing else of that
+/// folder is visible (cargo's credentials, for one).
+#[test]
+fn rust_toolchain_steps_run_a_projects_tests_in_the_sandbox() {
+    let user_home = std::env::var_os("HOME").map(PathBuf::from);
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| user_home.as_ref().map(|h| h.join(".rustup")));
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| user_home.as_ref().map(|h| h.join(".cargo")))
+        .map(|c| c.join("bin"));
+    let (Some(rustup_home), Some(cargo_bin)) = (rustup_home, cargo_bin) else {
+        eprintln!("SKIPPED: no rustup installation on this machine");
+        return;
+    };
+    if !rustup_home.is_dir() || !cargo_bin.join("cargo").exists() {
+        eprintln!("SKIPPED: no rustup installation on this machine");
+        return;
+    }
+    // A CARGO_HOME of our own, holding the real `bin` and a credentials file that must not
+    // be visible in the sandbox.
+    let home = tempfile::tempdir().unwrap();
+    let cargo_home = home.path().join("cargo-home");
+    fs::create_dir(&cargo_home).unwrap();
+    std::os::unix::fs::symlink(&cargo_bin, cargo_home.join("bin")).unwrap();
+    let credentials = cargo_home.join("credentials.toml");
+    fs::write(&credentials, "token = \"canary-4711\"").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = home.path().join("rust.yaml");
+    fs::write(
+        &file,
+        format!(
+            r#"version: "1.0"
+name: rust-project
+steps:
+  - id: manifest
+    name: m
+    step_type: create_file
+    parameters:
+      path: demo/Cargo.toml
+      content: "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+  - id: code
+    name: c
+    step_type: create_file
+    parameters:
+      path: demo/src/lib.rs
+      content: "pub fn add(a: i32, b: i32) -> i32 {{ a + b }}\n#[test]\nfn adds() {{ assert_eq!(add(2, 2), 4); }}\n"
+  - {{ id: check, name: k, step_type: compile_code, depends_on: [manifest, code], parameters: {{ language: rust, path: demo }} }}
+  - {{ id: test, name: t, step_type: run_tests, depends_on: [check], parameters: {{ language: rust, path: demo }} }}
+  - {{ id: peek, name: p, step_type: command, depends_on: [test], continue_on_error: true, parameters: {{ command: cat, args: ["{}"] }} }}
+"#,
+            credentials.display()
+        ),
+    )
+    .unwrap();
+    let ran = run(mission(home.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--workdir")
+        .arg(work.path())
+        .arg("--json")
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", &rustup_home));
+    let report: Value =
+        serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran:?}"));
+    let step = |id: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("check")["status"], "success", "{report:#}");
+    assert_eq!(step("test")["status"], "success", "{report:#}");
+    let stdout = step("test")["output"]["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(stdout.contains("test adds ... ok"), "{report:#}");
+    // Only the toolchain folders are shown: not the credentials beside them.
+    let peek = step("peek");
+    assert_eq!(peek["status"], "failed", "{report:#}");
+    let out = peek["output"].to_string();
+    assert!(!out.contains("canary-4711"), "{out}");
+    assert!(out.contains("No such file"), "{out}");
+    assert!(work.path().join("demo/target").is_dir());
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

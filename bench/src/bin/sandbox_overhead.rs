@@ -74,6 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stdin: None,
             limits: Limits::default(),
             network: network.clone(),
+            read_only: vec![],
         };
         let name = label;
         series.push((

@@ -114,6 +114,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         policy,
         llm,
         cksum: Some(mission_index::archive::cksum(&bytes)),
+        // A Rust toolchain installed by rustup lives in the home folder, which the sandbox
+        // does not show: without this, `compile_code` and `run_tests` could not find cargo.
+        toolchains: mission_executor::toolchains::HostToolchains::detect(),
     };
     let report = engine::run(
         &source.mission,

@@ -503,6 +503,7 @@ impl Sandbox for BuiltinSandbox {
             &workdir,
             &spec.network,
             view::tmp_size(spec.limits.max_file_bytes),
+            &spec.read_only,
         )?;
         let ops = ops_for(&mounts)?;
         // Held until this run returns: the tree goes back to its owner after the last run.

@@ -92,6 +92,7 @@ impl BwrapSandbox {
                 ..Default::default()
             },
             network: NetworkAccess::None,
+            read_only: vec![],
         };
         let result = self.run(&spec);
         let _ = std::fs::remove_dir_all(&dir);
@@ -169,6 +170,7 @@ impl Sandbox for BwrapSandbox {
             &workdir,
             &spec.network,
             view::tmp_size(spec.limits.max_file_bytes),
+            &spec.read_only,
         )?;
         // Held until this run returns: the tree goes back to its owner after the last run.
         let _lease = process::lease_workdir(&workdir)?;

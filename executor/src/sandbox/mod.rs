@@ -35,6 +35,9 @@ pub struct ProcessSpec {
     pub stdin: Option<Vec<u8>>,
     pub limits: Limits,
     pub network: NetworkAccess,
+    /// Host folders shown read-only at their own paths, besides the system ones: toolchains
+    /// installed outside `/usr` (see [`crate::toolchains`]).
+    pub read_only: Vec<PathBuf>,
 }
 
 /// Resource limits for one process tree.

@@ -635,6 +635,7 @@ mod tests {
             stdin: None,
             limits: Limits::default(),
             network: Default::default(),
+            read_only: vec![],
         };
         let env = sandbox_env(&spec, Path::new("/w"));
         let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());

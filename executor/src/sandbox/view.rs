@@ -89,6 +89,7 @@ pub fn plan(
     workdir: &Path,
     network: &NetworkAccess,
     tmp_size: u64,
+    read_only: &[PathBuf],
 ) -> Result<Vec<Mount>, SandboxError> {
     let mut mounts = Vec::new();
     for dir in SYSTEM_DIRS {
@@ -145,20 +146,55 @@ pub fn plan(
             "it lies inside a system folder the sandbox shows read-only",
         ));
     }
-    // Parents are created empty: /tmp already exists (the tmpfs above).
-    let mut parent = PathBuf::from("/");
-    let components: Vec<_> = workdir.components().skip(1).collect();
-    for c in &components[..components.len().saturating_sub(1)] {
-        parent.push(c);
-        if parent != Path::new("/tmp") {
-            mounts.push(Mount::Dir(parent.clone()));
+    // Extra read-only folders (toolchains): each at its own path, neither holding nor
+    // inside the work folder, nor in a folder shown already.
+    for extra in read_only {
+        let bad_extra = |reason: &str| SandboxError::Setup {
+            backend: "sandbox",
+            reason: format!("cannot show {} read-only: {reason}", extra.display()),
+        };
+        if !extra.is_absolute() || extra.components().any(|c| c == Component::ParentDir) {
+            return Err(bad_extra("it is not a canonical absolute path"));
         }
+        if extra == Path::new("/")
+            || extra == Path::new("/tmp")
+            || reserved.iter().any(|r| extra.starts_with(r))
+        {
+            return Err(bad_extra("it is a system folder the sandbox shows already"));
+        }
+        if extra.starts_with(workdir) || workdir.starts_with(extra) {
+            return Err(bad_extra("it holds or lies inside the work folder"));
+        }
+        if !extra.is_dir() {
+            return Err(bad_extra("it is not a folder"));
+        }
+        push_parents(extra, &mut mounts);
+        mounts.push(Mount::ReadOnly {
+            source: extra.clone(),
+            dest: extra.clone(),
+            is_dir: true,
+        });
     }
+    push_parents(workdir, &mut mounts);
     mounts.push(Mount::ReadWrite {
         source: workdir.to_path_buf(),
         dest: workdir.to_path_buf(),
     });
     Ok(mounts)
+}
+
+/// Creates the parents of `path` as empty folders, in order, unless created already (/tmp
+/// exists: it is the tmpfs above). Explicitly, because bubblewrap would make missing
+/// parents with mode 0700, which the sandbox uid could not pass through.
+fn push_parents(path: &Path, mounts: &mut Vec<Mount>) {
+    let mut parent = PathBuf::from("/");
+    let components: Vec<_> = path.components().skip(1).collect();
+    for c in &components[..components.len().saturating_sub(1)] {
+        parent.push(c);
+        if parent != Path::new("/tmp") && !mounts.contains(&Mount::Dir(parent.clone())) {
+            mounts.push(Mount::Dir(parent.clone()));
+        }
+    }
 }
 
 /// The private /tmp size for a step: four times its largest file, between 16 MiB and 1 GiB.
@@ -179,7 +215,13 @@ mod tests {
 
     #[test]
     fn work_folder_comes_last_with_empty_parents_and_no_host_tmp() {
-        let m = plan(Path::new("/root/runs/r1"), &NetworkAccess::None, 1 << 20).unwrap();
+        let m = plan(
+            Path::new("/root/runs/r1"),
+            &NetworkAccess::None,
+            1 << 20,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             m.last(),
             Some(&Mount::ReadWrite {
@@ -204,7 +246,7 @@ mod tests {
 
     #[test]
     fn etc_is_one_read_only_bind_of_the_prepared_view() {
-        let m = plan(Path::new("/tmp/w"), &NetworkAccess::None, 1).unwrap();
+        let m = plan(Path::new("/tmp/w"), &NetworkAccess::None, 1, &[]).unwrap();
         let etc: Vec<_> = m
             .iter()
             .filter(|x| matches!(x, Mount::ReadOnly { dest, .. } if dest.starts_with("/etc")))
@@ -220,11 +262,52 @@ mod tests {
     }
 
     #[test]
+    fn extra_read_only_folders_come_with_passable_parents_and_are_checked() {
+        let tool = tempfile::tempdir().unwrap();
+        let tool = tool.path().canonicalize().unwrap();
+        let m = plan(
+            Path::new("/srv/runs/r1"),
+            &NetworkAccess::None,
+            1,
+            std::slice::from_ref(&tool),
+        )
+        .unwrap();
+        let bind = m
+            .iter()
+            .position(|x| matches!(x, Mount::ReadOnly { dest, .. } if *dest == tool))
+            .expect("the folder is bound");
+        // Every parent is made (mode 0755) before the bind, once.
+        let mut parent = tool.parent();
+        while let Some(p) = parent.filter(|p| *p != Path::new("/") && *p != Path::new("/tmp")) {
+            let at = m.iter().position(|x| *x == Mount::Dir(p.to_path_buf()));
+            assert!(at.is_some_and(|at| at < bind), "{p:?} in {m:?}");
+            parent = p.parent();
+        }
+        for (bad, why) in [
+            ("/usr/local", "system folder"),
+            ("/srv/runs", "work folder"),
+            ("/srv/runs/r1/tools", "work folder"),
+            ("relative", "canonical"),
+            ("/nonexistent-toolchain", "not a folder"),
+        ] {
+            let err = plan(
+                Path::new("/srv/runs/r1"),
+                &NetworkAccess::None,
+                1,
+                &[PathBuf::from(bad)],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn work_folder_inside_system_folders_is_refused() {
         for bad in ["/", "/tmp", "/usr/src/x", "/etc/x", "/proc/1", "/dev/shm/x"] {
             assert!(
                 matches!(
-                    plan(Path::new(bad), &NetworkAccess::None, 1),
+                    plan(Path::new(bad), &NetworkAccess::None, 1, &[]),
                     Err(SandboxError::Workdir { .. })
                 ),
                 "{bad}"

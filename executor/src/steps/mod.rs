@@ -49,6 +49,8 @@ pub struct StepContext {
     pub variables: Mutex<BTreeMap<String, String>>,
     /// The environment processes see (besides the sandbox's PATH, HOME, TMPDIR).
     pub env: Vec<(String, String)>,
+    /// Host folders processes see read-only (toolchains outside `/usr`).
+    pub read_only: Vec<PathBuf>,
 }
 
 /// The step being run, with its time limit.

@@ -100,6 +100,7 @@ pub(crate) fn run_program(
         stdin: None,
         limits,
         network,
+        read_only: ctx.read_only.clone(),
     };
     match ctx.sandbox.run(&spec) {
         Ok(outcome) if outcome.timed_out => Err(StepError::TimedOut(call.timeout.as_secs())),
