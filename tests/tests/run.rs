@@ -246,6 +246,105 @@ steps:
     assert!(work.path().join("demo/target").is_dir());
 }
 
+/// An ordinary user (not root) runs a mission: bubblewrap then works in a user namespace.
+/// The steps run as that user, cannot read the user's own files outside the work folder,
+/// and a step that starts too many processes is stopped by the step's process limit (set
+/// inside the namespace, so the user's other processes do not count), leaving nothing
+/// behind. Runs when the tests run as root (to become the ordinary user).
+#[test]
+fn an_ordinary_user_runs_missions_contained_by_bwrap() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    // /proc/self belongs to the effective uid.
+    if fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("SKIPPED: needs root to switch to an ordinary user");
+        return;
+    }
+    const USER: u32 = 65534;
+    let root = tempfile::tempdir().unwrap();
+    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // The binary where the user can run it (the build folder may be below a private one).
+    let binary = root.path().join("mission");
+    fs::copy(mission_e2e::bin("mission"), &binary).unwrap();
+    let home = root.path().join("home");
+    let work = root.path().join("work");
+    for dir in [&home, &work] {
+        fs::create_dir(dir).unwrap();
+        std::os::unix::fs::chown(dir, Some(USER), Some(USER)).unwrap();
+    }
+    let secret = home.join("secret.txt");
+    fs::write(&secret, "canary-0815").unwrap();
+    std::os::unix::fs::chown(&secret, Some(USER), Some(USER)).unwrap();
+    let marker = format!("3{}.5", std::process::id() % 1000);
+    let file = root.path().join("user.yaml");
+    fs::write(
+        &file,
+        format!(
+            r#"version: "1.0"
+name: ordinary-user
+steps:
+  - {{ id: who, name: w, step_type: command, parameters: {{ command: id, args: ["-u"] }} }}
+  - {{ id: secret, name: s, step_type: command, continue_on_error: true, parameters: {{ command: cat, args: ["{secret}"] }} }}
+  - {{ id: bomb, name: b, step_type: command, continue_on_error: true, parameters: {{ command: sh, args: ["-c", "for i in $(seq 1 200); do sleep {marker} & echo $i; done; echo END"] }} }}
+  - {{ id: log, name: l, step_type: create_file, parameters: {{ path: log.txt, content: done }} }}
+"#,
+            secret = secret.display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(&binary)
+        .arg("run")
+        .arg(&file)
+        .arg("--workdir")
+        .arg(&work)
+        .arg("--json")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("MISSION_HOME", home.join(".mission"))
+        .uid(USER)
+        .gid(USER)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {stderr}"));
+    assert_eq!(report["sandbox"], "bwrap", "{report:#}");
+    let step = |id: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("who")["status"], "success", "{report:#}");
+    assert_eq!(
+        step("who")["output"]["stdout"].as_str().unwrap().trim(),
+        "65534"
+    );
+    let secret_step = step("secret");
+    assert_eq!(secret_step["status"], "failed", "{report:#}");
+    assert!(!secret_step["output"].to_string().contains("canary-0815"));
+    let bomb = step("bomb");
+    assert_eq!(bomb["status"], "failed", "{report:#}");
+    let out = format!("{}{}", bomb["output"]["stdout"], bomb["output"]["stderr"]);
+    assert!(out.contains("Cannot fork") && !out.contains("END"), "{out}");
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-u", "65534", "-f", &format!("sleep {marker}")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&leftover.stdout).trim().is_empty(),
+        "processes left behind"
+    );
+    assert_eq!(step("log")["status"], "success", "{report:#}");
+    assert_eq!(fs::metadata(work.join("log.txt")).unwrap().uid(), USER);
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

@@ -28,6 +28,14 @@
 //! - **Ending**: `--die-with-parent`; the wall-clock kill hits bwrap's process group and the
 //!   cgroup; when bwrap's init (pid 1) dies the kernel kills everything in the namespace.
 //!
+//! **As an ordinary user** (not root) nothing above needs privileges except the uid change:
+//! bwrap then also unshares a user namespace (the caller's uid mapped to itself, nested
+//! user namespaces disabled), the program runs as the caller with no capabilities, the work
+//! folder is not lent (it is the caller's), no pids cgroup is made (the controller is not
+//! writable), and the process limit is set inside the namespace by `prlimit`: there the
+//! kernel counts only the namespace's processes, where out here it would count all the
+//! caller's. This needs unprivileged user namespaces (the usual default).
+//!
 //! bwrap reports a program killed by a signal as exit code 128 + signal (its init exits,
 //! it is not killed), so [`ProcessOutcome::signal`] stays `None` with this backend.
 
@@ -45,10 +53,16 @@ const BACKEND: &str = "bwrap";
 /// The setpriv that drops privileges inside the sandbox (util-linux, under `/usr`).
 const SETPRIV: &str = "/usr/bin/setpriv";
 
+/// The prlimit that sets the process limit inside an unprivileged sandbox (util-linux).
+const PRLIMIT: &str = "/usr/bin/prlimit";
+
 /// bubblewrap as a [`Sandbox`].
 #[derive(Debug, Clone)]
 pub struct BwrapSandbox {
     bwrap: PathBuf,
+    /// Running as root: processes run as [`SANDBOX_UID`]. Otherwise as the caller, inside a
+    /// user namespace (see the module doc).
+    privileged: bool,
 }
 
 impl BwrapSandbox {
@@ -56,19 +70,23 @@ impl BwrapSandbox {
     /// `true` in a sandbox; the error says why not.
     pub fn new() -> Result<BwrapSandbox, SandboxError> {
         let bwrap = find_bwrap().ok_or_else(|| unavailable("bwrap is not installed"))?;
-        if !Path::new(SETPRIV).is_file() {
+        // SAFETY: geteuid has no preconditions.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        let helper = if privileged { SETPRIV } else { PRLIMIT };
+        if !Path::new(helper).is_file() {
             return Err(unavailable(format!(
-                "{SETPRIV} (util-linux) is not installed"
+                "{helper} (util-linux) is not installed"
             )));
         }
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(unavailable(
-                "it must run as root to drop sandboxed processes to their own uid",
-            ));
-        }
-        let sandbox = BwrapSandbox { bwrap };
-        sandbox.probe()?;
+        let sandbox = BwrapSandbox { bwrap, privileged };
+        sandbox.probe().map_err(|e| match e {
+            SandboxError::Unavailable { reason, .. } if !privileged => unavailable(format!(
+                "{reason} (as an ordinary user bwrap needs unprivileged user namespaces: \
+                 see sysctl user.max_user_namespaces and, on Ubuntu, \
+                 kernel.apparmor_restrict_unprivileged_userns)"
+            )),
+            other => other,
+        })?;
         Ok(sandbox)
     }
 
@@ -156,7 +174,7 @@ fn mount_args(mounts: &[Mount], args: &mut Vec<String>) {
 
 impl Sandbox for BwrapSandbox {
     fn runs_as_sandbox_user(&self) -> bool {
-        true
+        self.privileged
     }
 
     fn name(&self) -> &'static str {
@@ -173,7 +191,12 @@ impl Sandbox for BwrapSandbox {
             &spec.read_only,
         )?;
         // Held until this run returns: the tree goes back to its owner after the last run.
-        let _lease = process::lease_workdir(&workdir)?;
+        // Unprivileged, the processes run as the folder's owner: nothing to lend.
+        let _lease = if self.privileged {
+            Some(process::lease_workdir(&workdir)?)
+        } else {
+            None
+        };
 
         let filters = filter::filters(network)?;
         let setup_err = |what: &str, e: std::io::Error| SandboxError::Setup {
@@ -195,47 +218,62 @@ impl Sandbox for BwrapSandbox {
         if !network {
             args.push("--unshare-net".into());
         }
-        args.extend(
-            [
-                "--die-with-parent",
-                "--new-session",
-                "--cap-drop",
-                "ALL",
-                "--cap-add",
-                "CAP_SETUID",
-                "--cap-add",
-                "CAP_SETGID",
-                "--cap-add",
-                "CAP_SETPCAP",
-            ]
-            .map(String::from),
-        );
+        args.extend(["--die-with-parent", "--new-session", "--cap-drop", "ALL"].map(String::from));
+        if self.privileged {
+            // Kept for setpriv only, which drops them all with the uid.
+            args.extend(
+                ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"]
+                    .iter()
+                    .flat_map(|cap| ["--cap-add".to_owned(), cap.to_string()]),
+            );
+        } else {
+            // Our own user namespace (the caller's uid mapped to itself), and none nested.
+            args.extend(["--unshare-user", "--disable-userns"].map(String::from));
+        }
         for fd in inherited {
             args.extend(["--add-seccomp-fd".into(), fd.to_string()]);
         }
         mount_args(&mounts, &mut args);
         args.extend(["--chdir".into(), workdir.to_string_lossy().into_owned()]);
-        args.extend(
-            [
-                "--",
-                SETPRIV,
-                &format!("--reuid={SANDBOX_UID}"),
-                &format!("--regid={SANDBOX_GID}"),
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--no-new-privs",
-                "--",
-                &spec.program,
-            ]
-            .map(String::from),
-        );
+        let mut rlimits = Rlimits::from_limits(&spec.limits);
+        if self.privileged {
+            args.extend(
+                [
+                    "--",
+                    SETPRIV,
+                    &format!("--reuid={SANDBOX_UID}"),
+                    &format!("--regid={SANDBOX_GID}"),
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                    &spec.program,
+                ]
+                .map(String::from),
+            );
+        } else {
+            // The caller's uid has processes of its own outside, all counted by an
+            // RLIMIT_NPROC set out here. Set inside the user namespace, the limit counts
+            // only the processes in it (the kernel counts per namespace and uid): bwrap's
+            // init and the step's own.
+            let processes = rlimits.processes.take().unwrap_or(1).saturating_add(1);
+            args.extend(
+                [
+                    "--",
+                    PRLIMIT,
+                    &format!("--nproc={processes}:{processes}"),
+                    "--",
+                    &spec.program,
+                ]
+                .map(String::from),
+            );
+        }
         args.extend(spec.args.iter().cloned());
 
         // Our helper processes: bwrap and its init.
         let cgroup = PidsCgroup::create(spec.limits.max_processes.saturating_add(2));
         let procs_fd = cgroup.as_ref().map(PidsCgroup::procs_fd);
-        let rlimits = Rlimits::from_limits(&spec.limits);
 
         let mut cmd = Command::new(&self.bwrap);
         cmd.args(&args)
@@ -263,10 +301,11 @@ impl Sandbox for BwrapSandbox {
         }
         let outcome = process::run_child(cmd, spec, cgroup.as_ref())?;
         drop((deny_fd, clone3_fd));
-        // setpriv could not execute the program: report it like a failed exec.
+        // setpriv or prlimit could not execute the program: report it like a failed exec.
         let stderr = String::from_utf8_lossy(&outcome.stderr);
         if outcome.exit_code == Some(127)
-            && stderr.contains("setpriv: failed to execute")
+            && (stderr.contains("setpriv: failed to execute")
+                || stderr.contains("prlimit: failed to execute"))
             && stderr.contains("No such file or directory")
         {
             return Err(SandboxError::ProgramNotFound {

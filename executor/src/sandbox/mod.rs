@@ -183,7 +183,13 @@ pub fn choose(choice: SandboxChoice) -> Result<Box<dyn Sandbox>, SandboxError> {
         SandboxChoice::Builtin => Ok(Box::new(builtin::BuiltinSandbox::new()?)),
         SandboxChoice::Auto => match probe() {
             Ok(b) => Ok(Box::new(b)),
-            Err(_) => Ok(Box::new(builtin::BuiltinSandbox::new()?)),
+            Err(bwrap) => match builtin::BuiltinSandbox::new() {
+                Ok(b) => Ok(Box::new(b)),
+                Err(builtin) => Err(SandboxError::Unavailable {
+                    backend: "auto",
+                    reason: format!("bwrap: {bwrap}; builtin: {builtin}"),
+                }),
+            },
         },
     }
 }

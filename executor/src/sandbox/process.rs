@@ -263,7 +263,8 @@ fn chown_tree(dir: OwnedFd, uid: u32, gid: u32, depth: usize) -> io::Result<()> 
 pub(crate) struct Rlimits {
     cpu: u64,
     address_space: u64,
-    processes: u64,
+    /// `None`: left as it is (set inside the sandbox instead, see the bwrap backend).
+    pub(crate) processes: Option<u64>,
     file_size: u64,
 }
 
@@ -272,7 +273,7 @@ impl Rlimits {
         Rlimits {
             cpu: limits.cpu_seconds.max(1),
             address_space: limits.memory_bytes,
-            processes: limits.max_processes.max(1),
+            processes: Some(limits.max_processes.max(1)),
             file_size: limits.max_file_bytes,
         }
     }
@@ -295,7 +296,9 @@ impl Rlimits {
         };
         set(libc::RLIMIT_CPU, self.cpu, self.cpu.saturating_add(1))?;
         set(libc::RLIMIT_AS, self.address_space, self.address_space)?;
-        set(libc::RLIMIT_NPROC, self.processes, self.processes)?;
+        if let Some(processes) = self.processes {
+            set(libc::RLIMIT_NPROC, processes, processes)?;
+        }
         set(libc::RLIMIT_FSIZE, self.file_size, self.file_size)?;
         set(libc::RLIMIT_CORE, 0, 0)?;
         Ok(())
