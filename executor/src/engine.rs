@@ -134,14 +134,6 @@ pub fn run(
         path: options.workdir.clone(),
         source,
     })?;
-    // Lent for the whole run, not step by step: while a sandboxed step runs, a parallel
-    // file step still writes as the sandbox uid (see ActAsSandboxUser), and the folder goes
-    // back to its owner once, at the end.
-    let _lease = if sandbox.runs_as_sandbox_user() {
-        process::lend_workdir_for_run(folder.root())?
-    } else {
-        None
-    };
     let env = options
         .toolchains
         .environment()
@@ -153,6 +145,8 @@ pub fn run(
             )
         }))
         .collect();
+    let folder_root = folder.root().to_path_buf();
+    let folder_root = folder_root.as_path();
     let ctx = Arc::new(StepContext {
         folder,
         sandbox: sandbox.clone(),
@@ -161,6 +155,15 @@ pub fn run(
         variables: Mutex::new(params),
         env,
         read_only: options.toolchains.read_only.clone(),
+        // Lent for the whole run, not step by step: while a sandboxed step runs, a parallel
+        // file step still writes as the sandbox uid (see ActAsSandboxUser), and the folder
+        // goes back to its owner once, when the last holder of the context lets go (a step
+        // thread the scheduler gave up on at its timeout may still hold it).
+        workdir_lease: if sandbox.runs_as_sandbox_user() {
+            process::lend_workdir_for_run(folder_root)?
+        } else {
+            None
+        },
     });
     let (mission_name, version) = match manifest {
         Some(m) => (m.name.to_string(), m.version.to_string()),

@@ -80,6 +80,10 @@ pub struct ExecutionSettings {
     pub llm: bool,
     /// The longest one run may take, whatever the mission declares.
     pub max_duration_seconds: u64,
+    /// Whether runs see the node's rustup toolchain (read-only `RUSTUP_HOME` and
+    /// `CARGO_HOME/bin`), so `compile_code`/`run_tests` for Rust work; off: they see `/usr`'s
+    /// programs only.
+    pub host_toolchains: bool,
 }
 
 impl Default for ExecutionSettings {
@@ -92,6 +96,7 @@ impl Default for ExecutionSettings {
             allow_hosts: Vec::new(),
             llm: false,
             max_duration_seconds: 600,
+            host_toolchains: false,
         }
     }
 }

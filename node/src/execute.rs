@@ -385,7 +385,11 @@ fn run_job(state: &AppState, job: Job) {
             policy: node_policy(settings),
             llm,
             cksum: Some(execution.cksum.clone()),
-            toolchains: mission_executor::toolchains::HostToolchains::detect(),
+            toolchains: if settings.host_toolchains {
+                mission_executor::toolchains::HostToolchains::detect()
+            } else {
+                Default::default()
+            },
         };
         engine::run(
             &source.mission,

@@ -345,6 +345,82 @@ steps:
     assert_eq!(fs::metadata(work.join("log.txt")).unwrap().uid(), USER);
 }
 
+/// The engine's file steps, acting as the sandbox user, work in a work folder below a
+/// private (0700) folder: `compress` walks through the folder handle, not host paths. A FIFO
+/// a sandboxed step makes is refused by `read_file` and `copy_file` at once instead of
+/// hanging the step (opening one blocks until a writer comes).
+#[test]
+fn file_steps_work_below_a_private_folder_and_refuse_fifos() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let private = tempfile::tempdir().unwrap();
+    fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let work = private.path().join("project");
+    fs::create_dir(&work).unwrap();
+    let file = home.path().join("files.yaml");
+    fs::write(
+        &file,
+        r#"version: "1.0"
+name: files
+config: { max_parallel_steps: 1 }
+steps:
+  - { id: a, name: a, step_type: create_file, parameters: { path: src/a.txt, content: alpha } }
+  - { id: b, name: b, step_type: create_file, depends_on: [a], parameters: { path: src/deep/b.txt, content: beta } }
+  - { id: pack, name: p, step_type: compress, depends_on: [b], parameters: { source: src, destination: out/src.tar } }
+  - { id: fifo, name: f, step_type: command, depends_on: [pack], parameters: { command: mkfifo, args: [pipe] } }
+  - { id: read_pipe, name: r, step_type: read_file, depends_on: [fifo], continue_on_error: true, parameters: { path: pipe } }
+  - { id: copy_pipe, name: c, step_type: copy_file, depends_on: [fifo], continue_on_error: true, parameters: { source: pipe, destination: copied } }
+"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let ran = run(mission(home.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--workdir")
+        .arg(&work)
+        .arg("--json"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the run hung on the FIFO"
+    );
+    let report: Value =
+        serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran:?}"));
+    let step = |id: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("pack")["status"], "success", "{report:#}");
+    assert_eq!(step("pack")["output"]["files"], 2, "{report:#}");
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(work.join("out/src.tar"))
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        names.contains("a.txt") && names.contains("deep/b.txt"),
+        "{names}"
+    );
+    for id in ["read_pipe", "copy_pipe"] {
+        let s = step(id);
+        assert_eq!(s["status"], "failed", "{report:#}");
+        assert!(
+            s["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not a regular file"),
+            "{id}: {s}"
+        );
+    }
+    assert!(!work.join("copied").exists());
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

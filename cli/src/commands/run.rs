@@ -46,6 +46,10 @@ pub struct Args {
     /// Print the report as JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Do not show this machine's rustup toolchain (RUSTUP_HOME, CARGO_HOME/bin) to the
+    /// mission's processes; they then see only the programs under /usr
+    #[arg(long)]
+    no_host_toolchains: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,7 +120,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         cksum: Some(mission_index::archive::cksum(&bytes)),
         // A Rust toolchain installed by rustup lives in the home folder, which the sandbox
         // does not show: without this, `compile_code` and `run_tests` could not find cargo.
-        toolchains: mission_executor::toolchains::HostToolchains::detect(),
+        toolchains: if args.no_host_toolchains {
+            Default::default()
+        } else {
+            mission_executor::toolchains::HostToolchains::detect()
+        },
     };
     let report = engine::run(
         &source.mission,

@@ -63,6 +63,9 @@ pub struct BwrapSandbox {
     /// Running as root: processes run as [`SANDBOX_UID`]. Otherwise as the caller, inside a
     /// user namespace (see the module doc).
     privileged: bool,
+    /// bwrap knows `--disable-userns` (0.8 and later). Without it, the seccomp filter still
+    /// refuses `unshare` and new namespaces in `clone`.
+    disable_userns: bool,
 }
 
 impl BwrapSandbox {
@@ -78,7 +81,12 @@ impl BwrapSandbox {
                 "{helper} (util-linux) is not installed"
             )));
         }
-        let sandbox = BwrapSandbox { bwrap, privileged };
+        let disable_userns = version_at_least(&bwrap, (0, 8));
+        let sandbox = BwrapSandbox {
+            bwrap,
+            privileged,
+            disable_userns,
+        };
         sandbox.probe().map_err(|e| match e {
             SandboxError::Unavailable { reason, .. } if !privileged => unavailable(format!(
                 "{reason} (as an ordinary user bwrap needs unprivileged user namespaces: \
@@ -131,6 +139,22 @@ fn unavailable(reason: impl Into<String>) -> SandboxError {
         backend: BACKEND,
         reason: reason.into(),
     }
+}
+
+/// Whether `bwrap --version` ("bubblewrap 0.8.0") is at least `(major, minor)`.
+fn version_at_least(bwrap: &Path, (major, minor): (u32, u32)) -> bool {
+    let Ok(out) = Command::new(bwrap).arg("--version").env_clear().output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut numbers = text
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .split('.')
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    found >= (major, minor)
 }
 
 fn find_bwrap() -> Option<PathBuf> {
@@ -228,7 +252,10 @@ impl Sandbox for BwrapSandbox {
             );
         } else {
             // Our own user namespace (the caller's uid mapped to itself), and none nested.
-            args.extend(["--unshare-user", "--disable-userns"].map(String::from));
+            args.push("--unshare-user".into());
+            if self.disable_userns {
+                args.push("--disable-userns".into());
+            }
         }
         for fd in inherited {
             args.extend(["--add-seccomp-fd".into(), fd.to_string()]);

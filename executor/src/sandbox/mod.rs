@@ -121,6 +121,9 @@ pub enum SandboxError {
         backend: &'static str,
         reason: String,
     },
+    /// A failure in what both backends prepare (the file system view, the cgroup).
+    #[error("preparing the sandbox failed: {reason}")]
+    Prepare { reason: String },
     #[error("I/O error while running `{program}`: {source}")]
     Io {
         program: String,
@@ -186,8 +189,14 @@ pub fn choose(choice: SandboxChoice) -> Result<Box<dyn Sandbox>, SandboxError> {
             Err(bwrap) => match builtin::BuiltinSandbox::new() {
                 Ok(b) => Ok(Box::new(b)),
                 Err(builtin) => Err(SandboxError::Unavailable {
-                    backend: "auto",
-                    reason: format!("bwrap: {bwrap}; builtin: {builtin}"),
+                    backend: "bwrap or builtin",
+                    reason: format!(
+                        "bwrap: {bwrap}; builtin: {}",
+                        match builtin {
+                            SandboxError::Unavailable { reason, .. } => reason,
+                            other => other.to_string(),
+                        }
+                    ),
                 }),
             },
         },

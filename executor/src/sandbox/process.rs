@@ -153,28 +153,45 @@ pub fn lend_workdir_for_run(path: &Path) -> Result<Option<WorkdirLease>, Sandbox
 
 /// While alive, file operations of the calling thread run as the sandbox's uid and gid
 /// (`setfsuid`/`setfsgid`, which are per thread): what the engine's own file steps create
-/// belongs to [`SANDBOX_UID`], as what sandboxed steps create does, and they can change
-/// nothing the sandbox could not. A no-op when the process is not root.
+/// belongs to [`SANDBOX_UID`], as what sandboxed steps create does, and the owner's
+/// permission bits apply to them as to the sandbox (root's supplementary groups still
+/// count). A no-op when the process is not root.
 pub struct ActAsSandboxUser {
     previous: Option<(u32, u32)>,
 }
 
 impl ActAsSandboxUser {
-    pub fn start() -> ActAsSandboxUser {
+    /// Switches the calling thread; an error when the kernel did not (the process lacks
+    /// `CAP_SETUID`/`CAP_SETGID`), in which case nothing changed.
+    pub fn start() -> io::Result<ActAsSandboxUser> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            return ActAsSandboxUser { previous: None };
+            return Ok(ActAsSandboxUser { previous: None });
         }
-        // SAFETY: plain per-thread syscalls; each returns the previous id. The group first:
-        // changing the fsuid away from 0 drops the file-system capabilities.
-        let previous = unsafe {
+        // SAFETY: plain per-thread syscalls; each returns the previous id, and an invalid
+        // id (-1) only reads the current one. The group first: changing the fsuid away
+        // from 0 drops the file-system capabilities.
+        let guard = unsafe {
             let gid = libc::syscall(libc::SYS_setfsgid, SANDBOX_GID) as u32;
             let uid = libc::syscall(libc::SYS_setfsuid, SANDBOX_UID) as u32;
-            (uid, gid)
+            ActAsSandboxUser {
+                previous: Some((uid, gid)),
+            }
         };
-        ActAsSandboxUser {
-            previous: Some(previous),
+        // SAFETY: as above; -1 changes nothing.
+        let (now_uid, now_gid) = unsafe {
+            (
+                libc::syscall(libc::SYS_setfsuid, -1i32) as u32,
+                libc::syscall(libc::SYS_setfsgid, -1i32) as u32,
+            )
+        };
+        if now_uid != SANDBOX_UID || now_gid != SANDBOX_GID {
+            drop(guard);
+            return Err(io::Error::other(format!(
+                "the file-system uid/gid is {now_uid}/{now_gid}, not {SANDBOX_UID}/{SANDBOX_GID}"
+            )));
         }
+        Ok(guard)
     }
 }
 
@@ -456,8 +473,7 @@ pub(crate) fn pipe_with(bytes: &[u8]) -> io::Result<OwnedFd> {
 
 /// A path as a C string for syscalls in a child.
 pub(crate) fn cstring(path: &Path) -> Result<CString, SandboxError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::Setup {
-        backend: "sandbox",
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::Prepare {
         reason: format!("path {} contains a NUL byte", path.display()),
     })
 }

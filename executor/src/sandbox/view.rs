@@ -111,9 +111,20 @@ pub fn plan(
             });
         }
     }
-    // One read-only bind of a prepared copy (see etc_view for why not one per entry).
+    // One read-only bind of a prepared copy (see etc_view for why not one per entry). Never
+    // from inside the work folder, where a step could rewrite it for later runs.
+    let etc = etc_view::current(matches!(network, NetworkAccess::Hosts(_)))?;
+    if etc.starts_with(workdir) {
+        return Err(SandboxError::Workdir {
+            path: workdir.to_path_buf(),
+            reason: format!(
+                "it holds the sandbox's prepared /etc ({}); use another work folder or cache",
+                etc.display()
+            ),
+        });
+    }
     mounts.push(Mount::ReadOnly {
-        source: etc_view::current(matches!(network, NetworkAccess::Hosts(_)))?,
+        source: etc,
         dest: "/etc".into(),
         is_dir: true,
     });
@@ -149,21 +160,22 @@ pub fn plan(
     // Extra read-only folders (toolchains): each at its own path, neither holding nor
     // inside the work folder, nor in a folder shown already.
     for extra in read_only {
-        let bad_extra = |reason: &str| SandboxError::Setup {
-            backend: "sandbox",
+        let bad_extra = |reason: &str| SandboxError::Prepare {
             reason: format!("cannot show {} read-only: {reason}", extra.display()),
         };
         if !extra.is_absolute() || extra.components().any(|c| c == Component::ParentDir) {
             return Err(bad_extra("it is not a canonical absolute path"));
         }
+        // Already shown (a toolchain under /usr/local, or inside the work folder), or it
+        // would hide the work folder: nothing to add.
         if extra == Path::new("/")
             || extra == Path::new("/tmp")
             || reserved.iter().any(|r| extra.starts_with(r))
+            || extra.starts_with(workdir)
+            || workdir.starts_with(extra)
         {
-            return Err(bad_extra("it is a system folder the sandbox shows already"));
-        }
-        if extra.starts_with(workdir) || workdir.starts_with(extra) {
-            return Err(bad_extra("it holds or lies inside the work folder"));
+            tracing::debug!(folder = %extra.display(), "not shown separately: already visible or holds the work folder");
+            continue;
         }
         if !extra.is_dir() {
             return Err(bad_extra("it is not a folder"));
@@ -203,8 +215,7 @@ pub fn tmp_size(max_file_bytes: u64) -> u64 {
 }
 
 fn setup(path: &Path, e: std::io::Error) -> SandboxError {
-    SandboxError::Setup {
-        backend: "sandbox",
+    SandboxError::Prepare {
         reason: format!("cannot read {}: {e}", path.display()),
     }
 }
@@ -283,10 +294,23 @@ mod tests {
             assert!(at.is_some_and(|at| at < bind), "{p:?} in {m:?}");
             parent = p.parent();
         }
+        // Already visible, or holding the work folder: left out, not an error.
+        for skipped in ["/usr/local", "/srv/runs", "/srv/runs/r1/tools"] {
+            let m = plan(
+                Path::new("/srv/runs/r1"),
+                &NetworkAccess::None,
+                1,
+                &[PathBuf::from(skipped)],
+            )
+            .unwrap();
+            assert!(
+                !m.iter().any(
+                    |x| matches!(x, Mount::ReadOnly { source, .. } if source == Path::new(skipped))
+                ),
+                "{skipped}"
+            );
+        }
         for (bad, why) in [
-            ("/usr/local", "system folder"),
-            ("/srv/runs", "work folder"),
-            ("/srv/runs/r1/tools", "work folder"),
             ("relative", "canonical"),
             ("/nonexistent-toolchain", "not a folder"),
         ] {

@@ -114,13 +114,42 @@ impl WorkFolder {
         Ok(real)
     }
 
+    /// Opens `rel` for reading or writing, refusing anything but a regular file. Opened
+    /// non-blocking, so a FIFO a sandboxed step planted cannot hang the engine's thread
+    /// (opening one blocks until the other end opens); then checked on the open descriptor.
+    pub fn open_regular(
+        &self,
+        rel: &Path,
+        options: &mut cap_std::fs::OpenOptions,
+        shown: &str,
+    ) -> Result<std::fs::File, StepError> {
+        use cap_std::fs::OpenOptionsExt;
+        let file = self
+            .dir
+            .open_with(rel, options.custom_flags(libc::O_NONBLOCK))
+            .map_err(|e| io_error(shown, e))?
+            .into_std();
+        let meta = file.metadata().map_err(|e| io_error(shown, e))?;
+        if !meta.is_file() {
+            return Err(StepError::Path {
+                path: shown.to_owned(),
+                reason: "is not a regular file".into(),
+            });
+        }
+        // Back to blocking reads and writes (a regular file never blocks anyway), keeping
+        // the other flags (O_APPEND above all).
+        let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| io_error(shown, e.into()))?;
+        rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| io_error(shown, e.into()))?;
+        Ok(file)
+    }
+
     /// Reads a whole file (at most [`MAX_READ_BYTES`]) as UTF-8 text.
     pub fn read_text(&self, path: &str) -> Result<String, StepError> {
         let rel = self.relative(path)?;
-        let file = self.dir.open(&rel).map_err(|e| io_error(path, e))?;
+        let file = self.open_regular(&rel, cap_std::fs::OpenOptions::new().read(true), path)?;
         let mut bytes = Vec::new();
-        file.into_std()
-            .take(MAX_READ_BYTES + 1)
+        file.take(MAX_READ_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| io_error(path, e))?;
         if bytes.len() as u64 > MAX_READ_BYTES {
@@ -143,7 +172,15 @@ impl WorkFolder {
                 .create_dir_all(parent)
                 .map_err(|e| io_error(path, e))?;
         }
-        self.dir.write(&rel, content).map_err(|e| io_error(path, e))
+        let mut file = self.open_regular(
+            &rel,
+            cap_std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            path,
+        )?;
+        file.write_all(content).map_err(|e| io_error(path, e))
     }
 
     /// The entries of a folder: `{name, path, is_dir, size}`, sorted by name.
@@ -206,13 +243,11 @@ pub(crate) fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutp
             match (content, append) {
                 (Some(content), true) => {
                     // RustChain reads the old text (empty when there is none) and appends.
-                    let mut file = folder
-                        .dir()
-                        .open_with(
-                            &rel,
-                            cap_std::fs::OpenOptions::new().append(true).create(true),
-                        )
-                        .map_err(|e| io_error(path, e))?;
+                    let mut file = folder.open_regular(
+                        &rel,
+                        cap_std::fs::OpenOptions::new().append(true).create(true),
+                        path,
+                    )?;
                     file.write_all(content.as_bytes())
                         .map_err(|e| io_error(path, e))?;
                 }
@@ -251,10 +286,24 @@ pub(crate) fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutp
             let source = str_param(p, "source")?;
             let destination = str_param(p, "destination")?;
             let (from, to) = (folder.relative(source)?, folder.relative(destination)?);
-            let size = folder
-                .dir()
-                .copy(&from, folder.dir(), &to)
-                .map_err(|e| io_error(source, e))?;
+            let mut input =
+                folder.open_regular(&from, cap_std::fs::OpenOptions::new().read(true), source)?;
+            let mut output = folder.open_regular(
+                &to,
+                cap_std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                destination,
+            )?;
+            let size =
+                std::io::copy(&mut input, &mut output).map_err(|e| io_error(destination, e))?;
+            // As std::fs::copy (RustChain's): the copy keeps the permission bits.
+            if let Ok(meta) = input.metadata() {
+                output
+                    .set_permissions(meta.permissions())
+                    .map_err(|e| io_error(destination, e))?;
+            }
             Ok(StepOutput::ok(
                 json!({"source": source, "destination": destination, "size": size}),
             ))
@@ -323,14 +372,18 @@ fn compress(folder: &WorkFolder, p: &Value) -> Result<StepOutput, StepError> {
     let source = str_param(p, "source")?;
     let destination = str_param(p, "destination")?;
     let format = opt_str(p, "format").unwrap_or("tar");
-    let real_source = {
-        let rel = folder.relative(source)?;
-        let resolved = folder
-            .dir()
-            .canonicalize(&rel)
-            .map_err(|e| io_error(source, e))?;
-        folder.root().join(resolved)
-    };
+    if !matches!(format, "tar" | "tar.gz" | "tgz" | "zip") {
+        return Err(StepError::BadParameter {
+            name: "format",
+            reason: format!("unsupported compression format `{format}` (tar, tar.gz, zip)"),
+        });
+    }
+    // Both relative to the work folder, resolved through its handle: the walk never uses
+    // host paths, which the sandbox user may not be able to pass through.
+    let source_rel = folder
+        .dir()
+        .canonicalize(folder.relative(source)?)
+        .map_err(|e| io_error(source, e))?;
     let dest_rel = folder.relative(destination)?;
     if let Some(parent) = dest_rel.parent().filter(|p| !p.as_os_str().is_empty()) {
         folder
@@ -338,25 +391,32 @@ fn compress(folder: &WorkFolder, p: &Value) -> Result<StepOutput, StepError> {
             .create_dir_all(parent)
             .map_err(|e| io_error(destination, e))?;
     }
-    let out = folder
+    let out = folder.open_regular(
+        &dest_rel,
+        cap_std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        destination,
+    )?;
+    let dest_rel = folder
         .dir()
-        .create(&dest_rel)
-        .map_err(|e| io_error(destination, e))?
-        .into_std();
-    let real_dest = folder.root().join(&dest_rel);
-    let files = match format {
-        "tar" => write_tar(folder, out, &real_source, &real_dest)?,
-        "tar.gz" | "tgz" => {
+        .canonicalize(&dest_rel)
+        .map_err(|e| io_error(destination, e))?;
+    let written = match format {
+        "zip" => write_zip(folder, out, &source_rel, &dest_rel),
+        "tar" => write_tar(folder, out, &source_rel, &dest_rel),
+        _ => {
             let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-            write_tar(folder, gz, &real_source, &real_dest)?
+            write_tar(folder, gz, &source_rel, &dest_rel)
         }
-        "zip" => write_zip(folder, out, &real_source, &real_dest)?,
-        other => {
+    };
+    let files = match written {
+        Ok(files) => files,
+        Err(e) => {
+            // No half-written archive left behind.
             let _ = folder.dir().remove_file(&dest_rel);
-            return Err(StepError::BadParameter {
-                name: "format",
-                reason: format!("unsupported compression format `{other}` (tar, tar.gz, zip)"),
-            });
+            return Err(e);
         }
     };
     Ok(StepOutput::ok(json!({
@@ -368,23 +428,78 @@ fn compress(folder: &WorkFolder, p: &Value) -> Result<StepOutput, StepError> {
     })))
 }
 
-/// Everything under `source`, not following links, leaving out `skip` (the archive being
-/// written).
-fn walk(source: &Path, skip: &Path) -> Result<Vec<walkdir::DirEntry>, StepError> {
-    let mut entries = Vec::new();
-    for entry in walkdir::WalkDir::new(source)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry =
-            entry.map_err(|e| StepError::Failed(format!("reading {}: {e}", source.display())))?;
-        if entry.path() != skip {
-            entries.push(entry);
-        }
-    }
-    Ok(entries)
+/// One entry of the tree being archived: its path relative to the work folder.
+struct Walked {
+    rel: PathBuf,
+    is_dir: bool,
+    is_file: bool,
 }
 
+/// Everything under `source` (relative to the work folder; empty for the folder itself),
+/// through the folder handle, not following links, sorted by name, leaving out `skip` (the
+/// archive being written).
+fn walk(folder: &WorkFolder, source: &Path, skip: &Path) -> Result<Vec<Walked>, StepError> {
+    const MAX_DEPTH: usize = 256;
+    let shown = |p: &Path| p.to_string_lossy().into_owned();
+    let here = |p: &Path| {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let meta = folder
+        .dir()
+        .symlink_metadata(here(source))
+        .map_err(|e| io_error(&shown(source), e))?;
+    let mut out = vec![Walked {
+        rel: source.to_path_buf(),
+        is_dir: meta.is_dir(),
+        is_file: meta.is_file(),
+    }];
+    let mut pending = if meta.is_dir() {
+        vec![(source.to_path_buf(), 0)]
+    } else {
+        vec![]
+    };
+    while let Some((dir, depth)) = pending.pop() {
+        if depth >= MAX_DEPTH {
+            return Err(StepError::Failed(format!(
+                "{} is nested more than {MAX_DEPTH} folders deep",
+                shown(&dir)
+            )));
+        }
+        let mut children = Vec::new();
+        for entry in folder
+            .dir()
+            .read_dir(here(&dir))
+            .map_err(|e| io_error(&shown(&dir), e))?
+        {
+            let entry = entry.map_err(|e| io_error(&shown(&dir), e))?;
+            let kind = entry.file_type().map_err(|e| io_error(&shown(&dir), e))?;
+            let rel = dir.join(entry.file_name());
+            if rel != skip {
+                children.push(Walked {
+                    rel,
+                    is_dir: kind.is_dir(),
+                    is_file: kind.is_file(),
+                });
+            }
+        }
+        for child in children {
+            if child.is_dir {
+                pending.push((child.rel.clone(), depth + 1));
+            }
+            out.push(child);
+        }
+    }
+    // Path order compares component by component: each folder comes before its contents.
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+/// The name inside the archive: relative to `source`, or the file's own name when `source`
+/// is a file.
 fn archive_name(source: &Path, path: &Path) -> PathBuf {
     if path == source {
         path.file_name().map(PathBuf::from).unwrap_or_default()
@@ -393,24 +508,6 @@ fn archive_name(source: &Path, path: &Path) -> PathBuf {
             .map(Path::to_path_buf)
             .unwrap_or_default()
     }
-}
-
-/// Opens a regular file found by the walk through the work folder handle, so a file swapped
-/// for a symlink after the walk saw it cannot make the archive read outside the folder.
-fn open_inside(folder: &WorkFolder, path: &Path) -> Result<std::fs::File, StepError> {
-    let shown = path.to_string_lossy();
-    let rel = path
-        .strip_prefix(folder.root())
-        .map_err(|_| StepError::Path {
-            path: shown.to_string(),
-            reason: "is outside the work folder".into(),
-        })?;
-    let file = folder
-        .dir()
-        .open(rel)
-        .map_err(|e| io_error(&shown, e))?
-        .into_std();
-    Ok(file)
 }
 
 fn write_tar<W: Write>(
@@ -423,18 +520,38 @@ fn write_tar<W: Write>(
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let mut files = 0;
-    for entry in walk(source, skip)? {
-        let name = archive_name(source, entry.path());
+    for entry in walk(folder, source, skip)? {
+        let name = archive_name(source, &entry.rel);
         if name.as_os_str().is_empty() {
             continue;
         }
-        let kind = entry.file_type();
-        if kind.is_file() {
-            let mut file = open_inside(folder, entry.path())?;
+        let shown = entry.rel.to_string_lossy().into_owned();
+        if entry.is_file {
+            let mut file = folder.open_regular(
+                &entry.rel,
+                cap_std::fs::OpenOptions::new().read(true),
+                &shown,
+            )?;
             builder.append_file(&name, &mut file).map_err(tar_err)?;
             files += 1;
-        } else if kind.is_dir() {
-            builder.append_dir(&name, entry.path()).map_err(tar_err)?;
+        } else if entry.is_dir {
+            let meta = folder
+                .dir()
+                .symlink_metadata(&entry.rel)
+                .map_err(|e| io_error(&shown, e))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_mode(cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            header.set_mtime(mtime);
+            builder
+                .append_data(&mut header, &name, std::io::empty())
+                .map_err(tar_err)?;
         }
         // Symlinks and special files are left out.
     }
@@ -457,16 +574,20 @@ fn write_zip(
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     let mut files = 0;
-    for entry in walk(source, skip)? {
-        if !entry.file_type().is_file() {
+    for entry in walk(folder, source, skip)? {
+        if !entry.is_file {
             continue;
         }
-        let name = archive_name(source, entry.path());
+        let name = archive_name(source, &entry.rel);
+        let shown = entry.rel.to_string_lossy().into_owned();
         zip.start_file(name.to_string_lossy(), options)
             .map_err(zip_err)?;
-        let mut file = open_inside(folder, entry.path())?;
-        std::io::copy(&mut file, &mut zip)
-            .map_err(|e| io_error(&entry.path().to_string_lossy(), e))?;
+        let mut file = folder.open_regular(
+            &entry.rel,
+            cap_std::fs::OpenOptions::new().read(true),
+            &shown,
+        )?;
+        std::io::copy(&mut file, &mut zip).map_err(|e| io_error(&shown, e))?;
         files += 1;
     }
     zip.finish().map_err(zip_err)?;

@@ -51,6 +51,8 @@ pub struct StepContext {
     pub env: Vec<(String, String)>,
     /// Host folders processes see read-only (toolchains outside `/usr`).
     pub read_only: Vec<PathBuf>,
+    /// The work folder lent to the sandbox uid while any step can still touch it.
+    pub workdir_lease: Option<crate::sandbox::process::WorkdirLease>,
 }
 
 /// The step being run, with its time limit.
@@ -126,19 +128,21 @@ pub fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutput, Ste
     // Steps the engine runs itself touch the work folder as the sandbox's user, as
     // sandboxed steps do (the folder is lent to it for the run). Not the steps that start
     // sandboxed processes: starting one needs root.
-    let _as_sandbox_user = (matches!(
-        call.step_type,
-        T::CreateFile
-            | T::EditFile
-            | T::DeleteFile
-            | T::CopyFile
-            | T::MoveFile
-            | T::ReadFile
-            | T::ListDirectory
-            | T::FileSearch
-            | T::Compress
-    ) && ctx.sandbox.runs_as_sandbox_user())
-    .then(ActAsSandboxUser::start);
+    let _as_sandbox_user = act_as_sandbox_user(
+        ctx,
+        matches!(
+            call.step_type,
+            T::CreateFile
+                | T::EditFile
+                | T::DeleteFile
+                | T::CopyFile
+                | T::MoveFile
+                | T::ReadFile
+                | T::ListDirectory
+                | T::FileSearch
+                | T::Compress
+        ),
+    )?;
     match call.step_type {
         T::Noop => Ok(StepOutput::ok(
             serde_json::json!({"message": "No operation performed"}),
@@ -165,6 +169,22 @@ pub fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutput, Ste
         T::Tool => tool::execute(ctx, call),
         other => Ok(unsupported(other)),
     }
+}
+
+/// For a step that touches the work folder itself (`touches_folder`): acts as the sandbox's
+/// user when the sandbox runs processes as that user (see [`ActAsSandboxUser`]).
+pub(crate) fn act_as_sandbox_user(
+    ctx: &StepContext,
+    touches_folder: bool,
+) -> Result<Option<ActAsSandboxUser>, StepError> {
+    if !touches_folder || !ctx.sandbox.runs_as_sandbox_user() {
+        return Ok(None);
+    }
+    ActAsSandboxUser::start().map(Some).map_err(|e| {
+        StepError::Failed(format!(
+            "cannot act as the sandbox user for this step's file operations: {e}"
+        ))
+    })
 }
 
 /// The result of a step type this executor does not run.

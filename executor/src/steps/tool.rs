@@ -45,17 +45,19 @@ pub(crate) fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutp
     let p = call.params.get("parameters").unwrap_or(&empty);
     let folder = &ctx.folder;
     // File tools act as the sandbox's user, as the file steps do (see steps::execute).
-    let _as_sandbox_user = matches!(
-        tool,
-        "create_file"
-            | "write_file"
-            | "read_file"
-            | "list_files"
-            | "search_files"
-            | "csv_loader"
-            | "json_yaml_loader"
-    )
-    .then(crate::sandbox::process::ActAsSandboxUser::start);
+    let _as_sandbox_user = super::act_as_sandbox_user(
+        ctx,
+        matches!(
+            tool,
+            "create_file"
+                | "write_file"
+                | "read_file"
+                | "list_files"
+                | "search_files"
+                | "csv_loader"
+                | "json_yaml_loader"
+        ),
+    )?;
     match tool {
         "create_file" | "write_file" => {
             let path = str_param(p, "path")?;
