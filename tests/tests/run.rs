@@ -421,6 +421,60 @@ steps:
     assert!(!work.join("copied").exists());
 }
 
+/// Ctrl-C while a mission runs: `mission run` exits 130 and the work folder, lent to the
+/// sandbox uid during the run, belongs to its owner again, files the mission made included.
+#[test]
+fn interrupting_a_run_gives_the_work_folder_back() {
+    use std::os::unix::fs::MetadataExt;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let owner = fs::metadata(work.path()).unwrap().uid();
+    let file = home.path().join("slow.yaml");
+    fs::write(
+        &file,
+        r#"version: "1.0"
+name: slow
+steps:
+  - { id: made, name: m, step_type: create_file, parameters: { path: made.txt, content: x } }
+  - { id: wait, name: w, step_type: command, depends_on: [made], parameters: { command: sleep, args: ["30"] } }
+"#,
+    )
+    .unwrap();
+    let mut child = mission(home.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--workdir")
+        .arg(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the mission is in its sleeping step (the folder is lent then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs::metadata(work.path()).unwrap().uid() == owner
+        || !work.path().join("made.txt").exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(fs::metadata(work.path()).unwrap().uid(), owner);
+    assert_eq!(
+        fs::metadata(work.path().join("made.txt")).unwrap().uid(),
+        owner
+    );
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

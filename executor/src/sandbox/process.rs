@@ -138,6 +138,53 @@ impl Drop for WorkdirLease {
     }
 }
 
+/// Gives every work folder lent right now back to its owner, for a process about to exit
+/// on a signal (the leases' own drops will not run).
+pub fn return_all_leases() {
+    let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(leases) = guard.as_mut() {
+        for (path, (_, uid, gid)) in leases.drain() {
+            if let Err(e) = give_workdir(&path, uid, gid) {
+                eprintln!("could not give {} back to its owner: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// For a command-line program that runs missions: on SIGINT, SIGTERM or SIGHUP, give the
+/// lent work folders back (see [`return_all_leases`]) and exit with 128 + the signal,
+/// instead of dying with the user's project still owned by the sandbox uid. The sandboxed
+/// processes die with their parent. Call it before any thread starts: it blocks those
+/// signals in the calling thread (threads started later inherit that) and waits for them
+/// on a thread of its own. Spawned programs start with no signal blocked (the standard
+/// library resets the mask).
+pub fn return_leases_on_signal() -> io::Result<()> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before any other use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers; plain libc calls.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut signal = 0;
+            // SAFETY: valid pointers; the set lives in this closure.
+            if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+                return_all_leases();
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
 /// Lends the work folder to the sandbox uid for a whole mission, when this process can (it
 /// runs as root; otherwise no backend runs and there is nothing to lend). The engine holds
 /// it so that files its own steps write (see [`ActAsSandboxUser`]) and files sandboxed
