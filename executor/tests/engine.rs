@@ -349,6 +349,34 @@ steps:
 // ------------------------------------------------------------------------------------
 // Files
 
+/// A sandbox that runs processes as the caller (this test double) is not lent the work
+/// folder, and the engine's file steps and file tools then act as the caller too: writing
+/// into a folder below a private (0700) parent works.
+#[test]
+fn file_steps_and_tools_act_as_the_caller_when_the_sandbox_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = private.path().join("work");
+    std::fs::create_dir(&dir).unwrap();
+    let yaml = r#"
+version: "1.0"
+name: caller
+config: { max_parallel_steps: 1 }
+steps:
+  - { id: write, name: w, step_type: tool, parameters: { tool: write_file, parameters: { path: t/a.txt, content: tool } } }
+  - { id: create, name: c, step_type: create_file, depends_on: [write], parameters: { path: t/b.txt, content: step } }
+  - { id: pack, name: p, step_type: compress, depends_on: [create], parameters: { source: t, destination: t.tar } }
+"#;
+    let report = run_in(&dir, yaml, |_| {}).unwrap();
+    assert_eq!(report.status, RunStatus::Success, "{report:#?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("t/a.txt")).unwrap(),
+        "tool"
+    );
+    assert_eq!(step(&report, "pack").output["files"], 2, "{report:#?}");
+}
+
 #[test]
 fn file_steps_work_inside_the_work_folder() {
     let dir = tempfile::tempdir().unwrap();
