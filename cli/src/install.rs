@@ -8,14 +8,25 @@
 //!    first contact unless `config.toml` names it): signed by that key, `seq` not below the
 //!    last one seen (stored), not expired;
 //! 3. resolves the requested missions over the sparse index (only the index files the
-//!    resolution reaches are fetched, each cached with its ETag), preferring the lock;
+//!    resolution reaches are fetched, each cached with its ETag), preferring the lock. The
+//!    index files are fetched in waves before resolving: the requested names (and the
+//!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
+//!    so on, a few requests at a time; the resolver then reads them from memory;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
-//!    (a few at a time), and verifies every archive before it goes anywhere: its SHA-256 is
-//!    the index checksum, its signature is valid for the index entry's key, name and version,
-//!    and that key is the one pinned for the name (trust store and lockfile);
+//!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
+//!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
+//!    is the index checksum, its signature is valid for the index entry's key, name and
+//!    version, and that key is the one pinned for the name (trust store and lockfile). On a
+//!    terminal a progress bar shows the downloads; otherwise nothing is printed for them;
 //! 5. unpacks each into a temporary folder beside the install folder, then swaps them into
-//!    `missions/NAME/` and writes `missions.lock` atomically. If anything fails, the earlier
-//!    install and lockfile are left as they were.
+//!    `missions/NAME/`, removes the missions no longer needed, and writes `missions.lock`
+//!    atomically. If anything fails, the earlier install and lockfile are left as they were.
+//!
+//! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
+//! starts from them (and from the names given), so a dependency that no chosen version
+//! needs any more drops out of the lock and out of `missions/` (`mission update` after a
+//! new version dropped it, for one). `mission remove NAME` removes NAME and every
+//! dependency no remaining root needs.
 //!
 //! **`--locked` with a complete cache makes no request.** When `--locked` is given and the
 //! lockfile, the cached index files and the cached archives are enough to reproduce the
@@ -26,18 +37,17 @@
 //!
 //! **`--offline`** makes no request at all, and fails naming what is missing from the cache.
 //!
-//! Archives are downloaded from `BASE/api/v1/missions/NAME/VERSION/download` of the
-//! registry given, whatever `config.json`'s `dl` says.
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
-use mission_index::lockfile::{Lockfile, LOCKFILE_NAME};
+use mission_index::lockfile::{LockedMission, Lockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
 use mission_index::repo::IndexConfig;
 use mission_index::resolve::{self, Requirement, ResolveError};
@@ -45,13 +55,14 @@ use mission_index::signing::{self, PublicKey};
 use mission_index::snapshot;
 use semver::VersionReq;
 
+use crate::download::DownloadTemplate;
 use crate::home;
 use crate::registry::{self, Registry};
 use crate::sparse_client::{self, SparseError, SparseIndex};
 use crate::trust::{self, TrustStore};
 
 /// How many archives are downloaded at once.
-const PARALLEL_DOWNLOADS: usize = 4;
+const PARALLEL_DOWNLOADS: usize = sparse_client::PARALLEL_REQUESTS;
 
 /// The most bytes an archive download may have.
 const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
@@ -163,7 +174,7 @@ fn plan_roots(
                 roots.push(req);
             }
             if let Some(lock) = lock {
-                for m in lock.missions() {
+                for m in lock.roots() {
                     if !given.contains(&collision_key(&m.name)) {
                         roots.push(Requirement::new(m.name.clone(), keep_req(&m.version)));
                     }
@@ -191,7 +202,9 @@ fn plan_roots(
                 }
                 unlocked.remove(name);
             }
-            for m in lock.missions() {
+            // Dependencies come back through the graph, so one no chosen version needs any
+            // more is dropped.
+            for m in lock.roots() {
                 let req = if unlocked.get(&m.name).is_some() {
                     keep_req(&m.version)
                 } else {
@@ -239,10 +252,16 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     }
 
     let index = SparseIndex::new(registry.clone(), &index_cache, offline);
-    if !offline {
-        check_snapshot(&index, &mut trust)?;
-    }
+    let download = if offline {
+        None
+    } else {
+        let config = check_snapshot(&index, &mut trust)?;
+        Some(DownloadTemplate::new(&config, &registry)?)
+    };
 
+    if !offline {
+        prefetch_index(&index, &roots, resolve_lock.as_ref());
+    }
     let resolution = resolve::resolve(&index, &roots, resolve_lock.as_ref())
         .map_err(|e| resolve_error(e, &index, offline))?;
     let new_lock = Lockfile::from_resolution(&resolution, registry.key());
@@ -294,7 +313,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         .into_iter()
         .map(|p| p.entry.clone())
         .collect();
-    let archives = fetch_archives(&index, &order, &archive_cache, offline)?;
+    let archives = fetch_archives(&index, download.as_ref(), &order, &archive_cache)?;
 
     let removed: Vec<String> = old_lock
         .as_ref()
@@ -305,7 +324,10 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                 .collect()
         })
         .unwrap_or_default();
-    let installed = put_in_place(&dir, &order, &archives, &removed, &new_lock, &lock_path)?;
+    // --locked leaves missions.lock alone: its content is what it holds already (a
+    // version 1 file stays version 1 until an install may change it).
+    let lock_to_write = (!opts.locked).then_some(&new_lock);
+    let installed = put_in_place(&dir, &order, &archives, &removed, lock_to_write, &lock_path)?;
 
     for entry in &order {
         trust.pin_author_key(&entry.name, &entry.key);
@@ -352,12 +374,22 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
             changes.push(format!("`{}` {} would be removed", o.name, o.version));
         }
     }
+    for m in new.missions() {
+        if old.get(&m.name).is_some() && new.is_root(&m.name) != old.is_root(&m.name) {
+            changes.push(if new.is_root(&m.name) {
+                format!("`{}` would be recorded as asked for (a root)", m.name)
+            } else {
+                format!("`{}` would no longer be recorded as asked for", m.name)
+            });
+        }
+    }
     changes
 }
 
 /// Fetches `config.json` and the signed snapshot, and verifies the snapshot against the
-/// pinned node key (pinning it on first contact). Stores the accepted snapshot.
-fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<()> {
+/// pinned node key (pinning it on first contact). Stores the accepted snapshot; returns the
+/// registry's configuration.
+fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexConfig> {
     let registry = index.registry().clone();
     let config_bytes = index.fetch("config.json")?.ok_or_else(|| {
         anyhow!(
@@ -405,7 +437,64 @@ fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<()> {
             )
         })?;
     trust.set_snapshot(&registry, &accepted)?;
-    trust.save()
+    trust.save()?;
+    Ok(config)
+}
+
+/// Fetches, in parallel waves, the index files resolution is about to read: first the
+/// roots and every locked name, then the dependencies of the version each name would
+/// likely get (its locked version, else the highest unyanked one meeting the requirements
+/// seen), and so on. A guess that turns out wrong costs one extra file or one sequential
+/// read later, never a wrong answer: the resolver reads everything it needs itself.
+fn prefetch_index(index: &SparseIndex, roots: &[Requirement], lock: Option<&Lockfile>) {
+    let mut reqs: BTreeMap<String, Vec<VersionReq>> = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut wave: Vec<String> = Vec::new();
+    let mut add = |name: &str, wave: &mut Vec<String>| {
+        if seen.insert(collision_key(name)) {
+            wave.push(name.to_owned());
+        }
+    };
+    for root in roots {
+        reqs.entry(collision_key(&root.name))
+            .or_default()
+            .push(root.req.clone());
+        add(&root.name, &mut wave);
+    }
+    for m in lock.into_iter().flat_map(Lockfile::missions) {
+        add(&m.name, &mut wave);
+    }
+    while !wave.is_empty() {
+        index.prefetch(&wave);
+        let mut next = Vec::new();
+        for name in std::mem::take(&mut wave) {
+            let Ok(Some(entries)) = resolve::IndexReader::entries(index, &name) else {
+                continue;
+            };
+            let key = collision_key(&name);
+            let locked = lock.and_then(|l| l.get(&name)).map(|m| m.version.clone());
+            let wanted = reqs.get(&key).cloned().unwrap_or_default();
+            let likely = entries
+                .iter()
+                .filter_map(|e| e.version().ok().map(|v| (v, e)))
+                .filter(|(v, e)| {
+                    Some(v) == locked.as_ref() || (!e.yanked && wanted.iter().all(|r| r.matches(v)))
+                })
+                .max_by(|(a, _), (b, _)| {
+                    let a_locked = Some(a) == locked.as_ref();
+                    let b_locked = Some(b) == locked.as_ref();
+                    a_locked.cmp(&b_locked).then_with(|| a.cmp(b))
+                });
+            let Some((_, entry)) = likely else { continue };
+            for dep in &entry.deps {
+                if let Ok(req) = VersionReq::parse(&dep.req) {
+                    reqs.entry(collision_key(&dep.name)).or_default().push(req);
+                }
+                add(&dep.name, &mut next);
+            }
+        }
+        wave = next;
+    }
 }
 
 /// Turns a resolution failure into advice.
@@ -504,30 +593,42 @@ pub fn verify_archive(entry: &IndexEntry, bytes: &[u8]) -> Result<()> {
 }
 
 /// Every archive of `entries`, verified, keyed by cksum: from the archive cache, else
-/// downloaded (a few at a time) through a temporary file into the cache.
+/// downloaded (a few at a time, from the URL `download` gives; `None`: offline) through a
+/// temporary file into the cache. On a terminal, one progress bar counts the archives and
+/// bytes downloaded.
 fn fetch_archives(
     index: &SparseIndex,
+    download: Option<&DownloadTemplate>,
     entries: &[IndexEntry],
     cache: &Path,
-    offline: bool,
 ) -> Result<BTreeMap<String, Vec<u8>>> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let progress = std::io::stderr().is_terminal();
+    let to_download = entries
+        .iter()
+        .filter(|e| !archive_path(cache, &e.cksum).is_file())
+        .count();
+    let bar = progress_bar(to_download, download.is_some());
+    let bytes_done = AtomicU64::new(0);
     let queue = Mutex::new(entries.iter().collect::<Vec<_>>());
     let results: Mutex<Vec<(String, Result<Vec<u8>>)>> = Mutex::new(Vec::new());
     let workers = PARALLEL_DOWNLOADS.min(entries.len()).max(1);
+    let progress = Progress {
+        bar: &bar,
+        bytes: &bytes_done,
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(entry) = next else { break };
-                let got = one_archive(index, entry, cache, offline, progress);
+                let got = one_archive(index, download, entry, cache, &progress);
                 if let Ok(mut r) = results.lock() {
                     r.push((entry.cksum.clone(), got));
                 }
             });
         }
     });
+    bar.finish_and_clear();
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a download thread failed"))?;
@@ -548,12 +649,44 @@ fn fetch_archives(
     Ok(archives)
 }
 
+/// The download bar: drawn on stderr when it is a terminal and something is to be
+/// downloaded, hidden otherwise (scripts and tests see no progress output).
+fn progress_bar(archives: usize, online: bool) -> ProgressBar {
+    if archives == 0 || !online || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(archives as u64);
+    // The template is a constant; should it ever be refused, a bar without it still works.
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} archives, {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix("Downloading");
+    bar.set_message(HumanBytes(0).to_string());
+    bar
+}
+
+/// What a download worker reports progress to.
+struct Progress<'a> {
+    bar: &'a ProgressBar,
+    bytes: &'a AtomicU64,
+}
+
+impl Progress<'_> {
+    fn downloaded(&self, len: usize) {
+        let total = self.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
+        self.bar.set_message(HumanBytes(total).to_string());
+        self.bar.inc(1);
+    }
+}
+
 fn one_archive(
     index: &SparseIndex,
+    download: Option<&DownloadTemplate>,
     entry: &IndexEntry,
     cache: &Path,
-    offline: bool,
-    progress: bool,
+    progress: &Progress<'_>,
 ) -> Result<Vec<u8>> {
     let path = archive_path(cache, &entry.cksum);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -561,36 +694,38 @@ fn one_archive(
             Ok(()) => return Ok(bytes),
             // A corrupt cached copy is dropped and fetched again; any other failure is the
             // index's, and fetching again would not help.
-            Err(_) if archive::cksum(&bytes) != entry.cksum && !offline => {
+            Err(_) if archive::cksum(&bytes) != entry.cksum && download.is_some() => {
+                tracing::warn!(path = %path.display(), "dropping a corrupt cached archive");
                 let _ = std::fs::remove_file(&path);
             }
             Err(e) => return Err(e),
         }
     }
-    if offline {
+    let Some(download) = download else {
         bail!(
             "`{}` {} is not in the archive cache ({}); run once without --offline to download it",
             entry.name,
             entry.vers,
             path.display()
         );
-    }
-    if progress {
-        eprintln!("  Downloading {} {}", entry.name, entry.vers);
-    }
-    let url_path = format!("/api/v1/missions/{}/{}/download", entry.name, entry.vers);
-    let bytes = download(index, &url_path)
+    };
+    let url = download.url(&entry.name, &entry.vers, &entry.cksum);
+    let bytes = fetch_archive(index, &url, download.send_token())
         .with_context(|| format!("downloading `{}` {}", entry.name, entry.vers))?;
+    tracing::debug!(name = %entry.name, version = %entry.vers, %url, bytes = bytes.len(), "downloaded");
+    progress.downloaded(bytes.len());
     verify_archive(entry, &bytes)?;
     sparse_client::write_atomic(&path, &bytes)
         .with_context(|| format!("caching `{}` {}", entry.name, entry.vers))?;
     Ok(bytes)
 }
 
-fn download(index: &SparseIndex, path: &str) -> Result<Vec<u8>> {
-    let reply = index.get_limited(path, MAX_ARCHIVE_BYTES + 1)?;
+fn fetch_archive(index: &SparseIndex, url: &str, send_token: bool) -> Result<Vec<u8>> {
+    let reply = index.get_url(url, None, MAX_ARCHIVE_BYTES + 1, send_token)?;
     if reply.status != 200 {
-        return Err(reply.error("the node did not hand out the archive").into());
+        return Err(reply
+            .error("the archive was not handed out (the URL comes from the `dl` template of the registry's config.json)")
+            .into());
     }
     if reply.body.len() as u64 > MAX_ARCHIVE_BYTES {
         bail!(
@@ -608,7 +743,7 @@ fn put_in_place(
     order: &[IndexEntry],
     archives: &BTreeMap<String, Vec<u8>>,
     removed: &[String],
-    lock: &Lockfile,
+    lock: Option<&Lockfile>,
     lock_path: &Path,
 ) -> Result<Vec<Installed>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -682,8 +817,10 @@ fn put_in_place(
                 steps.push(Step::Removed { name: name.clone() });
             }
         }
-        lock.write_atomic(lock_path)
-            .with_context(|| format!("writing {}", lock_path.display()))?;
+        if let Some(lock) = lock {
+            lock.write_atomic(lock_path)
+                .with_context(|| format!("writing {}", lock_path.display()))?;
+        }
         Ok(())
     };
     if let Err(e) = swap() {
@@ -702,9 +839,17 @@ fn put_in_place(
         .collect())
 }
 
-/// `mission remove NAME`: its folder and its lock entry, refusing when a locked mission
-/// depends on it.
-pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
+/// What `mission remove` took away: the mission named, then the dependencies no remaining
+/// root needs, as `(name, version)`.
+pub struct Removal {
+    pub removed: LockedMission,
+    pub pruned: Vec<LockedMission>,
+}
+
+/// `mission remove NAME`: its folder and its lock entry, and those of every dependency no
+/// remaining root needs; refused when another locked mission depends on NAME. The folders
+/// are moved aside first and put back if the lockfile cannot be written.
+pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     let lock_path = lockfile_path()?;
     let Some(mut lock) = load_lock(&lock_path)? else {
         bail!(
@@ -725,12 +870,7 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
         );
     };
     let users: Vec<String> = lock
-        .missions()
-        .filter(|m| {
-            m.dependencies
-                .iter()
-                .any(|d| collision_key(&d.name) == collision_key(&locked.name))
-        })
+        .dependents(&locked.name)
         .map(|m| format!("`{}` {}", m.name, m.version))
         .collect();
     if !users.is_empty() {
@@ -741,27 +881,61 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
         );
     }
     lock.remove(&locked.name);
+    let pruned = lock.prune();
     let dir = install_dir(dir)?;
-    let target = dir.join(&locked.name);
-    let aside = if std::fs::symlink_metadata(&target).is_ok() {
-        let tmp = tempfile::Builder::new()
-            .prefix(".mission-remove-")
-            .tempdir_in(&dir)
-            .with_context(|| format!("creating a temporary folder in {}", dir.display()))?;
-        let moved = tmp.path().join(&locked.name);
-        std::fs::rename(&target, &moved)
-            .with_context(|| format!("moving {} aside", target.display()))?;
-        Some((tmp, moved))
-    } else {
-        None
-    };
-    if let Err(e) = lock.write_atomic(&lock_path) {
-        if let Some((_, moved)) = &aside {
-            let _ = std::fs::rename(moved, &target);
+    let mut aside: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // Created when the first folder is moved aside; dropping it deletes what was removed.
+    let mut tmp: Option<tempfile::TempDir> = None;
+    let put_back = |aside: &[(PathBuf, PathBuf)]| {
+        for (target, moved) in aside.iter().rev() {
+            let _ = std::fs::rename(moved, target);
         }
-        return Err(e).with_context(|| format!("writing {}", lock_path.display()));
+    };
+    for m in std::iter::once(&locked).chain(&pruned) {
+        let target = dir.join(&m.name);
+        if std::fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        if tmp.is_none() {
+            match tempfile::Builder::new()
+                .prefix(".mission-remove-")
+                .tempdir_in(&dir)
+            {
+                Ok(t) => tmp = Some(t),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("creating a temporary folder in {}", dir.display())
+                    })
+                }
+            }
+        }
+        let Some(aside_dir) = tmp.as_ref() else {
+            bail!(
+                "internal: no temporary folder to move {} into",
+                target.display()
+            );
+        };
+        let moved = aside_dir.path().join(&m.name);
+        if let Err(e) = std::fs::rename(&target, &moved) {
+            put_back(&aside);
+            return Err(e).with_context(|| {
+                format!("moving {} aside; nothing was removed", target.display())
+            });
+        }
+        aside.push((target, moved));
     }
-    Ok(format!("{} {}", locked.name, locked.version))
+    if let Err(e) = lock.write_atomic(&lock_path) {
+        put_back(&aside);
+        return Err(e)
+            .with_context(|| format!("writing {}; nothing was removed", lock_path.display()));
+    }
+    for m in &pruned {
+        tracing::info!(name = %m.name, version = %m.version, "removed: no remaining mission needs it");
+    }
+    Ok(Removal {
+        removed: locked,
+        pruned,
+    })
 }
 
 #[cfg(test)]

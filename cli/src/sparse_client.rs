@@ -6,9 +6,12 @@
 //! Offline, only the cache is read, and a file missing from it is an error naming it.
 //!
 //! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
-//! only those of the names the resolution reaches.
+//! only those of the names the resolution reaches. Each file is fetched at most once per run
+//! (kept in memory), and [`SparseIndex::prefetch`] fetches a batch of files in parallel over
+//! the agent's pooled connections, so a caller that knows which names come next (one
+//! resolution wave) pays one round trip for the batch instead of one per name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -58,11 +61,17 @@ pub fn cache_key(registry: &Registry) -> String {
         .collect()
 }
 
-/// An HTTP agent for reading a node: statuses are answers, not errors.
+/// How many requests a [`SparseIndex`] runs at once (index prefetches and archive
+/// downloads alike); the agent keeps as many idle connections per host.
+pub const PARALLEL_REQUESTS: usize = 4;
+
+/// An HTTP agent for reading a node: statuses are answers, not errors; connections are
+/// kept for reuse.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(300)))
+        .max_idle_connections_per_host(PARALLEL_REQUESTS)
         .build()
         .into()
 }
@@ -76,6 +85,8 @@ pub struct SparseIndex {
     offline: bool,
     /// Index paths answered from the network in this run (fetched or revalidated).
     requested: Mutex<BTreeSet<String>>,
+    /// Index files already read in this run (`None`: the index has no such file).
+    memo: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
 }
 
 impl SparseIndex {
@@ -90,6 +101,7 @@ impl SparseIndex {
             cache,
             offline,
             requested: Mutex::new(BTreeSet::new()),
+            memo: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -107,18 +119,26 @@ impl SparseIndex {
         self.get_with(path, etag, MAX_INDEX_FILE)
     }
 
-    /// A GET of `BASE/path` reading at most `limit` bytes of the body.
-    pub fn get_limited(&self, path: &str, limit: u64) -> Result<Reply, SparseError> {
-        self.get_with(path, None, limit)
+    fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
+        self.get_url(&self.registry.url(path), etag, limit, true)
     }
 
-    fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
-        let url = self.registry.url(path);
+    /// A GET of the absolute `url` reading at most `limit` bytes of the body; the token is
+    /// sent only when `send_token` (the caller decides whether `url` may see it).
+    pub fn get_url(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        limit: u64,
+        send_token: bool,
+    ) -> Result<Reply, SparseError> {
+        let url = url.to_owned();
         if let Ok(mut requested) = self.requested.lock() {
-            requested.insert(path.to_owned());
+            requested.insert(url.clone());
         }
+        tracing::debug!(%url, "GET");
         let mut request = self.agent.get(&url);
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.as_ref().filter(|_| send_token) {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
         if let Some(etag) = etag {
@@ -152,9 +172,57 @@ impl SparseIndex {
         })
     }
 
-    /// The file at `/index/<path>`: from the cache when offline or when the node says it
-    /// has not changed, else fetched and cached. `None` when the index has no such file.
+    /// The file at `/index/<path>`: read once per run; from the cache when offline or when
+    /// the node says it has not changed, else fetched and cached. `None` when the index has
+    /// no such file.
     pub fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
+        if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(path).cloned()) {
+            return Ok(known);
+        }
+        let got = self.fetch_uncached(path)?;
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.insert(path.to_owned(), got.clone());
+        }
+        Ok(got)
+    }
+
+    /// Fetches the index files of `names` (those not read yet in this run) in parallel,
+    /// [`PARALLEL_REQUESTS`] at a time, so that the next [`IndexReader::entries`] calls for
+    /// them are answered from memory. Failures are not reported here: the name stays
+    /// unread, and reading it again reports the error where it matters.
+    pub fn prefetch(&self, names: &[String]) {
+        let paths: Vec<String> = names
+            .iter()
+            .filter_map(|n| layout::entry_path(n).ok())
+            .filter(|p| {
+                self.memo
+                    .lock()
+                    .map(|m| !m.contains_key(p))
+                    .unwrap_or(false)
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if paths.len() <= 1 {
+            // Nothing to overlap; the resolver reads it when it gets there.
+            return;
+        }
+        let queue = Mutex::new(paths);
+        let workers = PARALLEL_REQUESTS.min(queue.lock().map(|q| q.len()).unwrap_or(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some(path) = next else { break };
+                    if let Err(e) = self.fetch(&path) {
+                        tracing::debug!(%path, error = %e, "prefetch failed; the resolver will read it again");
+                    }
+                });
+            }
+        });
+    }
+
+    fn fetch_uncached(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
         let file = self.cache.join(path);
         let etag_file = self.cache.join(format!("{path}.etag"));
         let cached = read_optional(&file)?;
