@@ -11,7 +11,9 @@
 //!    resolution reaches are fetched, each cached with its ETag), preferring the lock. The
 //!    index files are fetched in waves before resolving: the requested names (and the
 //!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
-//!    so on, a few requests at a time; the resolver then reads them from memory;
+//!    so on, a few requests at a time; the resolver then reads them from memory. The
+//!    archive of each likely version is downloaded (and verified, and cached) as soon as
+//!    its wave is read, so downloads overlap the index round trips;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
 //!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
 //!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
@@ -37,14 +39,15 @@
 //!
 //! **`--offline`** makes no request at all, and fails naming what is missing from the cache.
 //!
+use std::collections::VecDeque;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
 use mission_index::lockfile::{LockedMission, Lockfile, LOCKFILE_NAME};
@@ -220,6 +223,10 @@ fn plan_roots(
 
 /// Runs an install or update.
 pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "{what}");
+    };
     let lock_path = lockfile_path()?;
     let old_lock = load_lock(&lock_path)?;
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
@@ -256,14 +263,34 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         None
     } else {
         let config = check_snapshot(&index, &mut trust)?;
+        phase("snapshot checked");
         Some(DownloadTemplate::new(&config, &registry)?)
     };
 
-    if !offline {
-        prefetch_index(&index, &roots, resolve_lock.as_ref());
+    // Archives are unpacked here before they move into `dir` (see put_in_place); dropped,
+    // it leaves `dir` as it was.
+    let staging = Staging::new(&dir)?;
+    let progress = Progress::new(download.is_some());
+    let mut ahead_done = BTreeMap::new();
+    if let Some(download) = download.as_ref() {
+        let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
+        let flushed = std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_DOWNLOADS {
+                scope.spawn(|| ahead.work());
+            }
+            prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
+            phase("index files fetched");
+            ahead.close();
+            // The index files are written to the cache while the last archives arrive.
+            index.flush_cache()
+        });
+        flushed.context("writing the index cache")?;
+        ahead_done = ahead.into_done();
+        phase("archives downloaded and unpacked ahead");
     }
     let resolution = resolve::resolve(&index, &roots, resolve_lock.as_ref())
         .map_err(|e| resolve_error(e, &index, offline))?;
+    phase("resolved");
     let new_lock = Lockfile::from_resolution(&resolution, registry.key());
 
     if opts.locked {
@@ -313,7 +340,27 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         .into_iter()
         .map(|p| p.entry.clone())
         .collect();
-    let archives = fetch_archives(&index, download.as_ref(), &order, &archive_cache)?;
+    // Every archive is fetched (or read from the cache), verified and unpacked into the
+    // staging folder by the download workers, while the index files fetched for the
+    // resolution are written to the cache beside them.
+    let (fetched, flushed) = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| index.flush_cache());
+        let fetched = fetch_archives(
+            &index,
+            download.as_ref(),
+            &order,
+            &archive_cache,
+            &staging.fresh,
+            (&progress, ahead_done),
+        );
+        (fetched, flush.join())
+    });
+    fetched?;
+    match flushed {
+        Ok(result) => result.context("writing the index cache")?,
+        Err(_) => bail!("writing the index cache: the writer thread failed"),
+    }
+    phase("archives verified and unpacked");
 
     let removed: Vec<String> = old_lock
         .as_ref()
@@ -327,12 +374,14 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     // --locked leaves missions.lock alone: its content is what it holds already (a
     // version 1 file stays version 1 until an install may change it).
     let lock_to_write = (!opts.locked).then_some(&new_lock);
-    let installed = put_in_place(&dir, &order, &archives, &removed, lock_to_write, &lock_path)?;
+    let installed = put_in_place(&dir, staging, &order, &removed, lock_to_write, &lock_path)?;
 
+    phase("missions in place");
     for entry in &order {
         trust.pin_author_key(&entry.name, &entry.key);
     }
     trust.save()?;
+    phase("done");
 
     Ok(Outcome {
         installed,
@@ -446,7 +495,13 @@ fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexCo
 /// likely get (its locked version, else the highest unyanked one meeting the requirements
 /// seen), and so on. A guess that turns out wrong costs one extra file or one sequential
 /// read later, never a wrong answer: the resolver reads everything it needs itself.
-fn prefetch_index(index: &SparseIndex, roots: &[Requirement], lock: Option<&Lockfile>) {
+/// `likely` is told each guessed version, as soon as its wave is read.
+fn prefetch_index(
+    index: &SparseIndex,
+    roots: &[Requirement],
+    lock: Option<&Lockfile>,
+    likely: &dyn Fn(&IndexEntry),
+) {
     let mut reqs: BTreeMap<String, Vec<VersionReq>> = BTreeMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut wave: Vec<String> = Vec::new();
@@ -474,7 +529,7 @@ fn prefetch_index(index: &SparseIndex, roots: &[Requirement], lock: Option<&Lock
             let key = collision_key(&name);
             let locked = lock.and_then(|l| l.get(&name)).map(|m| m.version.clone());
             let wanted = reqs.get(&key).cloned().unwrap_or_default();
-            let likely = entries
+            let likely_entry = entries
                 .iter()
                 .filter_map(|e| e.version().ok().map(|v| (v, e)))
                 .filter(|(v, e)| {
@@ -485,7 +540,10 @@ fn prefetch_index(index: &SparseIndex, roots: &[Requirement], lock: Option<&Lock
                     let b_locked = Some(b) == locked.as_ref();
                     a_locked.cmp(&b_locked).then_with(|| a.cmp(b))
                 });
-            let Some((_, entry)) = likely else { continue };
+            let Some((_, entry)) = likely_entry else {
+                continue;
+            };
+            likely(entry);
             for dep in &entry.deps {
                 if let Ok(req) = VersionReq::parse(&dep.req) {
                     reqs.entry(collision_key(&dep.name)).or_default().push(req);
@@ -592,92 +650,287 @@ pub fn verify_archive(entry: &IndexEntry, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Every archive of `entries`, verified, keyed by cksum: from the archive cache, else
-/// downloaded (a few at a time, from the URL `download` gives; `None`: offline) through a
-/// temporary file into the cache. On a terminal, one progress bar counts the archives and
-/// bytes downloaded.
+/// Every archive of `entries`, verified and unpacked into `fresh/NAME`: from the archive
+/// cache, else downloaded (a few at a time, from the URL `download` gives; `None`:
+/// offline) through a temporary file into the cache. On a terminal, one progress bar
+/// counts the archives and bytes downloaded.
+///
+/// `ahead` holds, by checksum, the index entries whose archives [`Ahead`] already
+/// downloaded, verified against that entry and unpacked into `fresh/NAME`; those are taken
+/// as they are when the entry is the chosen one. A guessed version that was not chosen is
+/// removed from `fresh` first.
 fn fetch_archives(
     index: &SparseIndex,
     download: Option<&DownloadTemplate>,
     entries: &[IndexEntry],
     cache: &Path,
-) -> Result<BTreeMap<String, Vec<u8>>> {
+    fresh: &Path,
+    (progress, ahead): (&Progress, BTreeMap<String, IndexEntry>),
+) -> Result<()> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let is_ahead = |e: &IndexEntry| ahead.get(&e.cksum).is_some_and(|v| v == e);
     let to_download = entries
         .iter()
-        .filter(|e| !archive_path(cache, &e.cksum).is_file())
+        .filter(|e| !is_ahead(e) && !archive_path(cache, &e.cksum).is_file())
         .count();
-    let bar = progress_bar(to_download, download.is_some());
-    let bytes_done = AtomicU64::new(0);
-    let queue = Mutex::new(entries.iter().collect::<Vec<_>>());
-    let results: Mutex<Vec<(String, Result<Vec<u8>>)>> = Mutex::new(Vec::new());
+    progress.expect(to_download as u64);
+    let queue = Mutex::new(entries.iter().filter(|e| !is_ahead(e)).collect::<Vec<_>>());
+    let results: Mutex<Vec<Result<()>>> = Mutex::new(Vec::new());
     let workers = PARALLEL_DOWNLOADS.min(entries.len()).max(1);
-    let progress = Progress {
-        bar: &bar,
-        bytes: &bytes_done,
-    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(entry) = next else { break };
-                let got = one_archive(index, download, entry, cache, &progress);
+                let got = one_archive(index, download, entry, cache, progress)
+                    .and_then(|bytes| unpack(entry, &bytes, fresh));
                 if let Ok(mut r) = results.lock() {
-                    r.push((entry.cksum.clone(), got));
+                    r.push(got);
                 }
             });
         }
     });
-    bar.finish_and_clear();
+    progress.finish();
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a download thread failed"))?;
-    let mut archives = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (cksum, got) in results {
-        match got {
-            Ok(bytes) => {
-                archives.insert(cksum, bytes);
-            }
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
+    let mut errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
     if !errors.is_empty() {
         errors.sort();
         bail!("{}", errors.join("\nerror: "));
     }
-    Ok(archives)
+    Ok(())
 }
 
-/// The download bar: drawn on stderr when it is a terminal and something is to be
-/// downloaded, hidden otherwise (scripts and tests see no progress output).
-fn progress_bar(archives: usize, online: bool) -> ProgressBar {
-    if archives == 0 || !online || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// Unpacks the verified archive of `entry` into `fresh/NAME`, replacing another version
+/// unpacked there ahead.
+fn unpack(entry: &IndexEntry, bytes: &[u8], fresh: &Path) -> Result<()> {
+    let dest = fresh.join(&entry.name);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("removing {} from the staging folder", dest.display()))?;
     }
-    let bar = ProgressBar::new(archives as u64);
-    // The template is a constant; should it ever be refused, a bar without it still works.
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} archives, {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
+    archive::unpack_archive(bytes, &dest, &ArchiveLimits::default()).with_context(|| {
+        format!(
+            "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
+            entry.name, entry.vers
+        )
+    })?;
+    Ok(())
+}
+
+/// A staging folder in the install folder: `new/` receives the unpacked missions, `old/`
+/// what they replace. Dropping it deletes both, and the install folder too when it was
+/// created for this install and nothing was put in it.
+struct Staging {
+    dir: Option<tempfile::TempDir>,
+    fresh: PathBuf,
+    backup: PathBuf,
+    /// The install folder, when this install created it and has not completed.
+    created: Option<PathBuf>,
+}
+
+impl Staging {
+    fn new(dir: &Path) -> Result<Staging> {
+        let created = (!dir.exists()).then(|| dir.to_owned());
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".mission-install-")
+            .tempdir_in(dir)
+            .with_context(|| format!("creating a staging folder in {}", dir.display()))?;
+        let fresh = staging.path().join("new");
+        let backup = staging.path().join("old");
+        for d in [&fresh, &backup] {
+            std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(Staging {
+            dir: Some(staging),
+            fresh,
+            backup,
+            created,
+        })
     }
-    bar.set_prefix("Downloading");
-    bar.set_message(HumanBytes(0).to_string());
-    bar
 }
 
-/// What a download worker reports progress to.
-struct Progress<'a> {
-    bar: &'a ProgressBar,
-    bytes: &'a AtomicU64,
+impl Drop for Staging {
+    fn drop(&mut self) {
+        drop(self.dir.take());
+        if let Some(dir) = &self.created {
+            // Only an empty folder goes; anything else in it stays.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
-impl Progress<'_> {
+/// The download bar and the bytes it counts: drawn on stderr once something is to be
+/// downloaded and stderr is a terminal, hidden otherwise (scripts and tests see no
+/// progress output).
+struct Progress {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(online: bool) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        // The template is a constant; should it ever be refused, a bar without it works.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} archives, {msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix("Downloading");
+        bar.set_message(HumanBytes(0).to_string());
+        Progress {
+            bar,
+            bytes: AtomicU64::new(0),
+            terminal: online && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// `n` more archives to download.
+    fn expect(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.terminal && self.bar.is_hidden() {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        self.bar.inc_length(n);
+    }
+
+    /// An expected archive that will not be downloaded after all.
+    fn forget(&self) {
+        self.bar.dec_length(1);
+    }
+
     fn downloaded(&self, len: usize) {
         let total = self.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
         self.bar.set_message(HumanBytes(total).to_string());
         self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Archives downloaded while the resolution still reads the index: the archive of the
+/// version each name will likely get (see [`prefetch_index`]) is fetched (or read from the
+/// cache), verified against its index entry, cached and unpacked into the staging folder
+/// by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work overlaps
+/// the index round trips. A guess the resolution does not
+/// take costs one download and a cache file (named by checksum), never other bytes: an
+/// archive is used only for the very entry it was verified against, and the author-key
+/// check of the chosen versions comes before anything is installed. Archives already in
+/// A failure here is only logged: [`fetch_archives`] tries again and reports it.
+struct Ahead<'a> {
+    index: &'a SparseIndex,
+    download: &'a DownloadTemplate,
+    cache: &'a Path,
+    fresh: &'a Path,
+    progress: &'a Progress,
+    queue: Mutex<AheadQueue>,
+    ready: Condvar,
+    /// Checksum -> the entry whose archive is unpacked in `fresh`.
+    done: Mutex<BTreeMap<String, IndexEntry>>,
+}
+
+#[derive(Default)]
+struct AheadQueue {
+    waiting: VecDeque<IndexEntry>,
+    /// Checksums queued so far (each is fetched once).
+    queued: BTreeSet<String>,
+    closed: bool,
+}
+
+impl<'a> Ahead<'a> {
+    fn new(
+        index: &'a SparseIndex,
+        download: &'a DownloadTemplate,
+        cache: &'a Path,
+        fresh: &'a Path,
+        progress: &'a Progress,
+    ) -> Ahead<'a> {
+        Ahead {
+            index,
+            download,
+            cache,
+            fresh,
+            progress,
+            queue: Mutex::new(AheadQueue::default()),
+            ready: Condvar::new(),
+            done: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Queues the archive of `entry`, unless it is queued already.
+    fn push(&self, entry: &IndexEntry) {
+        if let Ok(mut q) = self.queue.lock() {
+            if q.queued.insert(entry.cksum.clone()) {
+                if !archive_path(self.cache, &entry.cksum).is_file() {
+                    self.progress.expect(1);
+                }
+                q.waiting.push_back(entry.clone());
+                self.ready.notify_one();
+            }
+        }
+    }
+
+    /// No more guesses: the workers finish what is queued and stop.
+    fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.closed = true;
+        }
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<IndexEntry> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            if let Some(entry) = q.waiting.pop_front() {
+                return Some(entry);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    /// A worker: fetches and unpacks queued archives until closed.
+    fn work(&self) {
+        while let Some(entry) = self.next() {
+            let cached = archive_path(self.cache, &entry.cksum).is_file();
+            let got = one_archive(
+                self.index,
+                Some(self.download),
+                &entry,
+                self.cache,
+                self.progress,
+            );
+            if got.is_err() && !cached {
+                self.progress.forget();
+            }
+            match got.and_then(|bytes| unpack(&entry, &bytes, self.fresh)) {
+                Ok(()) => {
+                    if let Ok(mut done) = self.done.lock() {
+                        done.insert(entry.cksum.clone(), entry);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed; retried after resolution");
+                }
+            }
+        }
+    }
+
+    fn into_done(self) -> BTreeMap<String, IndexEntry> {
+        self.done.into_inner().unwrap_or_default()
     }
 }
 
@@ -686,7 +939,7 @@ fn one_archive(
     download: Option<&DownloadTemplate>,
     entry: &IndexEntry,
     cache: &Path,
-    progress: &Progress<'_>,
+    progress: &Progress,
 ) -> Result<Vec<u8>> {
     let path = archive_path(cache, &entry.cksum);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -736,37 +989,22 @@ fn fetch_archive(index: &SparseIndex, url: &str, send_token: bool) -> Result<Vec
     Ok(reply.body)
 }
 
-/// Unpacks every archive into a staging folder, then swaps them into `dir` and writes the
-/// lockfile; on any failure, what was there before is put back.
+/// Swaps the missions unpacked in `staging` into `dir`, removes `removed`, and writes the
+/// lockfile (when given); on any failure, what was there before is put back.
 fn put_in_place(
     dir: &Path,
+    mut staging: Staging,
     order: &[IndexEntry],
-    archives: &BTreeMap<String, Vec<u8>>,
     removed: &[String],
     lock: Option<&Lockfile>,
     lock_path: &Path,
 ) -> Result<Vec<Installed>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".mission-install-")
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a staging folder in {}", dir.display()))?;
-    let fresh = staging.path().join("new");
-    let backup = staging.path().join("old");
-    for d in [&fresh, &backup] {
-        std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let limits = ArchiveLimits::default();
+    let fresh = staging.fresh.clone();
+    let backup = staging.backup.clone();
     for entry in order {
-        let bytes = archives
-            .get(&entry.cksum)
-            .ok_or_else(|| anyhow!("internal: the archive of `{}` was not fetched", entry.name))?;
-        archive::unpack_archive(bytes, &fresh.join(&entry.name), &limits).with_context(|| {
-            format!(
-                "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
-                entry.name, entry.vers
-            )
-        })?;
+        if !fresh.join(&entry.name).is_dir() {
+            bail!("internal: `{}` was not unpacked", entry.name);
+        }
     }
 
     // Swap: each step recorded so it can be undone.
@@ -827,6 +1065,8 @@ fn put_in_place(
         undo(&mut steps);
         return Err(e.context("the earlier install and missions.lock were left as they were"));
     }
+    staging.created = None;
+    drop(staging);
     Ok(order
         .iter()
         .map(|e| Installed {
