@@ -197,6 +197,59 @@ pub fn node_bin() -> Result<PathBuf, Error> {
     Ok(bin)
 }
 
+/// The release `mission` client of this workspace.
+pub fn mission_bin() -> Result<PathBuf, Error> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mission");
+    if !bin.is_file() {
+        return Err(
+            "target/release/mission is missing: cargo build --release -p mission-cli".into(),
+        );
+    }
+    Ok(bin)
+}
+
+/// `mission-node admin user add bench --scopes SCOPES` on `data`: the token.
+pub fn add_user(data: &Path, scopes: &str) -> Result<String, Error> {
+    let out = Command::new(node_bin()?)
+        .arg("--data")
+        .arg(data)
+        .args(["admin", "user", "add", "bench", "--scopes", scopes])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "admin user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// "N cores, MODEL" from `/proc/cpuinfo` and the available parallelism.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
+
+/// The 1-minute load average, from `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Starts `mission-node serve` on `data` at a free loopback port; returns it and its URL.
 pub fn start_node(data: &Path) -> Result<(Server, String), Error> {
     let mut child = Command::new(node_bin()?)

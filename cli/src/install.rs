@@ -8,14 +8,27 @@
 //!    first contact unless `config.toml` names it): signed by that key, `seq` not below the
 //!    last one seen (stored), not expired;
 //! 3. resolves the requested missions over the sparse index (only the index files the
-//!    resolution reaches are fetched, each cached with its ETag), preferring the lock;
+//!    resolution reaches are fetched, each cached with its ETag), preferring the lock. The
+//!    index files are fetched in waves before resolving: the requested names (and the
+//!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
+//!    so on, a few requests at a time; the resolver then reads them from memory. The
+//!    archive of each likely version is downloaded (and verified, and cached) as soon as
+//!    its wave is read, so downloads overlap the index round trips;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
-//!    (a few at a time), and verifies every archive before it goes anywhere: its SHA-256 is
-//!    the index checksum, its signature is valid for the index entry's key, name and version,
-//!    and that key is the one pinned for the name (trust store and lockfile);
+//!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
+//!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
+//!    is the index checksum, its signature is valid for the index entry's key, name and
+//!    version, and that key is the one pinned for the name (trust store and lockfile). On a
+//!    terminal a progress bar shows the downloads; otherwise nothing is printed for them;
 //! 5. unpacks each into a temporary folder beside the install folder, then swaps them into
-//!    `missions/NAME/` and writes `missions.lock` atomically. If anything fails, the earlier
-//!    install and lockfile are left as they were.
+//!    `missions/NAME/`, removes the missions no longer needed, and writes `missions.lock`
+//!    atomically. If anything fails, the earlier install and lockfile are left as they were.
+//!
+//! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
+//! starts from them (and from the names given), so a dependency that no chosen version
+//! needs any more drops out of the lock and out of `missions/` (`mission update` after a
+//! new version dropped it, for one). `mission remove NAME` removes NAME and every
+//! dependency no remaining root needs.
 //!
 //! **`--locked` with a complete cache makes no request.** When `--locked` is given and the
 //! lockfile, the cached index files and the cached archives are enough to reproduce the
@@ -26,18 +39,18 @@
 //!
 //! **`--offline`** makes no request at all, and fails naming what is missing from the cache.
 //!
-//! Archives are downloaded from `BASE/api/v1/missions/NAME/VERSION/download` of the
-//! registry given, whatever `config.json`'s `dl` says.
-
+use std::collections::VecDeque;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
-use mission_index::lockfile::{Lockfile, LOCKFILE_NAME};
+use mission_index::lockfile::{LockedMission, Lockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
 use mission_index::repo::IndexConfig;
 use mission_index::resolve::{self, Requirement, ResolveError};
@@ -45,13 +58,14 @@ use mission_index::signing::{self, PublicKey};
 use mission_index::snapshot;
 use semver::VersionReq;
 
+use crate::download::DownloadTemplate;
 use crate::home;
 use crate::registry::{self, Registry};
 use crate::sparse_client::{self, SparseError, SparseIndex};
 use crate::trust::{self, TrustStore};
 
 /// How many archives are downloaded at once.
-const PARALLEL_DOWNLOADS: usize = 4;
+const PARALLEL_DOWNLOADS: usize = sparse_client::PARALLEL_REQUESTS;
 
 /// The most bytes an archive download may have.
 const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
@@ -163,7 +177,7 @@ fn plan_roots(
                 roots.push(req);
             }
             if let Some(lock) = lock {
-                for m in lock.missions() {
+                for m in lock.roots() {
                     if !given.contains(&collision_key(&m.name)) {
                         roots.push(Requirement::new(m.name.clone(), keep_req(&m.version)));
                     }
@@ -191,7 +205,9 @@ fn plan_roots(
                 }
                 unlocked.remove(name);
             }
-            for m in lock.missions() {
+            // Dependencies come back through the graph, so one no chosen version needs any
+            // more is dropped.
+            for m in lock.roots() {
                 let req = if unlocked.get(&m.name).is_some() {
                     keep_req(&m.version)
                 } else {
@@ -207,6 +223,10 @@ fn plan_roots(
 
 /// Runs an install or update.
 pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "{what}");
+    };
     let lock_path = lockfile_path()?;
     let old_lock = load_lock(&lock_path)?;
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
@@ -239,12 +259,38 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     }
 
     let index = SparseIndex::new(registry.clone(), &index_cache, offline);
-    if !offline {
-        check_snapshot(&index, &mut trust)?;
-    }
+    let download = if offline {
+        None
+    } else {
+        let config = check_snapshot(&index, &mut trust)?;
+        phase("snapshot checked");
+        Some(DownloadTemplate::new(&config, &registry)?)
+    };
 
+    // Archives are unpacked here before they move into `dir` (see put_in_place); dropped,
+    // it leaves `dir` as it was.
+    let staging = Staging::new(&dir)?;
+    let progress = Progress::new(download.is_some());
+    let mut ahead_done = BTreeMap::new();
+    if let Some(download) = download.as_ref() {
+        let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
+        let flushed = std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_DOWNLOADS {
+                scope.spawn(|| ahead.work());
+            }
+            prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
+            phase("index files fetched");
+            ahead.close();
+            // The index files are written to the cache while the last archives arrive.
+            index.flush_cache()
+        });
+        flushed.context("writing the index cache")?;
+        ahead_done = ahead.into_done();
+        phase("archives downloaded and unpacked ahead");
+    }
     let resolution = resolve::resolve(&index, &roots, resolve_lock.as_ref())
         .map_err(|e| resolve_error(e, &index, offline))?;
+    phase("resolved");
     let new_lock = Lockfile::from_resolution(&resolution, registry.key());
 
     if opts.locked {
@@ -294,7 +340,27 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         .into_iter()
         .map(|p| p.entry.clone())
         .collect();
-    let archives = fetch_archives(&index, &order, &archive_cache, offline)?;
+    // Every archive is fetched (or read from the cache), verified and unpacked into the
+    // staging folder by the download workers, while the index files fetched for the
+    // resolution are written to the cache beside them.
+    let (fetched, flushed) = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| index.flush_cache());
+        let fetched = fetch_archives(
+            &index,
+            download.as_ref(),
+            &order,
+            &archive_cache,
+            &staging.fresh,
+            (&progress, ahead_done),
+        );
+        (fetched, flush.join())
+    });
+    fetched?;
+    match flushed {
+        Ok(result) => result.context("writing the index cache")?,
+        Err(_) => bail!("writing the index cache: the writer thread failed"),
+    }
+    phase("archives verified and unpacked");
 
     let removed: Vec<String> = old_lock
         .as_ref()
@@ -305,12 +371,17 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                 .collect()
         })
         .unwrap_or_default();
-    let installed = put_in_place(&dir, &order, &archives, &removed, &new_lock, &lock_path)?;
+    // --locked leaves missions.lock alone: its content is what it holds already (a
+    // version 1 file stays version 1 until an install may change it).
+    let lock_to_write = (!opts.locked).then_some(&new_lock);
+    let installed = put_in_place(&dir, staging, &order, &removed, lock_to_write, &lock_path)?;
 
+    phase("missions in place");
     for entry in &order {
         trust.pin_author_key(&entry.name, &entry.key);
     }
     trust.save()?;
+    phase("done");
 
     Ok(Outcome {
         installed,
@@ -352,12 +423,22 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
             changes.push(format!("`{}` {} would be removed", o.name, o.version));
         }
     }
+    for m in new.missions() {
+        if old.get(&m.name).is_some() && new.is_root(&m.name) != old.is_root(&m.name) {
+            changes.push(if new.is_root(&m.name) {
+                format!("`{}` would be recorded as asked for (a root)", m.name)
+            } else {
+                format!("`{}` would no longer be recorded as asked for", m.name)
+            });
+        }
+    }
     changes
 }
 
 /// Fetches `config.json` and the signed snapshot, and verifies the snapshot against the
-/// pinned node key (pinning it on first contact). Stores the accepted snapshot.
-fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<()> {
+/// pinned node key (pinning it on first contact). Stores the accepted snapshot; returns the
+/// registry's configuration.
+fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexConfig> {
     let registry = index.registry().clone();
     let config_bytes = index.fetch("config.json")?.ok_or_else(|| {
         anyhow!(
@@ -405,7 +486,73 @@ fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<()> {
             )
         })?;
     trust.set_snapshot(&registry, &accepted)?;
-    trust.save()
+    trust.save()?;
+    Ok(config)
+}
+
+/// Fetches, in parallel waves, the index files resolution is about to read: first the
+/// roots and every locked name, then the dependencies of the version each name would
+/// likely get (its locked version, else the highest unyanked one meeting the requirements
+/// seen), and so on. A guess that turns out wrong costs one extra file or one sequential
+/// read later, never a wrong answer: the resolver reads everything it needs itself.
+/// `likely` is told each guessed version, as soon as its wave is read.
+fn prefetch_index(
+    index: &SparseIndex,
+    roots: &[Requirement],
+    lock: Option<&Lockfile>,
+    likely: &dyn Fn(&IndexEntry),
+) {
+    let mut reqs: BTreeMap<String, Vec<VersionReq>> = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut wave: Vec<String> = Vec::new();
+    let mut add = |name: &str, wave: &mut Vec<String>| {
+        if seen.insert(collision_key(name)) {
+            wave.push(name.to_owned());
+        }
+    };
+    for root in roots {
+        reqs.entry(collision_key(&root.name))
+            .or_default()
+            .push(root.req.clone());
+        add(&root.name, &mut wave);
+    }
+    for m in lock.into_iter().flat_map(Lockfile::missions) {
+        add(&m.name, &mut wave);
+    }
+    while !wave.is_empty() {
+        index.prefetch(&wave);
+        let mut next = Vec::new();
+        for name in std::mem::take(&mut wave) {
+            let Ok(Some(entries)) = resolve::IndexReader::entries(index, &name) else {
+                continue;
+            };
+            let key = collision_key(&name);
+            let locked = lock.and_then(|l| l.get(&name)).map(|m| m.version.clone());
+            let wanted = reqs.get(&key).cloned().unwrap_or_default();
+            let likely_entry = entries
+                .iter()
+                .filter_map(|e| e.version().ok().map(|v| (v, e)))
+                .filter(|(v, e)| {
+                    Some(v) == locked.as_ref() || (!e.yanked && wanted.iter().all(|r| r.matches(v)))
+                })
+                .max_by(|(a, _), (b, _)| {
+                    let a_locked = Some(a) == locked.as_ref();
+                    let b_locked = Some(b) == locked.as_ref();
+                    a_locked.cmp(&b_locked).then_with(|| a.cmp(b))
+                });
+            let Some((_, entry)) = likely_entry else {
+                continue;
+            };
+            likely(entry);
+            for dep in &entry.deps {
+                if let Ok(req) = VersionReq::parse(&dep.req) {
+                    reqs.entry(collision_key(&dep.name)).or_default().push(req);
+                }
+                add(&dep.name, &mut next);
+            }
+        }
+        wave = next;
+    }
 }
 
 /// Turns a resolution failure into advice.
@@ -503,57 +650,296 @@ pub fn verify_archive(entry: &IndexEntry, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Every archive of `entries`, verified, keyed by cksum: from the archive cache, else
-/// downloaded (a few at a time) through a temporary file into the cache.
+/// Every archive of `entries`, verified and unpacked into `fresh/NAME`: from the archive
+/// cache, else downloaded (a few at a time, from the URL `download` gives; `None`:
+/// offline) through a temporary file into the cache. On a terminal, one progress bar
+/// counts the archives and bytes downloaded.
+///
+/// `ahead` holds, by checksum, the index entries whose archives [`Ahead`] already
+/// downloaded, verified against that entry and unpacked into `fresh/NAME`; those are taken
+/// as they are when the entry is the chosen one. A guessed version that was not chosen is
+/// removed from `fresh` first.
 fn fetch_archives(
     index: &SparseIndex,
+    download: Option<&DownloadTemplate>,
     entries: &[IndexEntry],
     cache: &Path,
-    offline: bool,
-) -> Result<BTreeMap<String, Vec<u8>>> {
+    fresh: &Path,
+    (progress, ahead): (&Progress, BTreeMap<String, IndexEntry>),
+) -> Result<()> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let progress = std::io::stderr().is_terminal();
-    let queue = Mutex::new(entries.iter().collect::<Vec<_>>());
-    let results: Mutex<Vec<(String, Result<Vec<u8>>)>> = Mutex::new(Vec::new());
+    let is_ahead = |e: &IndexEntry| ahead.get(&e.cksum).is_some_and(|v| v == e);
+    let to_download = entries
+        .iter()
+        .filter(|e| !is_ahead(e) && !archive_path(cache, &e.cksum).is_file())
+        .count();
+    progress.expect(to_download as u64);
+    let queue = Mutex::new(entries.iter().filter(|e| !is_ahead(e)).collect::<Vec<_>>());
+    let results: Mutex<Vec<Result<()>>> = Mutex::new(Vec::new());
     let workers = PARALLEL_DOWNLOADS.min(entries.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(entry) = next else { break };
-                let got = one_archive(index, entry, cache, offline, progress);
+                let got = one_archive(index, download, entry, cache, progress)
+                    .and_then(|bytes| unpack(entry, &bytes, fresh));
                 if let Ok(mut r) = results.lock() {
-                    r.push((entry.cksum.clone(), got));
+                    r.push(got);
                 }
             });
         }
     });
+    progress.finish();
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a download thread failed"))?;
-    let mut archives = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (cksum, got) in results {
-        match got {
-            Ok(bytes) => {
-                archives.insert(cksum, bytes);
-            }
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
+    let mut errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
     if !errors.is_empty() {
         errors.sort();
         bail!("{}", errors.join("\nerror: "));
     }
-    Ok(archives)
+    Ok(())
+}
+
+/// Unpacks the verified archive of `entry` into `fresh/NAME`, replacing another version
+/// unpacked there ahead.
+fn unpack(entry: &IndexEntry, bytes: &[u8], fresh: &Path) -> Result<()> {
+    let dest = fresh.join(&entry.name);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("removing {} from the staging folder", dest.display()))?;
+    }
+    archive::unpack_archive(bytes, &dest, &ArchiveLimits::default()).with_context(|| {
+        format!(
+            "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
+            entry.name, entry.vers
+        )
+    })?;
+    Ok(())
+}
+
+/// A staging folder in the install folder: `new/` receives the unpacked missions, `old/`
+/// what they replace. Dropping it deletes both, and the install folder too when it was
+/// created for this install and nothing was put in it.
+struct Staging {
+    dir: Option<tempfile::TempDir>,
+    fresh: PathBuf,
+    backup: PathBuf,
+    /// The install folder, when this install created it and has not completed.
+    created: Option<PathBuf>,
+}
+
+impl Staging {
+    fn new(dir: &Path) -> Result<Staging> {
+        let created = (!dir.exists()).then(|| dir.to_owned());
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".mission-install-")
+            .tempdir_in(dir)
+            .with_context(|| format!("creating a staging folder in {}", dir.display()))?;
+        let fresh = staging.path().join("new");
+        let backup = staging.path().join("old");
+        for d in [&fresh, &backup] {
+            std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(Staging {
+            dir: Some(staging),
+            fresh,
+            backup,
+            created,
+        })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        drop(self.dir.take());
+        if let Some(dir) = &self.created {
+            // Only an empty folder goes; anything else in it stays.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The download bar and the bytes it counts: drawn on stderr once something is to be
+/// downloaded and stderr is a terminal, hidden otherwise (scripts and tests see no
+/// progress output).
+struct Progress {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(online: bool) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        // The template is a constant; should it ever be refused, a bar without it works.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} archives, {msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix("Downloading");
+        bar.set_message(HumanBytes(0).to_string());
+        Progress {
+            bar,
+            bytes: AtomicU64::new(0),
+            terminal: online && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// `n` more archives to download.
+    fn expect(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.terminal && self.bar.is_hidden() {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        self.bar.inc_length(n);
+    }
+
+    /// An expected archive that will not be downloaded after all.
+    fn forget(&self) {
+        self.bar.dec_length(1);
+    }
+
+    fn downloaded(&self, len: usize) {
+        let total = self.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
+        self.bar.set_message(HumanBytes(total).to_string());
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Archives downloaded while the resolution still reads the index: the archive of the
+/// version each name will likely get (see [`prefetch_index`]) is fetched (or read from the
+/// cache), verified against its index entry, cached and unpacked into the staging folder
+/// by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work overlaps
+/// the index round trips. A guess the resolution does not
+/// take costs one download and a cache file (named by checksum), never other bytes: an
+/// archive is used only for the very entry it was verified against, and the author-key
+/// check of the chosen versions comes before anything is installed. Archives already in
+/// A failure here is only logged: [`fetch_archives`] tries again and reports it.
+struct Ahead<'a> {
+    index: &'a SparseIndex,
+    download: &'a DownloadTemplate,
+    cache: &'a Path,
+    fresh: &'a Path,
+    progress: &'a Progress,
+    queue: Mutex<AheadQueue>,
+    ready: Condvar,
+    /// Checksum -> the entry whose archive is unpacked in `fresh`.
+    done: Mutex<BTreeMap<String, IndexEntry>>,
+}
+
+#[derive(Default)]
+struct AheadQueue {
+    waiting: VecDeque<IndexEntry>,
+    /// Checksums queued so far (each is fetched once).
+    queued: BTreeSet<String>,
+    closed: bool,
+}
+
+impl<'a> Ahead<'a> {
+    fn new(
+        index: &'a SparseIndex,
+        download: &'a DownloadTemplate,
+        cache: &'a Path,
+        fresh: &'a Path,
+        progress: &'a Progress,
+    ) -> Ahead<'a> {
+        Ahead {
+            index,
+            download,
+            cache,
+            fresh,
+            progress,
+            queue: Mutex::new(AheadQueue::default()),
+            ready: Condvar::new(),
+            done: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Queues the archive of `entry`, unless it is queued already.
+    fn push(&self, entry: &IndexEntry) {
+        if let Ok(mut q) = self.queue.lock() {
+            if q.queued.insert(entry.cksum.clone()) {
+                if !archive_path(self.cache, &entry.cksum).is_file() {
+                    self.progress.expect(1);
+                }
+                q.waiting.push_back(entry.clone());
+                self.ready.notify_one();
+            }
+        }
+    }
+
+    /// No more guesses: the workers finish what is queued and stop.
+    fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.closed = true;
+        }
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<IndexEntry> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            if let Some(entry) = q.waiting.pop_front() {
+                return Some(entry);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    /// A worker: fetches and unpacks queued archives until closed.
+    fn work(&self) {
+        while let Some(entry) = self.next() {
+            let cached = archive_path(self.cache, &entry.cksum).is_file();
+            let got = one_archive(
+                self.index,
+                Some(self.download),
+                &entry,
+                self.cache,
+                self.progress,
+            );
+            if got.is_err() && !cached {
+                self.progress.forget();
+            }
+            match got.and_then(|bytes| unpack(&entry, &bytes, self.fresh)) {
+                Ok(()) => {
+                    if let Ok(mut done) = self.done.lock() {
+                        done.insert(entry.cksum.clone(), entry);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed; retried after resolution");
+                }
+            }
+        }
+    }
+
+    fn into_done(self) -> BTreeMap<String, IndexEntry> {
+        self.done.into_inner().unwrap_or_default()
+    }
 }
 
 fn one_archive(
     index: &SparseIndex,
+    download: Option<&DownloadTemplate>,
     entry: &IndexEntry,
     cache: &Path,
-    offline: bool,
-    progress: bool,
+    progress: &Progress,
 ) -> Result<Vec<u8>> {
     let path = archive_path(cache, &entry.cksum);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -561,36 +947,38 @@ fn one_archive(
             Ok(()) => return Ok(bytes),
             // A corrupt cached copy is dropped and fetched again; any other failure is the
             // index's, and fetching again would not help.
-            Err(_) if archive::cksum(&bytes) != entry.cksum && !offline => {
+            Err(_) if archive::cksum(&bytes) != entry.cksum && download.is_some() => {
+                tracing::warn!(path = %path.display(), "dropping a corrupt cached archive");
                 let _ = std::fs::remove_file(&path);
             }
             Err(e) => return Err(e),
         }
     }
-    if offline {
+    let Some(download) = download else {
         bail!(
             "`{}` {} is not in the archive cache ({}); run once without --offline to download it",
             entry.name,
             entry.vers,
             path.display()
         );
-    }
-    if progress {
-        eprintln!("  Downloading {} {}", entry.name, entry.vers);
-    }
-    let url_path = format!("/api/v1/missions/{}/{}/download", entry.name, entry.vers);
-    let bytes = download(index, &url_path)
+    };
+    let url = download.url(&entry.name, &entry.vers, &entry.cksum);
+    let bytes = fetch_archive(index, &url, download.send_token())
         .with_context(|| format!("downloading `{}` {}", entry.name, entry.vers))?;
+    tracing::debug!(name = %entry.name, version = %entry.vers, %url, bytes = bytes.len(), "downloaded");
+    progress.downloaded(bytes.len());
     verify_archive(entry, &bytes)?;
     sparse_client::write_atomic(&path, &bytes)
         .with_context(|| format!("caching `{}` {}", entry.name, entry.vers))?;
     Ok(bytes)
 }
 
-fn download(index: &SparseIndex, path: &str) -> Result<Vec<u8>> {
-    let reply = index.get_limited(path, MAX_ARCHIVE_BYTES + 1)?;
+fn fetch_archive(index: &SparseIndex, url: &str, send_token: bool) -> Result<Vec<u8>> {
+    let reply = index.get_url(url, None, MAX_ARCHIVE_BYTES + 1, send_token)?;
     if reply.status != 200 {
-        return Err(reply.error("the node did not hand out the archive").into());
+        return Err(reply
+            .error("the archive was not handed out (the URL comes from the `dl` template of the registry's config.json)")
+            .into());
     }
     if reply.body.len() as u64 > MAX_ARCHIVE_BYTES {
         bail!(
@@ -601,37 +989,22 @@ fn download(index: &SparseIndex, path: &str) -> Result<Vec<u8>> {
     Ok(reply.body)
 }
 
-/// Unpacks every archive into a staging folder, then swaps them into `dir` and writes the
-/// lockfile; on any failure, what was there before is put back.
+/// Swaps the missions unpacked in `staging` into `dir`, removes `removed`, and writes the
+/// lockfile (when given); on any failure, what was there before is put back.
 fn put_in_place(
     dir: &Path,
+    mut staging: Staging,
     order: &[IndexEntry],
-    archives: &BTreeMap<String, Vec<u8>>,
     removed: &[String],
-    lock: &Lockfile,
+    lock: Option<&Lockfile>,
     lock_path: &Path,
 ) -> Result<Vec<Installed>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".mission-install-")
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a staging folder in {}", dir.display()))?;
-    let fresh = staging.path().join("new");
-    let backup = staging.path().join("old");
-    for d in [&fresh, &backup] {
-        std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let limits = ArchiveLimits::default();
+    let fresh = staging.fresh.clone();
+    let backup = staging.backup.clone();
     for entry in order {
-        let bytes = archives
-            .get(&entry.cksum)
-            .ok_or_else(|| anyhow!("internal: the archive of `{}` was not fetched", entry.name))?;
-        archive::unpack_archive(bytes, &fresh.join(&entry.name), &limits).with_context(|| {
-            format!(
-                "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
-                entry.name, entry.vers
-            )
-        })?;
+        if !fresh.join(&entry.name).is_dir() {
+            bail!("internal: `{}` was not unpacked", entry.name);
+        }
     }
 
     // Swap: each step recorded so it can be undone.
@@ -682,14 +1055,18 @@ fn put_in_place(
                 steps.push(Step::Removed { name: name.clone() });
             }
         }
-        lock.write_atomic(lock_path)
-            .with_context(|| format!("writing {}", lock_path.display()))?;
+        if let Some(lock) = lock {
+            lock.write_atomic(lock_path)
+                .with_context(|| format!("writing {}", lock_path.display()))?;
+        }
         Ok(())
     };
     if let Err(e) = swap() {
         undo(&mut steps);
         return Err(e.context("the earlier install and missions.lock were left as they were"));
     }
+    staging.created = None;
+    drop(staging);
     Ok(order
         .iter()
         .map(|e| Installed {
@@ -702,9 +1079,17 @@ fn put_in_place(
         .collect())
 }
 
-/// `mission remove NAME`: its folder and its lock entry, refusing when a locked mission
-/// depends on it.
-pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
+/// What `mission remove` took away: the mission named, then the dependencies no remaining
+/// root needs, as `(name, version)`.
+pub struct Removal {
+    pub removed: LockedMission,
+    pub pruned: Vec<LockedMission>,
+}
+
+/// `mission remove NAME`: its folder and its lock entry, and those of every dependency no
+/// remaining root needs; refused when another locked mission depends on NAME. The folders
+/// are moved aside first and put back if the lockfile cannot be written.
+pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     let lock_path = lockfile_path()?;
     let Some(mut lock) = load_lock(&lock_path)? else {
         bail!(
@@ -725,12 +1110,7 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
         );
     };
     let users: Vec<String> = lock
-        .missions()
-        .filter(|m| {
-            m.dependencies
-                .iter()
-                .any(|d| collision_key(&d.name) == collision_key(&locked.name))
-        })
+        .dependents(&locked.name)
         .map(|m| format!("`{}` {}", m.name, m.version))
         .collect();
     if !users.is_empty() {
@@ -741,27 +1121,61 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<String> {
         );
     }
     lock.remove(&locked.name);
+    let pruned = lock.prune();
     let dir = install_dir(dir)?;
-    let target = dir.join(&locked.name);
-    let aside = if std::fs::symlink_metadata(&target).is_ok() {
-        let tmp = tempfile::Builder::new()
-            .prefix(".mission-remove-")
-            .tempdir_in(&dir)
-            .with_context(|| format!("creating a temporary folder in {}", dir.display()))?;
-        let moved = tmp.path().join(&locked.name);
-        std::fs::rename(&target, &moved)
-            .with_context(|| format!("moving {} aside", target.display()))?;
-        Some((tmp, moved))
-    } else {
-        None
-    };
-    if let Err(e) = lock.write_atomic(&lock_path) {
-        if let Some((_, moved)) = &aside {
-            let _ = std::fs::rename(moved, &target);
+    let mut aside: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // Created when the first folder is moved aside; dropping it deletes what was removed.
+    let mut tmp: Option<tempfile::TempDir> = None;
+    let put_back = |aside: &[(PathBuf, PathBuf)]| {
+        for (target, moved) in aside.iter().rev() {
+            let _ = std::fs::rename(moved, target);
         }
-        return Err(e).with_context(|| format!("writing {}", lock_path.display()));
+    };
+    for m in std::iter::once(&locked).chain(&pruned) {
+        let target = dir.join(&m.name);
+        if std::fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        if tmp.is_none() {
+            match tempfile::Builder::new()
+                .prefix(".mission-remove-")
+                .tempdir_in(&dir)
+            {
+                Ok(t) => tmp = Some(t),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("creating a temporary folder in {}", dir.display())
+                    })
+                }
+            }
+        }
+        let Some(aside_dir) = tmp.as_ref() else {
+            bail!(
+                "internal: no temporary folder to move {} into",
+                target.display()
+            );
+        };
+        let moved = aside_dir.path().join(&m.name);
+        if let Err(e) = std::fs::rename(&target, &moved) {
+            put_back(&aside);
+            return Err(e).with_context(|| {
+                format!("moving {} aside; nothing was removed", target.display())
+            });
+        }
+        aside.push((target, moved));
     }
-    Ok(format!("{} {}", locked.name, locked.version))
+    if let Err(e) = lock.write_atomic(&lock_path) {
+        put_back(&aside);
+        return Err(e)
+            .with_context(|| format!("writing {}; nothing was removed", lock_path.display()));
+    }
+    for m in &pruned {
+        tracing::info!(name = %m.name, version = %m.version, "removed: no remaining mission needs it");
+    }
+    Ok(Removal {
+        removed: locked,
+        pruned,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `MISSION_HOME` (see [`home`]).
 
 mod commands;
+mod download;
 mod home;
 mod install;
 mod keys;

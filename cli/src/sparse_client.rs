@@ -1,14 +1,24 @@
 //! A client of a node's sparse index (`/index/...`), with an on-disk cache.
 //!
-//! Each file fetched is kept under `MISSION_HOME/cache/index/<registry key>/<path>` with its
-//! strong ETag beside it (`<path>.etag`); the next fetch sends `If-None-Match` and reuses the
-//! copy on `304 Not Modified`. A name the index does not have (404) drops its cached copy.
+//! Each file fetched is kept under `MISSION_HOME/cache/index/<registry key>/<path>`, its
+//! strong ETag on a first line of its own (`mission-cache-etag <ETAG>`, which no index line
+//! can be, as index lines are JSON), so body and ETag are replaced together by one rename;
+//! the next fetch sends `If-None-Match` and reuses the copy on `304 Not Modified`. (Caches
+//! written before kept the ETag in `<path>.etag` beside a bare copy; those are still read,
+//! and replaced on the next fetch.) A name the index does not have (404) drops its cached
+//! copy.
+//! Files fetched are written to the cache by [`SparseIndex::flush_cache`] (or when the
+//! reader is dropped), not while a resolution waits for the next file: creating files is
+//! the slow part on many disks, and an install flushes while it downloads archives.
 //! Offline, only the cache is read, and a file missing from it is an error naming it.
 //!
 //! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
-//! only those of the names the resolution reaches.
+//! only those of the names the resolution reaches. Each file is fetched at most once per run
+//! (kept in memory), and [`SparseIndex::prefetch`] fetches a batch of files in parallel over
+//! the agent's pooled connections, so a caller that knows which names come next (one
+//! resolution wave) pays one round trip for the batch instead of one per name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -58,11 +68,23 @@ pub fn cache_key(registry: &Registry) -> String {
         .collect()
 }
 
-/// An HTTP agent for reading a node: statuses are answers, not errors.
+/// How many requests a [`SparseIndex`] runs at once (index prefetches and archive
+/// downloads alike); the agent keeps as many idle connections per host.
+pub const PARALLEL_REQUESTS: usize = 4;
+
+/// An HTTP agent for reading a node: statuses are answers, not errors; connections are
+/// kept for reuse. A node that stops sending or receiving for a minute, or a connection
+/// not made in 30 s, fails the request. There is deliberately no overall deadline: with
+/// one, ureq resolves the host name on a new thread for every request (to bound the
+/// lookup), which cost an install of 51 missions about a hundred thread spawns.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(300)))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .timeout_per_write(Some(Duration::from_secs(60)))
+        // Index prefetches and archive downloads run side by side during a resolution.
+        .max_idle_connections_per_host(2 * PARALLEL_REQUESTS)
         .build()
         .into()
 }
@@ -76,6 +98,77 @@ pub struct SparseIndex {
     offline: bool,
     /// Index paths answered from the network in this run (fetched or revalidated).
     requested: Mutex<BTreeSet<String>>,
+    /// Index files already read in this run (`None`: the index has no such file).
+    memo: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
+    /// Files fetched in this run and not yet written to the cache.
+    pending: Mutex<Vec<PendingWrite>>,
+}
+
+/// The first line of a cached index file that carries its ETag.
+const ETAG_LINE: &[u8] = b"mission-cache-etag ";
+
+/// A fetched index file to write to the cache, with its ETag.
+struct PendingWrite {
+    file: PathBuf,
+    body: Vec<u8>,
+    etag: Option<String>,
+}
+
+impl PendingWrite {
+    fn write(&self) -> Result<(), SparseError> {
+        match &self.etag {
+            // An ETag with a line break cannot be stored on one line; keep the body alone.
+            Some(tag) if !tag.contains(['\n', '\r']) => {
+                let mut bytes =
+                    Vec::with_capacity(ETAG_LINE.len() + tag.len() + 1 + self.body.len());
+                bytes.extend_from_slice(ETAG_LINE);
+                bytes.extend_from_slice(tag.as_bytes());
+                bytes.push(b'\n');
+                bytes.extend_from_slice(&self.body);
+                write_atomic(&self.file, &bytes)?;
+            }
+            _ => write_atomic(&self.file, &self.body)?,
+        }
+        // A cache written before this format kept the ETag beside the file.
+        remove_optional(&legacy_etag_file(&self.file))
+    }
+}
+
+/// `<file>.etag`: where caches written before the ETag line kept it.
+fn legacy_etag_file(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".etag");
+    PathBuf::from(name)
+}
+
+/// A cached index file's body and the ETag it was served with, if known.
+type Cached = (Vec<u8>, Option<String>);
+
+/// The cached copy of an index file, `None` when there is none (or only a cut-off one).
+fn read_cached(file: &Path) -> Result<Option<Cached>, SparseError> {
+    let Some(bytes) = read_optional(file)? else {
+        return Ok(None);
+    };
+    if let Some(rest) = bytes.strip_prefix(ETAG_LINE) {
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            // A cut-off header: no usable copy.
+            return Ok(None);
+        };
+        let etag = String::from_utf8(rest[..end].to_vec()).ok();
+        return Ok(Some((rest[end + 1..].to_vec(), etag)));
+    }
+    let etag = read_optional(&legacy_etag_file(file))?.and_then(|e| String::from_utf8(e).ok());
+    Ok(Some((bytes, etag)))
+}
+
+impl Drop for SparseIndex {
+    /// Writes what is still pending; a cache that cannot be written only costs a fetch
+    /// next time, and whoever needed to know has called [`SparseIndex::flush_cache`].
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_cache() {
+            tracing::warn!(error = %e, "writing the index cache");
+        }
+    }
 }
 
 impl SparseIndex {
@@ -90,6 +183,39 @@ impl SparseIndex {
             cache,
             offline,
             requested: Mutex::new(BTreeSet::new()),
+            memo: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes the index files fetched so far to the cache, [`PARALLEL_REQUESTS`] at a
+    /// time; the first failure is returned (the others are still attempted).
+    pub fn flush_cache(&self) -> Result<(), SparseError> {
+        let pending = match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return Ok(()),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let queue = Mutex::new(pending);
+        let first_error: Mutex<Option<SparseError>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_REQUESTS {
+                scope.spawn(|| loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some(write) = next else { break };
+                    if let Err(e) = write.write() {
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        match first_error.into_inner() {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
         }
     }
 
@@ -107,18 +233,26 @@ impl SparseIndex {
         self.get_with(path, etag, MAX_INDEX_FILE)
     }
 
-    /// A GET of `BASE/path` reading at most `limit` bytes of the body.
-    pub fn get_limited(&self, path: &str, limit: u64) -> Result<Reply, SparseError> {
-        self.get_with(path, None, limit)
+    fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
+        self.get_url(&self.registry.url(path), etag, limit, true)
     }
 
-    fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
-        let url = self.registry.url(path);
+    /// A GET of the absolute `url` reading at most `limit` bytes of the body; the token is
+    /// sent only when `send_token` (the caller decides whether `url` may see it).
+    pub fn get_url(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        limit: u64,
+        send_token: bool,
+    ) -> Result<Reply, SparseError> {
+        let url = url.to_owned();
         if let Ok(mut requested) = self.requested.lock() {
-            requested.insert(path.to_owned());
+            requested.insert(url.clone());
         }
+        tracing::debug!(%url, "GET");
         let mut request = self.agent.get(&url);
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.as_ref().filter(|_| send_token) {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
         if let Some(etag) = etag {
@@ -152,12 +286,62 @@ impl SparseIndex {
         })
     }
 
-    /// The file at `/index/<path>`: from the cache when offline or when the node says it
-    /// has not changed, else fetched and cached. `None` when the index has no such file.
+    /// The file at `/index/<path>`: read once per run; from the cache when offline or when
+    /// the node says it has not changed, else fetched and cached. `None` when the index has
+    /// no such file.
     pub fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
+        if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(path).cloned()) {
+            return Ok(known);
+        }
+        let got = self.fetch_uncached(path)?;
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.insert(path.to_owned(), got.clone());
+        }
+        Ok(got)
+    }
+
+    /// Fetches the index files of `names` (those not read yet in this run) in parallel,
+    /// [`PARALLEL_REQUESTS`] at a time, so that the next [`IndexReader::entries`] calls for
+    /// them are answered from memory. Failures are not reported here: the name stays
+    /// unread, and reading it again reports the error where it matters.
+    pub fn prefetch(&self, names: &[String]) {
+        let paths: Vec<String> = names
+            .iter()
+            .filter_map(|n| layout::entry_path(n).ok())
+            .filter(|p| {
+                self.memo
+                    .lock()
+                    .map(|m| !m.contains_key(p))
+                    .unwrap_or(false)
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if paths.len() <= 1 {
+            // Nothing to overlap; the resolver reads it when it gets there.
+            return;
+        }
+        let queue = Mutex::new(paths);
+        let workers = PARALLEL_REQUESTS.min(queue.lock().map(|q| q.len()).unwrap_or(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some(path) = next else { break };
+                    if let Err(e) = self.fetch(&path) {
+                        tracing::debug!(%path, error = %e, "prefetch failed; the resolver will read it again");
+                    }
+                });
+            }
+        });
+    }
+
+    fn fetch_uncached(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
         let file = self.cache.join(path);
-        let etag_file = self.cache.join(format!("{path}.etag"));
-        let cached = read_optional(&file)?;
+        let (cached, etag) = match read_cached(&file)? {
+            Some((body, etag)) => (Some(body), etag),
+            None => (None, None),
+        };
         if self.offline {
             return match cached {
                 Some(bytes) => Ok(Some(bytes)),
@@ -167,10 +351,6 @@ impl SparseIndex {
                 }),
             };
         }
-        let etag = match &cached {
-            Some(_) => read_optional(&etag_file)?.and_then(|e| String::from_utf8(e).ok()),
-            None => None,
-        };
         let reply = self.get(&format!("/index/{path}"), etag.as_deref())?;
         match reply.status {
             304 => match cached {
@@ -180,16 +360,19 @@ impl SparseIndex {
                 }
             },
             200 => {
-                write_atomic(&file, &reply.body)?;
-                match &reply.etag {
-                    Some(tag) => write_atomic(&etag_file, tag.as_bytes())?,
-                    None => remove_optional(&etag_file)?,
+                let body = reply.body;
+                if let Ok(mut pending) = self.pending.lock() {
+                    pending.push(PendingWrite {
+                        file,
+                        body: body.clone(),
+                        etag: reply.etag,
+                    });
                 }
-                Ok(Some(reply.body))
+                Ok(Some(body))
             }
             404 => {
+                remove_optional(&legacy_etag_file(&file))?;
                 remove_optional(&file)?;
-                remove_optional(&etag_file)?;
                 Ok(None)
             }
             401 | 403 => Err(reply.error(&format!(
@@ -315,4 +498,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
     tmp.persist(path)
         .map_err(|e| cache_err(format!("writing: {}", e.error)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_etag_travels_in_the_cached_file_and_old_caches_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ab/cd/abcd");
+        let body = b"{\"name\":\"abcd\"}\n".to_vec();
+        PendingWrite {
+            file: file.clone(),
+            body: body.clone(),
+            etag: Some("\"x1\"".into()),
+        }
+        .write()
+        .unwrap();
+        assert_eq!(
+            read_cached(&file).unwrap(),
+            Some((body.clone(), Some("\"x1\"".into())))
+        );
+
+        // The old layout: a bare copy and `<file>.etag`; rewriting drops the side file.
+        std::fs::write(&file, &body).unwrap();
+        std::fs::write(legacy_etag_file(&file), "\"old\"").unwrap();
+        assert_eq!(
+            read_cached(&file).unwrap(),
+            Some((body.clone(), Some("\"old\"".into())))
+        );
+        PendingWrite {
+            file: file.clone(),
+            body: body.clone(),
+            etag: None,
+        }
+        .write()
+        .unwrap();
+        assert!(!legacy_etag_file(&file).exists());
+        assert_eq!(read_cached(&file).unwrap(), Some((body, None)));
+
+        // A header cut off before its line ends is no copy at all.
+        std::fs::write(&file, b"mission-cache-etag \"x").unwrap();
+        assert_eq!(read_cached(&file).unwrap(), None);
+        assert_eq!(read_cached(&dir.path().join("missing")).unwrap(), None);
+    }
 }

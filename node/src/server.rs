@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use mission_index::signing::PublicKey;
 use tokio::net::TcpListener;
@@ -107,10 +108,21 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
 
     println!("mission-node listening on {base_url}");
     tracing::info!(%addr, %base_url, "serving");
+    // Responses streamed after their headers (archives, git packs) are written in several
+    // pieces; with Nagle's algorithm on, a piece that follows another on a kept-alive
+    // connection waits for the client's delayed ACK, about 40 ms per archive.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, crate::metrics::layer(router(state.clone())))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    if let Err(e) = state.store.flush() {
+        tracing::warn!(error = %e, "making the last download counts durable");
+    }
     crate::admin::stop_socket(&state.data);
     Ok(())
 }

@@ -3,15 +3,25 @@
 //! sources of truth; nothing here is derivable from them, so every write is one ACID redb
 //! transaction.
 //!
+//! Every write is durable when it returns, except download counts: they are statistics,
+//! not one of the records section 11 promises never to lose, and a durable commit (an
+//! fsync) per download would cap a node at a few hundred downloads a second and slow every
+//! install. A count is made durable when the last durable count is at least
+//! [`DOWNLOAD_FLUSH_INTERVAL`] old; the counts in between become durable with the next
+//! durable write of any kind, or [`Store::flush`] at shutdown. A crash loses at most the
+//! counts of that last interval.
+//!
 //! Tokens are 32 random bytes shown once (`mrt_` + base64url). Only their SHA-256 is
 //! stored: the tokens are high-entropy, so a fast hash is enough and a leaked database
 //! reveals no usable token.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -173,7 +183,12 @@ pub(crate) fn corrupt(table: &'static str, key: &str, reason: impl ToString) -> 
 /// The redb database of one node.
 pub struct Store {
     db: Database,
+    /// When a download count was last committed durably (see the module docs).
+    last_durable_count: Mutex<Option<Instant>>,
 }
+
+/// How often download counts are made durable during a stream of downloads.
+pub const DOWNLOAD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A freshly made token: shown once, never stored.
 #[derive(Debug, Clone)]
@@ -238,7 +253,17 @@ impl Store {
         txn.open_table(DOWNLOADS)?;
         txn.open_table(CLAIMS)?;
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            last_durable_count: Mutex::new(None),
+        })
+    }
+
+    /// Makes every earlier write durable (download counts committed without waiting for
+    /// the disk included). Called at shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
     }
 
     /// Adds a user with one token holding `scopes`; returns the token (shown once).
@@ -533,13 +558,25 @@ impl Store {
     /// Counts one download of `name@version`.
     pub fn count_download(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let key = format!("{name}@{version}");
-        let txn = self.db.begin_write()?;
+        let mut last = self
+            .last_durable_count
+            .lock()
+            .map_err(|_| StoreError::Redb("the download counter lock is poisoned".into()))?;
+        let durable = last.is_none_or(|t| t.elapsed() >= DOWNLOAD_FLUSH_INTERVAL);
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::Redb(e.to_string()))?;
+        }
         {
             let mut table = txn.open_table(DOWNLOADS)?;
             let current = table.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
             table.insert(key.as_str(), current + 1)?;
         }
         txn.commit()?;
+        if durable {
+            *last = Some(Instant::now());
+        }
         Ok(())
     }
 
@@ -702,5 +739,30 @@ mod tests {
         store.count_download("a", "1.0.0").unwrap();
         assert_eq!(store.downloads("a", "1.0.0").unwrap(), 2);
         assert_eq!(store.downloads("a", "2.0.0").unwrap(), 0);
+    }
+
+    #[test]
+    fn counts_of_a_burst_are_kept_by_flush() {
+        let (dir, store) = store();
+        // The first count is durable; the next ones, within the interval, wait for a
+        // durable write.
+        for _ in 0..50 {
+            store.count_download("a", "1.0.0").unwrap();
+        }
+        assert_eq!(store.downloads("a", "1.0.0").unwrap(), 50);
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        assert_eq!(store.downloads("a", "1.0.0").unwrap(), 50);
+        // Any durable write keeps them too.
+        for _ in 0..3 {
+            store.count_download("a", "1.0.0").unwrap();
+        }
+        store
+            .add_user("bob", Scope::parse_list("publish").unwrap())
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        assert_eq!(store.downloads("a", "1.0.0").unwrap(), 53);
     }
 }

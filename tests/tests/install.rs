@@ -254,6 +254,8 @@ struct Front {
     snapshot: ForgedSnapshot,
     /// When set, archive downloads have their last byte flipped on the way.
     corrupt_downloads: Arc<AtomicBool>,
+    /// When set, `/index/config.json` is served with this `dl` template.
+    dl: Arc<Mutex<Option<String>>>,
 }
 
 impl Front {
@@ -264,6 +266,8 @@ impl Front {
         let shared = snapshot.clone();
         let corrupt_downloads = Arc::new(AtomicBool::new(false));
         let corrupt = corrupt_downloads.clone();
+        let dl: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let dl_template = dl.clone();
         let node_url = node_url.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -295,8 +299,13 @@ impl Front {
                     (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
                     (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
                     _ => {
+                        let template = dl_template
+                            .lock()
+                            .unwrap()
+                            .clone()
+                            .filter(|_| path == "/index/config.json");
                         let mut request = agent().get(format!("{node_url}{path}"));
-                        if let Some(tag) = &if_none_match {
+                        if let Some(tag) = if_none_match.as_ref().filter(|_| template.is_none()) {
                             request = request.header("If-None-Match", tag);
                         }
                         let mut response = request.call().unwrap();
@@ -305,6 +314,14 @@ impl Front {
                             .get("etag")
                             .map(|v| v.to_str().unwrap().to_owned());
                         let mut body = response.body_mut().read_to_vec().unwrap_or_default();
+                        let mut etag = etag;
+                        if let Some(template) = template {
+                            let mut config: serde_json::Value =
+                                serde_json::from_slice(&body).unwrap();
+                            config["dl"] = serde_json::Value::String(template);
+                            body = serde_json::to_vec(&config).unwrap();
+                            etag = None;
+                        }
                         if path.ends_with("/download") && corrupt.load(Ordering::SeqCst) {
                             if let Some(last) = body.last_mut() {
                                 *last ^= 0xff;
@@ -330,7 +347,13 @@ impl Front {
             url,
             snapshot,
             corrupt_downloads,
+            dl,
         }
+    }
+
+    /// Serves `config.json` with `dl` set to `template`.
+    fn serve_dl(&self, template: &str) {
+        *self.dl.lock().unwrap() = Some(template.to_owned());
     }
 
     fn serve_snapshot(&self, json: Vec<u8>, sig: Vec<u8>) {
@@ -483,16 +506,19 @@ fn install_locks_reproduces_and_works_from_the_cache() {
     let err = cold.fails(&["install"]);
     assert!(err.contains("did not answer"), "{err}");
 
-    // remove: refused while needed, then folder and lock entry go.
+    // remove: refused while needed; then the folder and lock entry go, with the
+    // dependencies nothing else needs.
     let err = user.fails(&["remove", "base_tools"]);
     assert!(err.contains("needed by `helper_kit`"), "{err}");
-    user.ok(&["remove", "app_main"]);
+    let out = user.ok(&["remove", "app_main"]);
+    assert!(
+        out.contains("Removed app_main 1.0.0")
+            && out.contains("Removed helper_kit 1.0.0 (no longer needed)"),
+        "{out}"
+    );
     assert!(!user.project.join("missions/app_main").exists());
-    assert!(user.lock().get("app_main").is_none());
-    assert!(user
-        .project
-        .join("missions/helper_kit/mission.yaml")
-        .is_file());
+    assert!(!user.project.join("missions/helper_kit").exists());
+    assert!(user.lock().is_empty());
 }
 
 #[test]
@@ -612,6 +638,12 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     //     blob, so this is what reaches the client's own checksum check).
     let front = Front::start(&node.url);
     front.corrupt_downloads.store(true, Ordering::SeqCst);
+    // Archives come from where config.json's `dl` points: through the front, as from a
+    // node whose public_url is the proxy's.
+    front.serve_dl(&format!(
+        "{}/api/v1/missions/{{name}}/{{version}}/download",
+        front.url
+    ));
     user.point_at(&front.url);
     let fresh_home = Client::new(&front.url);
     std::fs::remove_dir_all(&user.home).unwrap();
@@ -755,4 +787,426 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         "{err}"
     );
     unchanged("author key swapped without rotation");
+}
+
+// ---- roots and pruning ----
+
+impl Client {
+    /// The folders in `missions/`, sorted (temporary folders would show up too).
+    fn installed(&self) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(self.project.join("missions")) {
+            Ok(read) => read
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+}
+
+fn roots(lock: &Lockfile) -> Vec<String> {
+    lock.roots().map(|m| m.name.clone()).collect()
+}
+
+/// A (needs B, which needs C) and D, published by alice on a fresh node.
+fn chain_and_single(node: &Node, token: &str, alice: &Author) {
+    node.publish(token, alice, "cc_base", "1.0.0", &[], "C.");
+    node.publish(
+        token,
+        alice,
+        "bb_middle",
+        "1.0.0",
+        &[("cc_base", "^1")],
+        "B.",
+    );
+    node.publish(
+        token,
+        alice,
+        "aa_top",
+        "1.0.0",
+        &[("bb_middle", "^1")],
+        "A.",
+    );
+    node.publish(token, alice, "dd_alone", "1.0.0", &[], "D.");
+}
+
+#[test]
+fn remove_takes_the_dependencies_no_remaining_root_needs() {
+    let (node, token) = start_node();
+    let alice = author();
+    chain_and_single(&node, &token, &alice);
+    let user = Client::new(&node.url);
+    let out = user.run(&["install", "aa_top", "dd_alone"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Not a terminal: no progress output, only the result on stdout.
+    assert!(
+        !text(&out.stderr).contains("Downloading"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        user.installed(),
+        ["aa_top", "bb_middle", "cc_base", "dd_alone"]
+    );
+    let lock = user.lock();
+    assert_eq!(roots(&lock), ["aa_top", "dd_alone"]);
+    let text_lock = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
+    assert!(
+        text_lock.contains("version = 2\nroots = [\n    \"aa_top\",\n    \"dd_alone\",\n]\n"),
+        "{text_lock}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&user.ok(&["list", "--json"])).unwrap();
+    let root_flags: Vec<(String, bool)> = listed["missions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["root"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        root_flags,
+        [
+            ("aa_top".to_owned(), true),
+            ("bb_middle".to_owned(), false),
+            ("cc_base".to_owned(), false),
+            ("dd_alone".to_owned(), true)
+        ]
+    );
+
+    // A dependency cannot be removed while a mission needs it.
+    let err = user.fails(&["remove", "cc_base"]);
+    assert!(
+        err.contains("`cc_base` is needed by `bb_middle` 1.0.0"),
+        "{err}"
+    );
+
+    let out = user.ok(&["remove", "aa_top"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Removed aa_top 1.0.0",
+            "Removed bb_middle 1.0.0 (no longer needed)",
+            "Removed cc_base 1.0.0 (no longer needed)",
+        ]
+    );
+    assert_eq!(user.installed(), ["dd_alone"]);
+    let lock = user.lock();
+    assert_eq!(versions(&lock), ["dd_alone 1.0.0"]);
+    assert_eq!(roots(&lock), ["dd_alone"]);
+    // The lock matches the folder: a --locked install has nothing to change.
+    user.ok(&["install", "--locked"]);
+    assert_eq!(user.installed(), ["dd_alone"]);
+
+    // A dependency the user also asked for stays when its dependent goes.
+    user.ok(&["install", "aa_top"]);
+    user.ok(&["install", "cc_base"]);
+    assert_eq!(roots(&user.lock()), ["aa_top", "cc_base", "dd_alone"]);
+    let out = user.ok(&["remove", "aa_top"]);
+    assert!(
+        out.contains("Removed bb_middle 1.0.0 (no longer needed)") && !out.contains("cc_base"),
+        "{out}"
+    );
+    assert_eq!(user.installed(), ["cc_base", "dd_alone"]);
+    assert_eq!(versions(&user.lock()), ["cc_base 1.0.0", "dd_alone 1.0.0"]);
+}
+
+#[test]
+fn update_drops_a_dependency_the_new_version_no_longer_needs() {
+    let (node, token) = start_node();
+    let alice = author();
+    chain_and_single(&node, &token, &alice);
+    let user = Client::new(&node.url);
+    user.ok(&["install", "aa_top", "dd_alone"]);
+    assert_eq!(
+        versions(&user.lock()),
+        [
+            "aa_top 1.0.0",
+            "bb_middle 1.0.0",
+            "cc_base 1.0.0",
+            "dd_alone 1.0.0"
+        ]
+    );
+
+    // aa_top 1.1.0 needs cc_base directly and no longer bb_middle.
+    node.publish(
+        &token,
+        &alice,
+        "aa_top",
+        "1.1.0",
+        &[("cc_base", "^1")],
+        "A.",
+    );
+    // A plain install keeps the lock.
+    user.ok(&["install"]);
+    assert_eq!(
+        user.lock().get("aa_top").unwrap().version.to_string(),
+        "1.0.0"
+    );
+
+    let out = user.ok(&["update"]);
+    assert!(out.contains("Updated aa_top 1.1.0"), "{out}");
+    assert!(
+        out.contains("Removed bb_middle (no longer needed)"),
+        "{out}"
+    );
+    assert_eq!(user.installed(), ["aa_top", "cc_base", "dd_alone"]);
+    let lock = user.lock();
+    assert_eq!(
+        versions(&lock),
+        ["aa_top 1.1.0", "cc_base 1.0.0", "dd_alone 1.0.0"]
+    );
+    assert_eq!(roots(&lock), ["aa_top", "dd_alone"]);
+    let yaml = std::fs::read_to_string(user.project.join("missions/aa_top/mission.yaml")).unwrap();
+    assert!(yaml.contains("hello from aa_top 1.1.0"), "{yaml}");
+}
+
+#[test]
+fn a_version_1_lock_counts_every_mission_as_asked_for() {
+    let (node, token) = start_node();
+    let alice = author();
+    chain_and_single(&node, &token, &alice);
+    let user = Client::new(&node.url);
+    user.ok(&["install", "aa_top", "dd_alone"]);
+    // The lock as a client without roots wrote it.
+    let path = user.project.join("missions.lock");
+    let v2 = std::fs::read_to_string(&path).unwrap();
+    let v1 = v2.replacen(
+        "version = 2\nroots = [\n    \"aa_top\",\n    \"dd_alone\",\n]\n",
+        "version = 1\n",
+        1,
+    );
+    assert_ne!(v1, v2);
+    std::fs::write(&path, &v1).unwrap();
+
+    // --locked accepts it and leaves the file alone.
+    user.ok(&["install", "--locked"]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), v1);
+
+    // Every mission counts as asked for: removing aa_top takes nothing else with it.
+    let out = user.ok(&["remove", "aa_top"]);
+    assert_eq!(out.trim(), "Removed aa_top 1.0.0");
+    assert_eq!(user.installed(), ["bb_middle", "cc_base", "dd_alone"]);
+    let lock = user.lock();
+    assert_eq!(roots(&lock), ["bb_middle", "cc_base", "dd_alone"]);
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("version = 2\n"));
+}
+
+// ---- config.json's `dl` ----
+
+/// A static HTTP server: a GET of a path in `files` answers its bytes, anything else 404.
+/// Counts the requests it answered with 200.
+struct Mirror {
+    url: String,
+    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+impl Mirror {
+    fn start() -> Mirror {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+        let served: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (shared_files, shared_served) = (files.clone(), served.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_owned();
+                let found = shared_files.lock().unwrap().get(&path).cloned();
+                let (status, body) = match found {
+                    Some(bytes) => {
+                        shared_served.lock().unwrap().push(path);
+                        (200, bytes)
+                    }
+                    None => (
+                        404,
+                        b"{\"errors\":[{\"detail\":\"no such file on the mirror\"}]}".to_vec(),
+                    ),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                let _ = stream.flush();
+            }
+        });
+        Mirror { url, files, served }
+    }
+
+    fn put(&self, path: &str, bytes: &[u8]) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), bytes.to_vec());
+    }
+
+    fn served(&self) -> Vec<String> {
+        let mut served = self.served.lock().unwrap().clone();
+        served.sort();
+        served
+    }
+}
+
+/// `mission_downloads_total` from the node's /metrics (0 before the first download).
+fn node_downloads(node: &Node) -> u64 {
+    node.get("/metrics")
+        .text()
+        .lines()
+        .find(|l| l.starts_with("mission_downloads_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(|v| v.parse::<f64>().unwrap() as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn archives_come_from_where_config_json_dl_points() {
+    let (node, token) = start_node();
+    let alice = author();
+    let base = node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
+    let app = node.publish(
+        &token,
+        &alice,
+        "app_main",
+        "1.0.0",
+        &[("base_tools", "^1")],
+        "The app.",
+    );
+    let front = Front::start(&node.url);
+    let mirror = Mirror::start();
+
+    // 1. A template with markers: files laid out by prefix, name, version and checksum.
+    front.serve_dl(&format!(
+        "{}/files/{{lowerprefix}}/{{name}}-{{version}}-{{sha256-checksum}}.mission",
+        mirror.url
+    ));
+    let base_path = format!(
+        "/files/ba/se/base_tools-1.0.0-{}.mission",
+        archive::cksum(&base)
+    );
+    let app_path = format!(
+        "/files/ap/p_/app_main-1.0.0-{}.mission",
+        archive::cksum(&app)
+    );
+    mirror.put(&base_path, &base);
+    mirror.put(&app_path, &app);
+    let user = Client::new(&front.url);
+    let before = node_downloads(&node);
+    user.ok(&["install", "app_main"]);
+    let mut want = vec![app_path.clone(), base_path.clone()];
+    want.sort();
+    assert_eq!(mirror.served(), want, "both archives came from the mirror");
+    assert_eq!(node_downloads(&node), before, "none came from the node");
+    assert_eq!(user.installed(), ["app_main", "base_tools"]);
+
+    // 2. A template without markers gets /{name}/{version}/download appended, as cargo does.
+    front.serve_dl(&format!("{}/plain", mirror.url));
+    mirror.put("/plain/base_tools/1.0.0/download", &base);
+    mirror.put("/plain/app_main/1.0.0/download", &app);
+    let other = Client::new(&front.url);
+    other.ok(&["install", "app_main"]);
+    assert!(
+        mirror
+            .served()
+            .contains(&"/plain/app_main/1.0.0/download".to_owned()),
+        "{:?}",
+        mirror.served()
+    );
+    assert_eq!(other.tree(), user.tree());
+
+    // 3. A mirror serving the wrong bytes (base_tools' archive under app_main's URL) is
+    //    caught by the checksum check, and nothing is installed.
+    mirror.put("/plain/app_main/1.0.0/download", &base);
+    let third = Client::new(&front.url);
+    let err = third.fails(&["install", "app_main"]);
+    assert!(
+        err.contains("checksum check failed for `app_main` 1.0.0")
+            && err.contains("nothing was installed"),
+        "{err}"
+    );
+    assert!(!third.project.join("missions.lock").exists());
+    assert!(third.installed().is_empty(), "{:?}", third.installed());
+
+    // 4. A `dl` that points nowhere useful says where it went.
+    front.serve_dl(&format!("{}/missing/{{name}}/{{version}}", mirror.url));
+    let fourth = Client::new(&front.url);
+    let err = fourth.fails(&["install", "app_main"]);
+    assert!(
+        err.contains(&format!("{}/missing/", mirror.url))
+            && err.contains("HTTP 404")
+            && err.contains("dl"),
+        "{err}"
+    );
+
+    // 5. A `dl` that is not an http(s) URL is refused before anything is downloaded.
+    front.serve_dl("/api/v1/missions/{name}/{version}/download");
+    let fifth = Client::new(&front.url);
+    let err = fifth.fails(&["install", "app_main"]);
+    assert!(
+        err.contains("config.json") && err.contains("not an http:// or https:// URL"),
+        "{err}"
+    );
+}
+
+// ---- progress ----
+
+#[test]
+fn a_terminal_gets_a_download_progress_bar() {
+    // `script` (util-linux) runs the command on a pseudo-terminal and copies what it shows.
+    if !mission_e2e::require_program("script", "bsdutils") {
+        return;
+    }
+    let (node, token) = start_node();
+    let alice = author();
+    node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
+    node.publish(
+        &token,
+        &alice,
+        "app_main",
+        "1.0.0",
+        &[("base_tools", "^1")],
+        "The app.",
+    );
+    let user = Client::new(&node.url);
+    let command = format!("{} install app_main", mission_e2e::bin("mission").display());
+    let out = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(&user.project)
+        .env("MISSION_HOME", &user.home)
+        .env("TERM", "xterm")
+        .env_remove("MISSION_KEY_PASSWORD")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("Downloading") && shown.contains("archives"),
+        "the terminal shows a download bar: {shown:?}"
+    );
+    assert!(shown.contains("Installed app_main 1.0.0"), "{shown:?}");
+    assert_eq!(user.installed(), ["app_main", "base_tools"]);
 }

@@ -7,30 +7,12 @@
 //! cargo run --release -p mission-bench --bin publish_latency -- [--publishes 50] [--sizes 1000,100000]
 //! ```
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mission_bench::{fill, node_bin, start_node, Error, Names, Rng};
+use mission_bench::{add_user, fill, start_node, Error, Names, Rng};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::wire::{PublishBody, PublishMetadata};
-
-fn add_user(data: &Path) -> Result<String, Error> {
-    let out = Command::new(node_bin()?)
-        .arg("--data")
-        .arg(data)
-        .args(["admin", "user", "add", "bench", "--scopes", "publish"])
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "admin user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
 
 /// A small valid package named `name`, as a publish body signed by `key`.
 fn body(name: &str, public: &PublicKey, secret: &SecretKey) -> Result<Vec<u8>, Error> {
@@ -98,7 +80,7 @@ fn main() -> Result<(), Error> {
         };
         fill(&data.join("index.git"), size, &mut names)?;
         let (node, url) = start_node(&data)?;
-        let token = add_user(&data)?;
+        let token = add_user(&data, "publish")?;
         let agent = ureq::Agent::new_with_defaults();
         let mut samples = Vec::with_capacity(publishes);
         for _ in 0..publishes {

@@ -1,4 +1,5 @@
-//! `mission list [--json]`: what missions.lock in the current folder lists.
+//! `mission list [--json]`: what missions.lock in the current folder lists; `root` in the
+//! JSON says whether the user asked for the mission (else a root needs it).
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "cksum": m.cksum,
                     "key": m.key,
                     "registry": m.registry,
+                    "root": lock.is_root(&m.name),
                     "dependencies": m.dependencies.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
                 })
             })

@@ -1,4 +1,5 @@
-//! `mission remove NAME`: removes `missions/NAME/` and its missions.lock entry.
+//! `mission remove NAME`: removes `missions/NAME/` and its missions.lock entry, and those
+//! of every dependency no remaining mission needs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let removed = crate::install::remove(&args.name, args.dir.as_deref())?;
-    println!("Removed {removed}");
+    let removal = crate::install::remove(&args.name, args.dir.as_deref())?;
+    println!(
+        "Removed {} {}",
+        removal.removed.name, removal.removed.version
+    );
+    for m in &removal.pruned {
+        println!("Removed {} {} (no longer needed)", m.name, m.version);
+    }
     Ok(ExitCode::SUCCESS)
 }

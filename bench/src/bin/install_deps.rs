@@ -1,0 +1,408 @@
+//! `mission install` of a mission with 50 transitive dependencies, against plain parallel
+//! HTTP downloads of the same files.
+//!
+//! Starts a release `mission-node` on a fresh data folder, publishes 51 signed missions over
+//! HTTP (a tree of 31 with branching 3, a chain of 20 below it, and a few diamonds; archives
+//! of 2 to 40 KiB), then, for each round, times the real release `mission` binary:
+//!
+//! - **cold**: `mission install bench_app` with an empty `MISSION_HOME` (no cache, no pinned
+//!   keys) into a fresh project folder;
+//! - **warm**: the same again with the cache the cold install left, into a fresh project
+//!   folder (the index files are revalidated with ETags, the archives come from the cache);
+//! - **locked**: `mission install --locked` with that cache and the lock the warm install
+//!   wrote, into a fresh project folder; the node's `http_requests_total` (from `/metrics`,
+//!   not counting `/metrics` itself) must not move, or the benchmark fails;
+//! - **plain**: the lower bound, in this process: the 51 index files and the 51 archives
+//!   fetched with `ureq` by as many threads as `mission` uses
+//!   (`PARALLEL_REQUESTS`, 4), every URL known up front, each body written to a file.
+//!
+//! The order inside a round is plain, cold, warm, locked, so machine noise hits all alike.
+//! Prints each round, the medians, and the ratios to the plain median (goal: cold <= 2x).
+//!
+//! ```text
+//! cargo build --release -p mission-node -p mission-cli
+//! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 4]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mission_bench::{add_user, load_average, machine, mission_bin, start_node, Error, Rng, Server};
+use mission_index::archive::{self, ArchiveLimits, SourceFile};
+use mission_index::layout::entry_path;
+use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::wire::{PublishBody, PublishMetadata};
+
+/// How many missions: the root and its 50 transitive dependencies.
+const MISSIONS: usize = 51;
+
+struct Args {
+    rounds: usize,
+    parallel: usize,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut args = Args {
+        rounds: 7,
+        parallel: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rounds" => args.rounds = value.parse()?,
+            "--parallel" => args.parallel = value.parse()?,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    if args.rounds == 0 || args.parallel == 0 {
+        return Err("--rounds and --parallel must be at least 1".into());
+    }
+    Ok(args)
+}
+
+fn name(i: usize) -> String {
+    if i == 0 {
+        "bench_app".to_owned()
+    } else {
+        format!("bench_dep_{i:02}")
+    }
+}
+
+/// The dependencies of mission `i`: a tree of 0..=30 with branching 3, a chain 30 -> 31 ->
+/// ... -> 50, and diamonds (4, 11, 18 and 25 also need 50).
+fn deps(i: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = (1..MISSIONS)
+        .filter(|&c| {
+            if c <= 30 {
+                (c - 1) / 3 == i
+            } else {
+                c - 1 == i
+            }
+        })
+        .collect();
+    if [4, 11, 18, 25].contains(&i) {
+        out.push(MISSIONS - 1);
+    }
+    out
+}
+
+/// The canonical archive of mission `i`, with a README of `readme` pseudo-random hex bytes.
+fn build(i: usize, readme: usize, rng: &mut Rng) -> Result<Vec<u8>, Error> {
+    let n = name(i);
+    let dep_lines: Vec<String> = deps(i)
+        .into_iter()
+        .map(|d| format!("{}: \"^1\"", name(d)))
+        .collect();
+    let deps_yaml = if dep_lines.is_empty() {
+        String::new()
+    } else {
+        format!("  dependencies: {{ {} }}\n", dep_lines.join(", "))
+    };
+    let yaml = format!(
+        "version: '1.0'\nname: {n}\nsteps:\n  - id: hello\n    name: Say hello\n    step_type: command\n    parameters: {{command: echo, args: [hi]}}\npackage:\n  name: {n}\n  version: 1.0.0\n  description: Benchmark mission {i}\n  license: MIT\n{deps_yaml}  permissions: {{commands: [echo]}}\n"
+    );
+    let mut text = format!("# {n}\n");
+    while text.len() < readme {
+        text.push_str(&format!("{:016x}\n", rng.next_u64()));
+    }
+    let files = vec![
+        SourceFile {
+            path: "mission.yaml".into(),
+            executable: false,
+            data: yaml.into_bytes(),
+        },
+        SourceFile {
+            path: "README.md".into(),
+            executable: false,
+            data: text.into_bytes(),
+        },
+    ];
+    Ok(archive::build_archive_from_files(
+        files,
+        &ArchiveLimits::default(),
+    )?)
+}
+
+fn publish(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    public: &PublicKey,
+    secret: &SecretKey,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<(), Error> {
+    let sig = signing::sign_archive(secret, public, &bytes, name, "1.0.0")?;
+    let body = PublishBody {
+        metadata: PublishMetadata {
+            name: name.to_owned(),
+            vers: "1.0.0".into(),
+            cksum: archive::cksum(&bytes),
+            key: public.to_base64(),
+            sig,
+        },
+        archive: bytes,
+    }
+    .encode();
+    let mut response = agent
+        .post(format!("{url}/api/v1/missions/publish"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send(&body[..])?;
+    if response.status() != 200 {
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        return Err(format!("publishing {name}: {} {text}", response.status()).into());
+    }
+    Ok(())
+}
+
+/// A `mission` user: its home (config, trust store, cache).
+fn new_home(dir: &Path, url: &str) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[registry]\ndefault = \"bench\"\n\n[registries.bench]\nindex = \"sparse+{url}/index/\"\n"
+        ),
+    )?;
+    Ok(dir.to_owned())
+}
+
+/// Runs `mission ARGS` in `project` with `home`; returns the wall time and stderr.
+fn mission(home: &Path, project: &Path, args: &[&str]) -> Result<(Duration, String), Error> {
+    std::fs::create_dir_all(project)?;
+    let started = Instant::now();
+    let out = Command::new(mission_bin()?)
+        .args(args)
+        .current_dir(project)
+        .env("MISSION_HOME", home)
+        .env_remove("RUST_LOG")
+        .env_remove("MISSION_TOKEN")
+        .output()?;
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "mission {args:?} failed: {}{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+        .into());
+    }
+    Ok((elapsed, stderr))
+}
+
+/// The plain lower bound: every URL fetched by `parallel` threads over one fresh agent
+/// (a new process would start without pooled connections too), each body written to a
+/// file in `out`. Returns the wall time and the bytes fetched.
+fn plain(urls: &[String], parallel: usize, out: &Path) -> Result<(Duration, u64), Error> {
+    std::fs::create_dir_all(out)?;
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_idle_connections_per_host(parallel)
+        .build()
+        .into();
+    let queue = Mutex::new(urls.iter().enumerate().collect::<Vec<_>>());
+    let failures = Mutex::new(Vec::new());
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some((i, url)) = next else { break };
+                let result = agent
+                    .get(url)
+                    .call()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| {
+                        r.body_mut()
+                            .with_config()
+                            .limit(64 << 20)
+                            .read_to_vec()
+                            .map_err(|e| e.to_string())
+                    })
+                    .and_then(|body| {
+                        bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        std::fs::write(out.join(i.to_string()), body).map_err(|e| e.to_string())
+                    });
+                if let Err(e) = result {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(format!("{url}: {e}"));
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let failures = failures
+        .into_inner()
+        .map_err(|_| "a download thread panicked")?;
+    if !failures.is_empty() {
+        return Err(format!("plain downloads failed: {}", failures.join("; ")).into());
+    }
+    Ok((elapsed, bytes.into_inner()))
+}
+
+/// Requests the node answered so far, `/metrics` itself not counted.
+fn node_requests(agent: &ureq::Agent, url: &str) -> Result<u64, Error> {
+    let text = agent
+        .get(format!("{url}/metrics"))
+        .call()?
+        .body_mut()
+        .read_to_string()?;
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with("http_requests_total{") && !line.contains("route=\"/metrics\"") {
+            let value = line
+                .split_whitespace()
+                .last()
+                .ok_or(format!("a /metrics line without a value: {line}"))?;
+            total += value.parse::<f64>()?;
+        }
+    }
+    Ok(total as u64)
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() -> Result<(), Error> {
+    let args = parse_args()?;
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(
+        data.join("node.toml"),
+        "name = \"bench\"\nseed_library = false\n",
+    )?;
+    let (node, url): (Server, String) = start_node(&data)?;
+    let token = add_user(&data, "publish")?;
+    let key = signing::generate_keypair(None)?;
+    let public = PublicKey::parse(&key.public_key_text)?;
+    let secret = SecretKey::parse(&key.secret_key_text, None)?;
+
+    // Dependencies first: every mission needs only higher-numbered ones.
+    let agent = ureq::Agent::new_with_defaults();
+    let mut rng = Rng(51);
+    let mut archive_bytes = 0usize;
+    let mut sizes = Vec::new();
+    for i in (0..MISSIONS).rev() {
+        let readme = 4 * 1024 + rng.below(76 * 1024);
+        let bytes = build(i, readme, &mut rng)?;
+        archive_bytes += bytes.len();
+        sizes.push(bytes.len());
+        publish(&agent, &url, &token, &public, &secret, &name(i), bytes)?;
+    }
+    sizes.sort();
+    let mut urls: Vec<String> = Vec::new();
+    for i in 0..MISSIONS {
+        urls.push(format!("{url}/index/{}", entry_path(&name(i))?));
+        urls.push(format!("{url}/api/v1/missions/{}/1.0.0/download", name(i)));
+    }
+
+    println!(
+        "install_deps: 1 mission + 50 transitive dependencies, archives {} bytes in all ({} to {} bytes, median {}); {} rounds, plain HTTP with {} threads; machine: {}; load average {} at the start",
+        archive_bytes,
+        sizes[0],
+        sizes[sizes.len() - 1],
+        sizes[sizes.len() / 2],
+        args.rounds,
+        args.parallel,
+        machine(),
+        load_average()
+    );
+    println!("| round | plain ms | cold install ms | warm install ms | warm --locked ms | node requests during --locked |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let (mut plains, mut colds, mut warms, mut lockeds) = (vec![], vec![], vec![], vec![]);
+    for round in 1..=args.rounds {
+        let dir = tmp.path().join(format!("round{round}"));
+        let (plain_time, plain_bytes) = plain(&urls, args.parallel, &dir.join("plain"))?;
+        if plain_bytes < archive_bytes as u64 {
+            return Err(format!(
+                "plain fetched {plain_bytes} bytes, fewer than the archives' {archive_bytes}"
+            )
+            .into());
+        }
+
+        let home = new_home(&dir.join("home"), &url)?;
+        let (cold, _) = mission(&home, &dir.join("cold"), &["install", "bench_app"])?;
+        let installed = std::fs::read_dir(dir.join("cold/missions"))?
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .unwrap_or(false)
+            })
+            .count();
+        if installed != MISSIONS {
+            return Err(format!(
+                "the cold install put {installed} missions in place, not {MISSIONS}"
+            )
+            .into());
+        }
+        let (warm, _) = mission(&home, &dir.join("warm"), &["install", "bench_app"])?;
+
+        let locked_project = dir.join("locked");
+        std::fs::create_dir_all(&locked_project)?;
+        std::fs::copy(
+            dir.join("warm/missions.lock"),
+            locked_project.join("missions.lock"),
+        )?;
+        let before = node_requests(&agent, &url)?;
+        let (locked, stderr) = mission(&home, &locked_project, &["install", "--locked"])?;
+        let requests = node_requests(&agent, &url)? - before;
+        if requests != 0 || !stderr.contains("nothing to fetch") {
+            return Err(format!(
+                "the warm --locked install made {requests} request(s) to the node: {stderr}"
+            )
+            .into());
+        }
+        println!(
+            "| {round} | {:.1} | {:.1} | {:.1} | {:.1} | {requests} |",
+            ms(plain_time),
+            ms(cold),
+            ms(warm),
+            ms(locked)
+        );
+        plains.push(plain_time);
+        colds.push(cold);
+        warms.push(warm);
+        lockeds.push(locked);
+        // Round folders stay until the end: deleting some 600 files here would make the
+        // file system's inode allocator slower for the next round's measurements.
+    }
+    let base = median(&plains);
+    println!("\nload average {} at the end", load_average());
+    println!("| series | median ms | ratio to plain |");
+    println!("|---|---:|---:|");
+    for (label, samples) in [
+        ("plain HTTP (102 files)", &plains),
+        ("cold install", &colds),
+        ("warm install", &warms),
+        ("warm install --locked", &lockeds),
+    ] {
+        let m = median(samples);
+        println!(
+            "| {label} | {:.1} | {:.2} |",
+            ms(m),
+            m.as_secs_f64() / base.as_secs_f64().max(1e-9)
+        );
+    }
+    drop(node);
+    Ok(())
+}
