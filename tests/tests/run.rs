@@ -9,6 +9,15 @@ use mission_index::lint::required_permissions;
 use mission_index::manifest::Network;
 use serde_json::Value;
 
+/// The report of step `id` in a `--json` run report.
+fn step_of(report: &Value, id: &str) -> Value {
+    report["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step `{id}` in {report:#}"))
+        .clone()
+}
+
 /// The RustChain conformance folder (`../shared/conformance/rustchain`).
 fn conformance_dir() -> PathBuf {
     match std::env::var_os("MISSION_CONFORMANCE_DIR") {
@@ -221,15 +230,7 @@ steps:
         .env("RUSTUP_HOME", &rustup_home));
     let report: Value =
         serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran:?}"));
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
+    let step = |id: &str| step_of(&report, id);
     assert_eq!(step("check")["status"], "success", "{report:#}");
     assert_eq!(step("test")["status"], "success", "{report:#}");
     let stdout = step("test")["output"]["stdout"]
@@ -312,15 +313,7 @@ steps:
     let report: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {stderr}"));
     assert_eq!(report["sandbox"], "bwrap", "{report:#}");
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
+    let step = |id: &str| step_of(&report, id);
     assert_eq!(step("who")["status"], "success", "{report:#}");
     assert_eq!(
         step("who")["output"]["stdout"].as_str().unwrap().trim(),
@@ -386,15 +379,7 @@ steps:
     );
     let report: Value =
         serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran:?}"));
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
+    let step = |id: &str| step_of(&report, id);
     assert_eq!(step("pack")["status"], "success", "{report:#}");
     assert_eq!(step("pack")["output"]["files"], 2, "{report:#}");
     let listing = std::process::Command::new("tar")

@@ -172,14 +172,7 @@ impl WorkFolder {
                 .create_dir_all(parent)
                 .map_err(|e| io_error(path, e))?;
         }
-        let mut file = self.open_regular(
-            &rel,
-            cap_std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true),
-            path,
-        )?;
+        let mut file = self.open_regular(&rel, &mut replace_options(), path)?;
         file.write_all(content).map_err(|e| io_error(path, e))
     }
 
@@ -207,6 +200,13 @@ impl WorkFolder {
         entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         Ok(entries)
     }
+}
+
+/// Open options that create a file or replace what it held.
+fn replace_options() -> cap_std::fs::OpenOptions {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    options
 }
 
 pub(crate) fn io_error(path: &str, source: std::io::Error) -> StepError {
@@ -288,14 +288,7 @@ pub(crate) fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutp
             let (from, to) = (folder.relative(source)?, folder.relative(destination)?);
             let mut input =
                 folder.open_regular(&from, cap_std::fs::OpenOptions::new().read(true), source)?;
-            let mut output = folder.open_regular(
-                &to,
-                cap_std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true),
-                destination,
-            )?;
+            let mut output = folder.open_regular(&to, &mut replace_options(), destination)?;
             let size =
                 std::io::copy(&mut input, &mut output).map_err(|e| io_error(destination, e))?;
             // As std::fs::copy (RustChain's): the copy keeps the permission bits.
@@ -391,14 +384,7 @@ fn compress(folder: &WorkFolder, p: &Value) -> Result<StepOutput, StepError> {
             .create_dir_all(parent)
             .map_err(|e| io_error(destination, e))?;
     }
-    let out = folder.open_regular(
-        &dest_rel,
-        cap_std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true),
-        destination,
-    )?;
+    let out = folder.open_regular(&dest_rel, &mut replace_options(), destination)?;
     let dest_rel = folder
         .dir()
         .canonicalize(&dest_rel)
