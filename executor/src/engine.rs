@@ -47,7 +47,7 @@ use thiserror::Error;
 use crate::plan::DEFAULT_MAX_PARALLEL_STEPS;
 use crate::policy::{self, Grant, PolicyError, UserPolicy};
 use crate::report::{cap_output, Report, RunStatus, StepReport, StepStatus};
-use crate::sandbox::{process, Sandbox, SandboxError};
+use crate::sandbox::{lease, Sandbox, SandboxError};
 use crate::steps::{
     self, files::WorkFolder, LlmConfig, StepCall, StepContext, StepError, StepOutput,
 };
@@ -160,7 +160,7 @@ pub fn run(
         // goes back to its owner once, when the last holder of the context lets go (a step
         // thread the scheduler gave up on at its timeout may still hold it).
         workdir_lease: if sandbox.runs_as_sandbox_user() {
-            process::lend_workdir_for_run(folder_root)?
+            lease::lend_workdir_for_run(folder_root)?
         } else {
             None
         },

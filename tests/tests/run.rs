@@ -460,6 +460,68 @@ steps:
     );
 }
 
+/// `mission run` killed outright (SIGKILL, no chance to clean up) while the work folder is
+/// lent to the sandbox uid: the next run, of any mission anywhere, gives it back, because
+/// every lease is written down before the folder changes hands.
+#[test]
+fn a_killed_runs_work_folder_is_given_back_by_the_next_run() {
+    use std::os::unix::fs::MetadataExt;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let owner = fs::metadata(work.path()).unwrap().uid();
+    let file = home.path().join("slow.yaml");
+    fs::write(
+        &file,
+        r#"version: "1.0"
+name: slow
+steps:
+  - { id: made, name: m, step_type: create_file, parameters: { path: made.txt, content: x } }
+  - { id: wait, name: w, step_type: command, depends_on: [made], parameters: { command: sleep, args: ["30"] } }
+"#,
+    )
+    .unwrap();
+    let mut child = mission(home.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--workdir")
+        .arg(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs::metadata(work.path()).unwrap().uid() == owner
+        || !work.path().join("made.txt").exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(
+        fs::metadata(work.path()).unwrap().uid(),
+        owner,
+        "a killed run cannot give the folder back itself"
+    );
+
+    // Any next run recovers it.
+    let other = tempfile::tempdir().unwrap();
+    let ran = run(mission(home.path())
+        .arg("run")
+        .arg(hello_world())
+        .arg("--workdir")
+        .arg(other.path()));
+    assert!(ran.success, "{ran:?}");
+    assert_eq!(fs::metadata(work.path()).unwrap().uid(), owner);
+    assert_eq!(
+        fs::metadata(work.path().join("made.txt")).unwrap().uid(),
+        owner
+    );
+}
+
 #[test]
 fn a_failing_mission_exits_non_zero_and_still_reports() {
     let home = tempfile::tempdir().unwrap();

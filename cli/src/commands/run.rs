@@ -63,7 +63,7 @@ enum SandboxArg {
 pub fn run(args: Args) -> Result<ExitCode> {
     // Ctrl-C must not leave the project owned by the sandbox uid (it is lent to it while
     // the mission runs).
-    mission_executor::sandbox::process::return_leases_on_signal()
+    mission_executor::sandbox::lease::return_leases_on_signal()
         .context("cannot set up signal handling")?;
     let file = mission_file(&args.target)?;
     let source = match package::load_mission_source(&file) {

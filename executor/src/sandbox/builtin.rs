@@ -41,6 +41,7 @@ use landlock::{
 };
 use seccompiler::BpfProgram;
 
+use super::lease;
 use super::process::{self, PidsCgroup, Rlimits, SANDBOX_GID, SANDBOX_UID};
 use super::view::{self, Mount, DEVICES};
 use super::{filter, NetworkAccess, ProcessOutcome, ProcessSpec, Sandbox, SandboxError};
@@ -507,7 +508,7 @@ impl Sandbox for BuiltinSandbox {
         )?;
         let ops = ops_for(&mounts)?;
         // Held until this run returns: the tree goes back to its owner after the last run.
-        let _lease = process::lease_workdir(&workdir)?;
+        let _lease = lease::lease_workdir(&workdir)?;
         let filters = filter::filters(network)?;
         // Our helper processes: the relay and init.
         let cgroup = PidsCgroup::create(spec.limits.max_processes.saturating_add(2));

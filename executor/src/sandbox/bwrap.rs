@@ -44,6 +44,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::lease;
 use super::process::{self, PidsCgroup, Rlimits, SANDBOX_GID, SANDBOX_UID};
 use super::view::{self, Mount};
 use super::{filter, NetworkAccess, ProcessOutcome, ProcessSpec, Sandbox, SandboxError};
@@ -217,7 +218,7 @@ impl Sandbox for BwrapSandbox {
         // Held until this run returns: the tree goes back to its owner after the last run.
         // Unprivileged, the processes run as the folder's owner: nothing to lend.
         let _lease = if self.privileged {
-            Some(process::lease_workdir(&workdir)?)
+            Some(lease::lease_workdir(&workdir)?)
         } else {
             None
         };

@@ -157,7 +157,7 @@ fn fingerprint(network: bool, watched: &[(PathBuf, bool, Option<Stamp>)]) -> Str
 }
 
 /// The cache folder: created if missing, refused if someone else could change it.
-fn cache_root() -> io::Result<PathBuf> {
+pub(crate) fn cache_root() -> io::Result<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     let run = Path::new("/run");

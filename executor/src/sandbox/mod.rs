@@ -17,6 +17,7 @@ pub mod builtin;
 pub mod bwrap;
 pub mod etc_view;
 pub mod filter;
+pub mod lease;
 pub mod process;
 pub mod view;
 

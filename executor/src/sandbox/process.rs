@@ -15,9 +15,7 @@
 //! Why a dedicated non-root uid: the kernel does not enforce `RLIMIT_NPROC` for root, and a
 //! root process can read any file whose folder is exposed. Every sandboxed process runs as
 //! [`SANDBOX_UID`]/[`SANDBOX_GID`] (no entry in `/etc/passwd` is needed). The work folder is
-//! handed to that uid by [`give_workdir`] (a `chown` of the tree, walked by file descriptor
-//! with `O_NOFOLLOW` so a symlink planted by an earlier step cannot redirect it); files the
-//! steps create stay owned by that uid on the host.
+//! lent to that uid while a mission runs (see [`lease`](super::lease)).
 //!
 //! `RLIMIT_NPROC` counts every process of the uid on the host, so concurrent steps share one
 //! budget. Where the v1 `pids` cgroup controller is writable (it is on these machines), each
@@ -34,8 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 use super::{Limits, ProcessOutcome, ProcessSpec, SandboxError};
 
@@ -83,241 +79,6 @@ pub(crate) fn check_workdir(path: &Path) -> Result<PathBuf, SandboxError> {
         return Err(bad("its path contains a comma".into()));
     }
     Ok(canonical)
-}
-
-/// A lent work folder: how many runs use it, and the owner (uid, gid) it goes back to.
-type Lease = (usize, u32, u32);
-
-/// The work folders lent to the sandbox uid right now.
-static LEASES: Mutex<Option<std::collections::HashMap<PathBuf, Lease>>> = Mutex::new(None);
-
-/// The work folder lent to the sandbox uid for one run. The first run of a folder hands the
-/// tree to [`SANDBOX_UID`]; when the last run using it ends, the tree (the files the mission
-/// made included) goes back to the folder's owner, so `mission run` in a project leaves it
-/// owned by its user. Counted, because steps of one mission run in parallel in one folder.
-pub struct WorkdirLease {
-    path: PathBuf,
-}
-
-/// Lends `path` (a checked work folder) to the sandbox uid until the lease is dropped.
-pub(crate) fn lease_workdir(path: &Path) -> Result<WorkdirLease, SandboxError> {
-    let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
-    let leases = guard.get_or_insert_with(Default::default);
-    if let Some(lease) = leases.get_mut(path) {
-        lease.0 += 1;
-    } else {
-        let st = rustix::fs::stat(path).map_err(|e| SandboxError::Workdir {
-            path: path.to_path_buf(),
-            reason: format!("cannot read its owner: {e}"),
-        })?;
-        give_workdir(path, SANDBOX_UID, SANDBOX_GID)?;
-        leases.insert(path.to_path_buf(), (1, st.st_uid, st.st_gid));
-    }
-    Ok(WorkdirLease {
-        path: path.to_path_buf(),
-    })
-}
-
-impl Drop for WorkdirLease {
-    fn drop(&mut self) {
-        let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(leases) = guard.as_mut() else {
-            return;
-        };
-        let Some(lease) = leases.get_mut(&self.path) else {
-            return;
-        };
-        lease.0 -= 1;
-        if lease.0 == 0 {
-            let (_, uid, gid) = *lease;
-            leases.remove(&self.path);
-            if let Err(e) = give_workdir(&self.path, uid, gid) {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not give the work folder back to its owner");
-            }
-        }
-    }
-}
-
-/// Gives every work folder lent right now back to its owner, for a process about to exit
-/// on a signal (the leases' own drops will not run).
-pub fn return_all_leases() {
-    let mut guard = LEASES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(leases) = guard.as_mut() {
-        for (path, (_, uid, gid)) in leases.drain() {
-            if let Err(e) = give_workdir(&path, uid, gid) {
-                eprintln!("could not give {} back to its owner: {e}", path.display());
-            }
-        }
-    }
-}
-
-/// For a command-line program that runs missions: on SIGINT, SIGTERM or SIGHUP, give the
-/// lent work folders back (see [`return_all_leases`]) and exit with 128 + the signal,
-/// instead of dying with the user's project still owned by the sandbox uid. The sandboxed
-/// processes die with their parent. Call it before any thread starts: it blocks those
-/// signals in the calling thread (threads started later inherit that) and waits for them
-/// on a thread of its own. Spawned programs start with no signal blocked (the standard
-/// library resets the mask).
-pub fn return_leases_on_signal() -> io::Result<()> {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before any other use.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers; plain libc calls.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, signal);
-        }
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-    }
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || loop {
-            let mut signal = 0;
-            // SAFETY: valid pointers; the set lives in this closure.
-            if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
-                return_all_leases();
-                std::process::exit(128 + signal);
-            }
-        })?;
-    Ok(())
-}
-
-/// Lends the work folder to the sandbox uid for a whole mission, when this process can (it
-/// runs as root; otherwise no backend runs and there is nothing to lend). The engine holds
-/// it so that files its own steps write (see [`ActAsSandboxUser`]) and files sandboxed
-/// steps write have one owner while the mission runs.
-pub fn lend_workdir_for_run(path: &Path) -> Result<Option<WorkdirLease>, SandboxError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let workdir = check_workdir(path)?;
-    lease_workdir(&workdir).map(Some)
-}
-
-/// While alive, file operations of the calling thread run as the sandbox's uid and gid
-/// (`setfsuid`/`setfsgid`, which are per thread): what the engine's own file steps create
-/// belongs to [`SANDBOX_UID`], as what sandboxed steps create does, and the owner's
-/// permission bits apply to them as to the sandbox (root's supplementary groups still
-/// count). A no-op when the process is not root.
-pub struct ActAsSandboxUser {
-    previous: Option<(u32, u32)>,
-}
-
-impl ActAsSandboxUser {
-    /// Switches the calling thread; an error when the kernel did not (the process lacks
-    /// `CAP_SETUID`/`CAP_SETGID`), in which case nothing changed.
-    pub fn start() -> io::Result<ActAsSandboxUser> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Ok(ActAsSandboxUser { previous: None });
-        }
-        // SAFETY: plain per-thread syscalls; each returns the previous id, and an invalid
-        // id (-1) only reads the current one. The group first: changing the fsuid away
-        // from 0 drops the file-system capabilities.
-        let guard = unsafe {
-            let gid = libc::syscall(libc::SYS_setfsgid, SANDBOX_GID) as u32;
-            let uid = libc::syscall(libc::SYS_setfsuid, SANDBOX_UID) as u32;
-            ActAsSandboxUser {
-                previous: Some((uid, gid)),
-            }
-        };
-        // SAFETY: as above; -1 changes nothing.
-        let (now_uid, now_gid) = unsafe {
-            (
-                libc::syscall(libc::SYS_setfsuid, -1i32) as u32,
-                libc::syscall(libc::SYS_setfsgid, -1i32) as u32,
-            )
-        };
-        if now_uid != SANDBOX_UID || now_gid != SANDBOX_GID {
-            drop(guard);
-            return Err(io::Error::other(format!(
-                "the file-system uid/gid is {now_uid}/{now_gid}, not {SANDBOX_UID}/{SANDBOX_GID}"
-            )));
-        }
-        Ok(guard)
-    }
-}
-
-impl Drop for ActAsSandboxUser {
-    fn drop(&mut self) {
-        if let Some((uid, gid)) = self.previous {
-            // SAFETY: as above; restoring 0 is allowed since the effective uid is 0.
-            unsafe {
-                libc::syscall(libc::SYS_setfsuid, uid);
-                libc::syscall(libc::SYS_setfsgid, gid);
-            }
-        }
-    }
-}
-
-/// Hands the work folder tree to the sandbox uid (see the module doc). Walks by file
-/// descriptor: every directory is opened relative to its parent with `O_NOFOLLOW`, and
-/// every other entry is changed with `AT_SYMLINK_NOFOLLOW`, so a symlink (even one swapped
-/// in while we walk) is never followed out of the tree.
-pub(crate) fn give_workdir(path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
-    let bad = |reason: String| SandboxError::Workdir {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let root = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| bad(format!("cannot open it: {e}")))?;
-    chown_tree(root, uid, gid, 0).map_err(|e| bad(format!("cannot give it to uid {uid}: {e}")))
-}
-
-fn chown_tree(dir: OwnedFd, uid: u32, gid: u32, depth: usize) -> io::Result<()> {
-    const MAX_DEPTH: usize = 128;
-    let owner = Some(rustix::fs::Uid::from_raw_unchecked(uid));
-    let group = Some(rustix::fs::Gid::from_raw_unchecked(gid));
-    let st = rustix::fs::fstat(&dir)?;
-    if st.st_uid != uid || st.st_gid != gid {
-        rustix::fs::fchown(&dir, owner, group)?;
-    }
-    if depth >= MAX_DEPTH {
-        return Ok(());
-    }
-    let mut entries = Dir::read_from(&dir)?;
-    while let Some(entry) = entries.read() {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.to_bytes() == b"." || name.to_bytes() == b".." {
-            continue;
-        }
-        let mut kind = entry.file_type();
-        if kind == FileType::Unknown {
-            kind = FileType::from_raw_mode(
-                rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?.st_mode,
-            );
-        }
-        if kind == FileType::Directory {
-            match rustix::fs::openat(
-                &dir,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(sub) => chown_tree(sub, uid, gid, depth + 1)?,
-                // Replaced by a symlink or removed since we listed it: nothing of ours to give.
-                Err(
-                    rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::NOENT,
-                ) => {}
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            match rustix::fs::chownat(&dir, name, owner, group, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Resource limits applied with `setrlimit` in the child before it executes anything.
@@ -710,27 +471,6 @@ mod tests {
         assert_eq!(get("TMPDIR"), Some("/tmp".into()));
         assert_eq!(get("A"), Some("1".into()));
         assert_eq!(env.len(), 4);
-    }
-
-    #[test]
-    fn give_workdir_does_not_follow_symlinks_out_of_the_tree() {
-        let outside = tempfile::tempdir().unwrap();
-        let secret = outside.path().join("secret");
-        std::fs::write(&secret, "s").unwrap();
-        let work = tempfile::tempdir().unwrap();
-        std::fs::create_dir(work.path().join("sub")).unwrap();
-        std::fs::write(work.path().join("sub/f"), "x").unwrap();
-        std::os::unix::fs::symlink(&secret, work.path().join("link")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), work.path().join("dirlink")).unwrap();
-        give_workdir(work.path(), SANDBOX_UID, SANDBOX_GID).unwrap();
-        use std::os::unix::fs::MetadataExt;
-        assert_eq!(
-            std::fs::metadata(work.path().join("sub/f")).unwrap().uid(),
-            SANDBOX_UID
-        );
-        assert_eq!(std::fs::metadata(work.path()).unwrap().uid(), SANDBOX_UID);
-        assert_eq!(std::fs::metadata(&secret).unwrap().uid(), 0);
-        assert_eq!(std::fs::metadata(outside.path()).unwrap().uid(), 0);
     }
 
     #[test]

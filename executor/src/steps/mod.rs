@@ -24,7 +24,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::policy::Grant;
-use crate::sandbox::process::ActAsSandboxUser;
+use crate::sandbox::lease::ActAsSandboxUser;
 use crate::sandbox::{Sandbox, SandboxError};
 
 pub mod data;
@@ -52,7 +52,7 @@ pub struct StepContext {
     /// Host folders processes see read-only (toolchains outside `/usr`).
     pub read_only: Vec<PathBuf>,
     /// The work folder lent to the sandbox uid while any step can still touch it.
-    pub workdir_lease: Option<crate::sandbox::process::WorkdirLease>,
+    pub workdir_lease: Option<crate::sandbox::lease::WorkdirLease>,
 }
 
 /// The step being run, with its time limit.
