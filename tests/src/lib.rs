@@ -4,9 +4,9 @@
 //! binaries, the real `git` and `minisign` programs, on real files in temporary folders.
 //! This library holds what they share: finding the binaries (built on first use with the
 //! same cargo and target folder as the test run) and running commands with a clean,
-//! private environment; and, for the node tests, a running `mission-node` ([`Node`]),
-//! its admin commands ([`node_cmd`], [`add_user`]) and a small HTTP client ([`agent`],
-//! [`Reply`]).
+//! private environment; and, for the node tests, a running `mission-node` ([`Node`], or
+//! [`NodeProcess`] over a data folder the test owns), its admin commands ([`node_cmd`],
+//! [`node_admin`], [`add_user`]) and a small HTTP client ([`agent`], [`Reply`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -165,6 +165,7 @@ pub fn add_user(data: &Path, name: &str, scopes: &str) -> String {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
+    assert!(lines[0].starts_with("mrt_"), "not a token: {stdout:?}");
     lines[0].trim().to_owned()
 }
 
@@ -228,24 +229,9 @@ impl Node {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let mut child = node_cmd(&self.data)
-            .args(["--listen", listen, "serve"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&self.log).unwrap())
-            .spawn()
-            .expect("mission-node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "mission-node did not print its address (stdout: {line:?}); log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        };
-        self.url = url.to_owned();
+        let log = std::fs::File::create(&self.log).unwrap();
+        let (child, url) = spawn_node(&self.data, listen, log, &self.log);
+        self.url = url;
         self.child = Some(child);
     }
 
@@ -304,6 +290,100 @@ impl Drop for Node {
             );
         }
     }
+}
+
+/// Starts `mission-node serve` on `data`, listening on `listen`, its stderr into `log`
+/// (named `log_path` in the panic message); returns the child and its base URL, read from
+/// the first line it prints.
+fn spawn_node(data: &Path, listen: &str, log: std::fs::File, log_path: &Path) -> (Child, String) {
+    let mut child = node_cmd(data)
+        .args(["--listen", listen, "serve"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("mission-node starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(url) = line.trim().strip_prefix("mission-node listening on ") else {
+        let _ = child.kill();
+        panic!(
+            "mission-node did not print its address (stdout: {line:?}); log:\n{}",
+            std::fs::read_to_string(log_path).unwrap_or_default()
+        );
+    };
+    (child, url.to_owned())
+}
+
+/// A `mission-node serve` on 127.0.0.1:0 over a data folder the test owns (for tests that
+/// stop it one way or another and look at the folder afterwards); its stderr is appended to
+/// `DATA.log`. Killed (SIGKILL) on drop.
+pub struct NodeProcess {
+    child: Child,
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data folder.
+    pub data: PathBuf,
+}
+
+impl NodeProcess {
+    pub fn start(data: &Path) -> NodeProcess {
+        let log_path = data.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let (child, url) = spawn_node(data, "127.0.0.1:0", log, &log_path);
+        NodeProcess {
+            child,
+            url,
+            data: data.to_owned(),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    /// What the node has written to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM: a clean stop.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mission-node --data DATA admin ARGS...` (logging only warnings, so stderr holds what
+/// the command itself says).
+pub fn node_admin(data: &Path, args: &[&str]) -> Ran {
+    run(node_cmd(data)
+        .arg("admin")
+        .args(args)
+        .env("RUST_LOG", "warn"))
 }
 
 // ---- HTTP ----

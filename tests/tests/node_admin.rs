@@ -2,14 +2,13 @@
 //! socket), and `admin fsck` finding each kind of damage in a real data folder, with real
 //! node processes, real git and real minisign keys.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use mission_e2e::{bin, run, Ran};
+use mission_e2e::{node_admin, NodeProcess as Node, Ran};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::entry::{IndexEntry, PublishedArchive};
 use mission_index::repo::IndexRepo;
@@ -17,91 +16,6 @@ use mission_index::signing::{self, PublicKey, SecretKey};
 use sha2::{Digest, Sha256};
 
 // ---- helpers: a node process, admin commands, a tiny HTTP client, signed packages ----
-
-/// A `mission-node serve` on 127.0.0.1:0; killed (SIGKILL) on drop.
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Node {
-    fn start(data: &Path) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
-        let mut child = Command::new(bin("mission-node"))
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "serve"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("mission-node starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("mission-node listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-                panic!("the node did not print its address; its log:\n{log}");
-            }
-        };
-        Node { child, url }
-    }
-
-    fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM: a clean stop.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin(data: &Path, args: &[&str]) -> Ran {
-    run(Command::new(bin("mission-node"))
-        .arg("--data")
-        .arg(data)
-        .arg("admin")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null()))
-}
 
 /// A fresh data folder (inside a temp dir that also holds the node's log).
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
@@ -112,7 +26,7 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// `admin user add`, asserting it prints one token and nothing else on stdout.
 fn add_user(data: &Path, name: &str, scopes: &str) -> String {
-    let ran = admin(data, &["user", "add", name, "--scopes", scopes]);
+    let ran = node_admin(data, &["user", "add", name, "--scopes", scopes]);
     assert!(ran.success, "{ran:?}");
     let token = ran.stdout.trim_end_matches('\n');
     assert!(
@@ -216,9 +130,9 @@ fn seeded() -> (tempfile::TempDir, PathBuf) {
 
 fn fsck(data: &Path, repair: bool) -> Ran {
     if repair {
-        admin(data, &["fsck", "--repair"])
+        node_admin(data, &["fsck", "--repair"])
     } else {
-        admin(data, &["fsck"])
+        node_admin(data, &["fsck"])
     }
 }
 
@@ -261,13 +175,13 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
     // Through the socket (the store is held by the node; a direct open would be refused).
     let bob = add_user(&data, "bob", "publish");
     assert_ne!(alice, bob);
-    let ran = admin(&data, &["user", "token", "alice", "--scopes", "owners"]);
+    let ran = node_admin(&data, &["user", "token", "alice", "--scopes", "owners"]);
     assert!(ran.success, "{ran:?}");
     let alice2 = ran.stdout.trim().to_owned();
     assert!(alice2.starts_with("mrt_") && alice2 != alice);
 
     // Refusals say what is wrong, both ways.
-    let dup = admin(&data, &["user", "add", "alice", "--scopes", "publish"]);
+    let dup = node_admin(&data, &["user", "add", "alice", "--scopes", "publish"]);
     assert_eq!(dup.code, Some(1));
     assert!(dup.stdout.is_empty(), "{dup:?}");
     assert!(
@@ -275,7 +189,7 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
         "{}",
         dup.stderr
     );
-    let bad = admin(&data, &["user", "add", "carol", "--scopes", "publish,fly"]);
+    let bad = node_admin(&data, &["user", "add", "carol", "--scopes", "publish,fly"]);
     assert_eq!(bad.code, Some(1));
     assert!(
         bad.stderr
@@ -283,14 +197,14 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
         "{}",
         bad.stderr
     );
-    let none = admin(&data, &["user", "token", "nobody", "--scopes", "publish"]);
+    let none = node_admin(&data, &["user", "token", "nobody", "--scopes", "publish"]);
     assert!(none.stderr.contains("no user `nobody`"), "{}", none.stderr);
 
     // Revoke bob's token through the socket, by the token itself.
-    let ran = admin(&data, &["token", "revoke", &bob]);
+    let ran = node_admin(&data, &["token", "revoke", &bob]);
     assert!(ran.success, "{ran:?}");
     assert!(ran.stderr.contains("of user `bob`"), "{}", ran.stderr);
-    let show = admin(&data, &["user", "show", "bob"]);
+    let show = node_admin(&data, &["user", "show", "bob"]);
     assert!(show.stdout.contains("revoked"), "{}", show.stdout);
     assert!(!show.stdout.contains(&bob), "tokens are never shown again");
 
@@ -298,7 +212,7 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
     assert!(!socket.exists(), "a clean stop removes the socket");
 
     // Revoke alice's first token offline, by its id.
-    let show = admin(&data, &["user", "show", "alice"]);
+    let show = node_admin(&data, &["user", "show", "alice"]);
     assert!(show.success, "{show:?}");
     let lines: Vec<&str> = show.stdout.lines().skip(1).collect();
     assert_eq!(lines.len(), 2, "{}", show.stdout);
@@ -308,9 +222,9 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_owned();
-    let ran = admin(&data, &["token", "revoke", &first_id]);
+    let ran = node_admin(&data, &["token", "revoke", &first_id]);
     assert!(ran.success, "{ran:?}");
-    let show = admin(&data, &["user", "show", "alice"]);
+    let show = node_admin(&data, &["user", "show", "alice"]);
     let revoked: Vec<&str> = show
         .stdout
         .lines()
@@ -319,7 +233,7 @@ fn users_and_tokens_are_managed_with_the_node_stopped_and_running() {
     assert_eq!(revoked.len(), 1, "{}", show.stdout);
     assert!(revoked[0].contains(&first_id));
 
-    let unknown = admin(&data, &["token", "revoke", "mrt_not_a_token"]);
+    let unknown = node_admin(&data, &["token", "revoke", "mrt_not_a_token"]);
     assert_eq!(unknown.code, Some(1));
     assert!(
         unknown.stderr.contains("no token matches"),
@@ -355,7 +269,7 @@ fn tokens_made_by_admin_authenticate_over_http_until_revoked() {
         b"",
     );
     assert_eq!(status, 401);
-    assert!(admin(&data, &["token", "revoke", &online]).success);
+    assert!(node_admin(&data, &["token", "revoke", &online]).success);
     let (status, _) = http(
         &node.addr(),
         "POST",
@@ -365,7 +279,7 @@ fn tokens_made_by_admin_authenticate_over_http_until_revoked() {
     );
     assert_eq!(status, 401, "a revoked token no longer authenticates");
     node.stop();
-    assert!(admin(&data, &["token", "revoke", &offline]).success);
+    assert!(node_admin(&data, &["token", "revoke", &offline]).success);
     let node = Node::start(&data);
     let (status, _) = http(
         &node.addr(),
@@ -380,7 +294,7 @@ fn tokens_made_by_admin_authenticate_over_http_until_revoked() {
 #[test]
 fn admin_refuses_a_missing_data_folder() {
     let (_dir, data) = data_dir();
-    let ran = admin(&data, &["user", "add", "alice", "--scopes", "publish"]);
+    let ran = node_admin(&data, &["user", "add", "alice", "--scopes", "publish"]);
     assert!(!ran.success);
     assert!(ran.stderr.contains("does not exist"), "{}", ran.stderr);
     assert!(!data.exists(), "admin must not create a data folder");
@@ -515,14 +429,14 @@ fn fsck_finds_a_mission_without_owners_and_admin_owner_add_fixes_it() {
     assert!(ran.stdout.contains("repaired: snapshot"), "{}", ran.stdout);
     assert_eq!(problems(&ran).len(), 1, "{}", ran.stdout);
 
-    let refused = admin(&data, &["owner", "add", "no_such_mission", "alice"]);
+    let refused = node_admin(&data, &["owner", "add", "no_such_mission", "alice"]);
     assert!(
         refused
             .stderr
             .contains("no mission `no_such_mission` in the index"),
         "{refused:?}"
     );
-    let ran = admin(&data, &["owner", "add", "ghost_mission", "alice"]);
+    let ran = node_admin(&data, &["owner", "add", "ghost_mission", "alice"]);
     assert!(ran.success, "{ran:?}");
     assert_clean(&fsck(&data, false));
 }

@@ -7,15 +7,15 @@
 //! Both drive `POST /api/v1/missions/publish` with a [`PublishBody`]. The kill moments come
 //! from a seeded generator: `MISSION_CRASH_SEED=N` replays a failing run.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use mission_e2e::{bin, require_program, run, Ran};
+use mission_e2e::{add_user, node_admin, require_program, run, NodeProcess as Node};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::repo::IndexRepo;
 use mission_index::signing::{self, PublicKey, SecretKey};
@@ -25,91 +25,10 @@ use sha2::{Digest, Sha256};
 const KILLS: usize = 10;
 const DEFAULT_SEED: u64 = 0x5eed_c0ff_ee15_2026;
 
-// ---- helpers (as in node_admin.rs) ----
-
-/// A `mission-node serve` on 127.0.0.1:0; killed (SIGKILL) on drop.
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Node {
-    fn start(data: &Path) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
-        let mut child = Command::new(bin("mission-node"))
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "serve"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("mission-node starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("mission-node listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-                panic!("the node did not print its address; its log:\n{log}");
-            }
-        };
-        Node { child, url }
-    }
-
-    fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
-    }
-
-    /// SIGKILL: no chance to clean up.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin(data: &Path, args: &[&str]) -> Ran {
-    run(Command::new(bin("mission-node"))
-        .arg("--data")
-        .arg(data)
-        .arg("admin")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null()))
-}
-
-fn add_user(data: &Path, name: &str, scopes: &str) -> String {
-    let ran = admin(data, &["user", "add", name, "--scopes", scopes]);
-    assert!(ran.success, "{ran:?}");
-    ran.stdout.trim().to_owned()
-}
+// ---- helpers ----
 
 fn assert_fsck_clean(data: &Path) {
-    let ran = admin(data, &["fsck"]);
+    let ran = node_admin(data, &["fsck"]);
     assert!(
         ran.success && ran.stdout.contains("consistent"),
         "fsck must be clean: {ran:?}"

@@ -12,11 +12,10 @@
 //! Users and tokens come from `mission-node --data D admin user add NAME --scopes S`, run
 //! before the node starts.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use mission_e2e::{bin, require_program, run, workspace, Ran};
+use mission_e2e::{add_user, require_program, run, workspace, NodeProcess as Node, Ran};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
 use mission_index::layout::entry_path;
@@ -25,13 +24,6 @@ use mission_index::wire::TagMessage;
 use sha2::{Digest, Sha256};
 
 // ---- the node --------------------------------------------------------------------------
-
-/// A running `mission-node serve`, killed on drop.
-struct Node {
-    child: Child,
-    url: String,
-    data: PathBuf,
-}
 
 /// Writes `DATA/node.toml` from the template, with the library seeded or not and an
 /// optional archive size limit.
@@ -49,46 +41,15 @@ fn write_settings(data: &Path, seed: bool, max_archive_bytes: Option<u64>) {
     std::fs::write(data.join("node.toml"), text).unwrap();
 }
 
-impl Node {
-    fn start(data: &Path) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
-        let mut child = Command::new(bin("mission-node"))
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "serve"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("mission-node starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("mission-node listening on ")
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-                panic!("mission-node did not start: {line:?}\n{log}")
-            })
-            .to_owned();
-        Node {
-            child,
-            url,
-            data: data.to_owned(),
-        }
-    }
+/// The node's git URLs.
+trait GitUrls {
+    fn index_url(&self) -> String;
+    fn mission_url(&self, name: &str) -> String;
+    /// The mission URL with `token` as the Basic password, as a credential helper gives it.
+    fn push_url(&self, name: &str, token: &str) -> String;
+}
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
-    }
-
+impl GitUrls for Node {
     fn index_url(&self) -> String {
         format!("{}/git/index.git", self.url)
     }
@@ -97,34 +58,9 @@ impl Node {
         format!("{}/git/missions/{name}.git", self.url)
     }
 
-    /// The mission URL with `token` as the Basic password, as a credential helper gives it.
     fn push_url(&self, name: &str, token: &str) -> String {
-        let rest = self.url.strip_prefix("http://").unwrap();
-        format!("http://git:{token}@{rest}/git/missions/{name}.git")
+        format!("http://git:{token}@{}/git/missions/{name}.git", self.addr())
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `mission-node --data D admin user add NAME --scopes S`: the token it prints.
-fn add_user(data: &Path, name: &str, scopes: &str) -> String {
-    let ran = run(Command::new(bin("mission-node"))
-        .arg("--data")
-        .arg(data)
-        .args(["admin", "user", "add", name, "--scopes", scopes]));
-    assert!(
-        ran.success,
-        "`mission-node admin user add {name} --scopes {scopes}` failed (these tests need that command): {}",
-        ran.stderr
-    );
-    let token = ran.stdout.trim().to_owned();
-    assert!(token.starts_with("mrt_"), "not a token: {:?}", ran.stdout);
-    token
 }
 
 // ---- git -------------------------------------------------------------------------------

@@ -406,15 +406,13 @@ steps:
     assert!(!work.join("copied").exists());
 }
 
-/// Ctrl-C while a mission runs: `mission run` exits 130 and the work folder, lent to the
-/// sandbox uid during the run, belongs to its owner again, files the mission made included.
-#[test]
-fn interrupting_a_run_gives_the_work_folder_back() {
+/// Starts `mission run` of a mission that makes `made.txt`, then sleeps 30 s in a sandboxed
+/// step, in `work`; returns once the run is in that step (the folder lent to the sandbox
+/// uid), with the folder owner's uid.
+fn start_slow_run(home: &Path, work: &Path) -> (std::process::Child, u32) {
     use std::os::unix::fs::MetadataExt;
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let owner = fs::metadata(work.path()).unwrap().uid();
-    let file = home.path().join("slow.yaml");
+    let owner = fs::metadata(work).unwrap().uid();
+    let file = home.join("slow.yaml");
     fs::write(
         &file,
         r#"version: "1.0"
@@ -425,26 +423,34 @@ steps:
 "#,
     )
     .unwrap();
-    let mut child = mission(home.path())
+    let child = mission(home)
         .arg("run")
         .arg(&file)
         .arg("--workdir")
-        .arg(work.path())
+        .arg(work)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the mission is in its sleeping step (the folder is lent then).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while fs::metadata(work.path()).unwrap().uid() == owner
-        || !work.path().join("made.txt").exists()
-    {
+    while fs::metadata(work).unwrap().uid() == owner || !work.join("made.txt").exists() {
         assert!(
             std::time::Instant::now() < deadline,
             "the run never started"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (child, owner)
+}
+
+/// Ctrl-C while a mission runs: `mission run` exits 130 and the work folder, lent to the
+/// sandbox uid during the run, belongs to its owner again, files the mission made included.
+#[test]
+fn interrupting_a_run_gives_the_work_folder_back() {
+    use std::os::unix::fs::MetadataExt;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (mut child, owner) = start_slow_run(home.path(), work.path());
     std::thread::sleep(std::time::Duration::from_millis(300));
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -468,37 +474,7 @@ fn a_killed_runs_work_folder_is_given_back_by_the_next_run() {
     use std::os::unix::fs::MetadataExt;
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let owner = fs::metadata(work.path()).unwrap().uid();
-    let file = home.path().join("slow.yaml");
-    fs::write(
-        &file,
-        r#"version: "1.0"
-name: slow
-steps:
-  - { id: made, name: m, step_type: create_file, parameters: { path: made.txt, content: x } }
-  - { id: wait, name: w, step_type: command, depends_on: [made], parameters: { command: sleep, args: ["30"] } }
-"#,
-    )
-    .unwrap();
-    let mut child = mission(home.path())
-        .arg("run")
-        .arg(&file)
-        .arg("--workdir")
-        .arg(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while fs::metadata(work.path()).unwrap().uid() == owner
-        || !work.path().join("made.txt").exists()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut child, owner) = start_slow_run(home.path(), work.path());
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ne!(

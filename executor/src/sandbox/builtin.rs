@@ -500,12 +500,7 @@ impl Sandbox for BuiltinSandbox {
     fn run(&self, spec: &ProcessSpec) -> Result<ProcessOutcome, SandboxError> {
         let workdir = process::check_workdir(&spec.workdir)?;
         let network = matches!(spec.network, NetworkAccess::Hosts(_));
-        let mounts = view::plan(
-            &workdir,
-            &spec.network,
-            view::tmp_size(spec.limits.max_file_bytes),
-            &spec.read_only,
-        )?;
+        let mounts = view::plan_for(spec, &workdir)?;
         let ops = ops_for(&mounts)?;
         // Held until this run returns: the tree goes back to its owner after the last run.
         let _lease = lease::lease_workdir(&workdir)?;

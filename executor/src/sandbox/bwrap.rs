@@ -209,12 +209,7 @@ impl Sandbox for BwrapSandbox {
     fn run(&self, spec: &ProcessSpec) -> Result<ProcessOutcome, SandboxError> {
         let workdir = process::check_workdir(&spec.workdir)?;
         let network = matches!(spec.network, NetworkAccess::Hosts(_));
-        let mounts = view::plan(
-            &workdir,
-            &spec.network,
-            view::tmp_size(spec.limits.max_file_bytes),
-            &spec.read_only,
-        )?;
+        let mounts = view::plan_for(spec, &workdir)?;
         // Held until this run returns: the tree goes back to its owner after the last run.
         // Unprivileged, the processes run as the folder's owner: nothing to lend.
         let _lease = if self.privileged {

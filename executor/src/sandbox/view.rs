@@ -18,7 +18,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{etc_view, NetworkAccess, SandboxError};
+use super::{etc_view, NetworkAccess, ProcessSpec, SandboxError};
 
 /// Entries of `/etc` shown read-only (those that exist on the host).
 pub const ETC_ENTRIES: &[&str] = &[
@@ -82,6 +82,16 @@ pub enum Mount {
     Proc(PathBuf),
     /// A minimal /dev ([`DEVICES`] plus the `fd`, `stdin`, `stdout`, `stderr` links).
     Dev(PathBuf),
+}
+
+/// The mounts for running `spec`, whose work folder is `workdir` (checked, canonical).
+pub fn plan_for(spec: &ProcessSpec, workdir: &Path) -> Result<Vec<Mount>, SandboxError> {
+    plan(
+        workdir,
+        &spec.network,
+        tmp_size(spec.limits.max_file_bytes),
+        &spec.read_only,
+    )
 }
 
 /// The mounts for a process whose (canonical) work folder is `workdir`.

@@ -216,6 +216,23 @@ pub(crate) fn io_error(path: &str, source: std::io::Error) -> StepError {
     }
 }
 
+/// The step types [`execute`] runs.
+pub(crate) fn handles(step_type: StepType) -> bool {
+    use StepType as T;
+    matches!(
+        step_type,
+        T::CreateFile
+            | T::EditFile
+            | T::DeleteFile
+            | T::CopyFile
+            | T::MoveFile
+            | T::ReadFile
+            | T::ListDirectory
+            | T::FileSearch
+            | T::Compress
+    )
+}
+
 pub(crate) fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutput, StepError> {
     let p = call.params;
     let folder = &ctx.folder;

@@ -125,37 +125,17 @@ pub enum StepError {
 /// mission, as RustChain's disabled features do) with a message naming the type.
 pub fn execute(ctx: &StepContext, call: &StepCall<'_>) -> Result<StepOutput, StepError> {
     use StepType as T;
-    // Steps the engine runs itself touch the work folder as the sandbox's user, as
-    // sandboxed steps do (the folder is lent to it for the run). Not the steps that start
-    // sandboxed processes: starting one needs root.
-    let _as_sandbox_user = act_as_sandbox_user(
-        ctx,
-        matches!(
-            call.step_type,
-            T::CreateFile
-                | T::EditFile
-                | T::DeleteFile
-                | T::CopyFile
-                | T::MoveFile
-                | T::ReadFile
-                | T::ListDirectory
-                | T::FileSearch
-                | T::Compress
-        ),
-    )?;
+    if files::handles(call.step_type) {
+        // Steps the engine runs itself touch the work folder as the sandbox's user, as
+        // sandboxed steps do (the folder is lent to it for the run). Not the steps that
+        // start sandboxed processes: starting one needs root.
+        let _as_sandbox_user = act_as_sandbox_user(ctx, true)?;
+        return files::execute(ctx, call);
+    }
     match call.step_type {
         T::Noop => Ok(StepOutput::ok(
             serde_json::json!({"message": "No operation performed"}),
         )),
-        T::CreateFile
-        | T::EditFile
-        | T::DeleteFile
-        | T::CopyFile
-        | T::MoveFile
-        | T::ReadFile
-        | T::ListDirectory
-        | T::FileSearch
-        | T::Compress => files::execute(ctx, call),
         T::ParseJson | T::ParseYaml | T::CsvProcess | T::ValidateSchema => {
             data::execute(call.step_type, call.params)
         }
@@ -198,40 +178,32 @@ pub fn unsupported(step_type: StepType) -> StepOutput {
 /// Whether the executor runs steps of this type (the others fail with [`unsupported`]).
 pub fn is_supported(step_type: StepType) -> bool {
     use StepType as T;
-    matches!(
-        step_type,
-        T::Noop
-            | T::CreateFile
-            | T::EditFile
-            | T::DeleteFile
-            | T::CopyFile
-            | T::MoveFile
-            | T::ReadFile
-            | T::ListDirectory
-            | T::FileSearch
-            | T::Compress
-            | T::ParseJson
-            | T::ParseYaml
-            | T::CsvProcess
-            | T::ValidateSchema
-            | T::Command
-            | T::ProcessStart
-            | T::ProcessKill
-            | T::CompileCode
-            | T::RunTests
-            | T::FormatCode
-            | T::LintCode
-            | T::GitCommit
-            | T::GitBranch
-            | T::GitMerge
-            | T::GitStatus
-            | T::GitDiff
-            | T::Http
-            | T::ServiceHealth
-            | T::PingHost
-            | T::Llm
-            | T::Tool
-    )
+    files::handles(step_type)
+        || matches!(
+            step_type,
+            T::Noop
+                | T::ParseJson
+                | T::ParseYaml
+                | T::CsvProcess
+                | T::ValidateSchema
+                | T::Command
+                | T::ProcessStart
+                | T::ProcessKill
+                | T::CompileCode
+                | T::RunTests
+                | T::FormatCode
+                | T::LintCode
+                | T::GitCommit
+                | T::GitBranch
+                | T::GitMerge
+                | T::GitStatus
+                | T::GitDiff
+                | T::Http
+                | T::ServiceHealth
+                | T::PingHost
+                | T::Llm
+                | T::Tool
+        )
 }
 
 // ----------------------------------------------------------------------------------------
