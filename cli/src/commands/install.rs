@@ -11,15 +11,22 @@ use crate::install::{self, Outcome, Request};
 pub struct Args {
     /// Missions to install, as NAME or NAME@REQ (`fix_build@^1.2`); none: what missions.lock lists
     pub missions: Vec<String>,
+    /// Refuse to change missions.lock; with a complete cache, make no request at all
+    #[arg(long)]
+    pub locked: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// What `install` and `update` both take.
+#[derive(clap::Args)]
+pub struct Common {
     /// The registry: a name from config.toml or a URL (default: the configured default)
     #[arg(long)]
     pub registry: Option<String>,
     /// Install into DIR/NAME instead of ./missions/NAME
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Refuse to change missions.lock; with a complete cache, make no request at all
-    #[arg(long)]
-    pub locked: bool,
     /// Make no network request: use only the cached index and archives
     #[arg(long)]
     pub offline: bool,
@@ -28,15 +35,21 @@ pub struct Args {
     pub json: bool,
 }
 
+impl Common {
+    pub fn options(&self, locked: bool) -> install::Options {
+        install::Options {
+            registry: self.registry.clone(),
+            dir: self.dir.clone(),
+            locked,
+            offline: self.offline,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let opts = install::Options {
-        registry: args.registry,
-        dir: args.dir,
-        locked: args.locked,
-        offline: args.offline,
-    };
+    let opts = args.common.options(args.locked);
     let outcome = install::run(Request::Install(args.missions), &opts)?;
-    report(&outcome, args.json, "Installed")
+    report(&outcome, args.common.json, "Installed")
 }
 
 /// Prints what an install or update did.

@@ -1,6 +1,5 @@
 //! `mission update [NAME]...`: resolve again ignoring the lock for NAME (or for all).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -11,27 +10,12 @@ use crate::install::{self, Request};
 pub struct Args {
     /// Missions to update (all when none is given)
     pub missions: Vec<String>,
-    /// The registry: a name from config.toml or a URL (default: the configured default)
-    #[arg(long)]
-    pub registry: Option<String>,
-    /// Install into DIR/NAME instead of ./missions/NAME
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Make no network request: use only the cached index and archives
-    #[arg(long)]
-    pub offline: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub common: super::install::Common,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let opts = install::Options {
-        registry: args.registry,
-        dir: args.dir,
-        locked: false,
-        offline: args.offline,
-    };
+    let opts = args.common.options(false);
     let outcome = install::run(Request::Update(args.missions), &opts)?;
-    super::install::report(&outcome, args.json, "Updated")
+    super::install::report(&outcome, args.common.json, "Updated")
 }
