@@ -50,7 +50,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::entry::IndexEntry;
-use mission_index::lockfile::{LockedMission, Lockfile, LOCKFILE_NAME};
+use mission_index::lockfile::{LockedMission, Lockfile, PreparedLockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
 use mission_index::repo::IndexConfig;
 use mission_index::resolve::{self, Requirement, ResolveError};
@@ -259,37 +259,63 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     }
 
     let index = SparseIndex::new(registry.clone(), &index_cache, offline);
-    let download = if offline {
+    // Online: config.json first (the download URL template, the node key to pin); the
+    // signed snapshot is then fetched and checked beside the index walk.
+    let online = if offline {
         None
     } else {
-        let config = check_snapshot(&index, &mut trust)?;
-        phase("snapshot checked");
-        Some(DownloadTemplate::new(&config, &registry)?)
+        let (config, node_key) = fetch_config(&index, &mut trust)?;
+        Some((DownloadTemplate::new(&config, &registry)?, node_key))
     };
 
     // Archives are unpacked here before they move into `dir` (see put_in_place); dropped,
     // it leaves `dir` as it was.
     let staging = Staging::new(&dir)?;
-    let progress = Progress::new(download.is_some());
+    let progress = Progress::new(online.is_some());
     let mut ahead_done = BTreeMap::new();
-    if let Some(download) = download.as_ref() {
-        let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
-        let flushed = std::thread::scope(|scope| {
-            for _ in 0..PARALLEL_DOWNLOADS {
-                scope.spawn(|| ahead.work());
+    let resolved = match &online {
+        None => resolve::resolve(&index, &roots, resolve_lock.as_ref()),
+        Some((download, node_key)) => {
+            let previous = trust.last_snapshot(&registry)?;
+            let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
+            let (snapshot, resolved, flushed) = std::thread::scope(|scope| {
+                let snapshot = scope.spawn(|| fetch_snapshot(&index, node_key, previous.as_ref()));
+                for _ in 0..PARALLEL_DOWNLOADS {
+                    scope.spawn(|| ahead.work());
+                }
+                prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
+                phase("index files fetched");
+                let snapshot = snapshot
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("the snapshot check failed unexpectedly")));
+                if snapshot.is_err() {
+                    // Nothing from a node this client must not trust is kept.
+                    ahead.cancel();
+                    index.discard_pending();
+                    return (snapshot, None, None);
+                }
+                ahead.close();
+                phase("snapshot checked");
+                // The index files are written to the cache, and the resolution runs, while
+                // the last archives arrive.
+                let flush = scope.spawn(|| index.flush_cache());
+                let resolved = resolve::resolve(&index, &roots, resolve_lock.as_ref());
+                (snapshot, Some(resolved), Some(flush.join()))
+            });
+            let accepted = snapshot?;
+            trust.set_snapshot(&registry, &accepted)?;
+            trust.save()?;
+            match flushed {
+                Some(Ok(result)) => result.context("writing the index cache")?,
+                Some(Err(_)) => bail!("writing the index cache: the writer thread failed"),
+                None => {}
             }
-            prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
-            phase("index files fetched");
-            ahead.close();
-            // The index files are written to the cache while the last archives arrive.
-            index.flush_cache()
-        });
-        flushed.context("writing the index cache")?;
-        ahead_done = ahead.into_done();
-        phase("archives downloaded and unpacked ahead");
-    }
-    let resolution = resolve::resolve(&index, &roots, resolve_lock.as_ref())
-        .map_err(|e| resolve_error(e, &index, offline))?;
+            ahead_done = ahead.into_done();
+            phase("archives downloaded and unpacked ahead");
+            resolved.ok_or_else(|| anyhow!("internal: no resolution after the index walk"))?
+        }
+    };
+    let resolution = resolved.map_err(|e| resolve_error(e, &index, offline))?;
     phase("resolved");
     let new_lock = Lockfile::from_resolution(&resolution, registry.key());
 
@@ -343,23 +369,36 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     // Every archive is fetched (or read from the cache), verified and unpacked into the
     // staging folder by the download workers, while the index files fetched for the
     // resolution are written to the cache beside them.
-    let (fetched, flushed) = std::thread::scope(|scope| {
+    // --locked leaves missions.lock alone: its content is what it holds already (a
+    // version 1 file stays version 1 until an install may change it). The new one is
+    // written and synced beside its place meanwhile, and renamed once the missions are.
+    let lock_to_write = (!opts.locked).then_some(&new_lock);
+    let (fetched, flushed, prepared) = std::thread::scope(|scope| {
         let flush = scope.spawn(|| index.flush_cache());
+        let prepare = scope.spawn(|| {
+            lock_to_write
+                .map(|lock| lock.prepare_write(&lock_path))
+                .transpose()
+        });
         let fetched = fetch_archives(
             &index,
-            download.as_ref(),
+            online.as_ref().map(|(download, _)| download),
             &order,
             &archive_cache,
             &staging.fresh,
             (&progress, ahead_done),
         );
-        (fetched, flush.join())
+        (fetched, flush.join(), prepare.join())
     });
     fetched?;
     match flushed {
         Ok(result) => result.context("writing the index cache")?,
         Err(_) => bail!("writing the index cache: the writer thread failed"),
     }
+    let prepared = match prepared {
+        Ok(result) => result.with_context(|| format!("writing {}", lock_path.display()))?,
+        Err(_) => bail!("writing {}: the writer thread failed", lock_path.display()),
+    };
     phase("archives verified and unpacked");
 
     let removed: Vec<String> = old_lock
@@ -371,10 +410,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                 .collect()
         })
         .unwrap_or_default();
-    // --locked leaves missions.lock alone: its content is what it holds already (a
-    // version 1 file stays version 1 until an install may change it).
-    let lock_to_write = (!opts.locked).then_some(&new_lock);
-    let installed = put_in_place(&dir, staging, &order, &removed, lock_to_write, &lock_path)?;
+    let installed = put_in_place(&dir, staging, &order, &removed, prepared, &lock_path)?;
 
     phase("missions in place");
     for entry in &order {
@@ -435,10 +471,10 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
     changes
 }
 
-/// Fetches `config.json` and the signed snapshot, and verifies the snapshot against the
-/// pinned node key (pinning it on first contact). Stores the accepted snapshot; returns the
-/// registry's configuration.
-fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexConfig> {
+/// Fetches `config.json` and returns it with the node key to check snapshots with: the one
+/// configured or pinned for the registry, else (first contact) the one `config.json`
+/// names, which is pinned in `trust` (saved once the snapshot verifies).
+fn fetch_config(index: &SparseIndex, trust: &mut TrustStore) -> Result<(IndexConfig, PublicKey)> {
     let registry = index.registry().clone();
     let config_bytes = index.fetch("config.json")?.ok_or_else(|| {
         anyhow!(
@@ -466,6 +502,17 @@ fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexCo
             trust::path().map(|p| p.display().to_string()).unwrap_or_default()
         )
     })?;
+    Ok((config, pk))
+}
+
+/// Fetches the signed snapshot and verifies it with the node key `pk`: signed by it, `seq`
+/// not below the `previous` one accepted, not expired. Returns the snapshot to store.
+fn fetch_snapshot(
+    index: &SparseIndex,
+    pk: &PublicKey,
+    previous: Option<&snapshot::Snapshot>,
+) -> Result<snapshot::Snapshot> {
+    let registry = index.registry();
     let get_text = |path: &str| -> Result<String> {
         let reply = index.get(path, None)?;
         if reply.status != 200 {
@@ -476,18 +523,14 @@ fn check_snapshot(index: &SparseIndex, trust: &mut TrustStore) -> Result<IndexCo
     };
     let json = get_text("/index/snapshot.json")?;
     let sig = get_text("/index/snapshot.json.minisig")?;
-    let previous = trust.last_snapshot(&registry)?;
-    let accepted = snapshot::verify_snapshot_after(&json, &sig, &pk, previous.as_ref(), chrono::Utc::now())
+    snapshot::verify_snapshot_after(&json, &sig, pk, previous, chrono::Utc::now())
         .map_err(|e| {
             anyhow!(
                 "snapshot check failed for the registry `{}`: {e}. Nothing was installed. The node (or something between it and you) serves an index this client must not trust; try again later or ask the node's operator. If the node's key really changed, remove its `node-key` from {}",
                 registry.display(),
                 trust::path().map(|p| p.display().to_string()).unwrap_or_default()
             )
-        })?;
-    trust.set_snapshot(&registry, &accepted)?;
-    trust.save()?;
-    Ok(config)
+        })
 }
 
 /// Fetches, in parallel waves, the index files resolution is about to read: first the
@@ -641,7 +684,7 @@ pub fn verify_archive(entry: &IndexEntry, bytes: &[u8]) -> Result<()> {
     let pk = PublicKey::parse(&entry.key).map_err(|e| {
         anyhow!("signature check failed for {what}: the index entry's key `{}` is not a minisign public key ({e}); nothing was installed. Tell the node's operator", entry.key)
     })?;
-    signing::verify_archive(&pk, &entry.sig, bytes, &entry.name, &entry.vers).map_err(|e| {
+    signing::verify_hashed_archive(&pk, &entry.sig, bytes, &actual, &entry.name, &entry.vers).map_err(|e| {
         anyhow!(
             "signature check failed for {what}: {e}. The index entry's signature does not vouch for this archive by the key {}; the index was altered or is corrupt. Nothing was installed; tell the node's operator",
             entry.key
@@ -713,12 +756,14 @@ fn unpack(entry: &IndexEntry, bytes: &[u8], fresh: &Path) -> Result<()> {
         std::fs::remove_dir_all(&dest)
             .with_context(|| format!("removing {} from the staging folder", dest.display()))?;
     }
-    archive::unpack_archive(bytes, &dest, &ArchiveLimits::default()).with_context(|| {
-        format!(
-            "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
-            entry.name, entry.vers
-        )
-    })?;
+    archive::unpack_archive_to_new_dir(bytes, &dest, &ArchiveLimits::default()).with_context(
+        || {
+            format!(
+                "unpacking `{}` {}: the archive is not a valid package; nothing was installed",
+                entry.name, entry.vers
+            )
+        },
+    )?;
     Ok(())
 }
 
@@ -881,6 +926,15 @@ impl<'a> Ahead<'a> {
         }
     }
 
+    /// Stop: what is still queued is dropped, the workers finish the archive in hand.
+    fn cancel(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.waiting.clear();
+            q.closed = true;
+        }
+        self.ready.notify_all();
+    }
+
     /// No more guesses: the workers finish what is queued and stop.
     fn close(&self) {
         if let Ok(mut q) = self.queue.lock() {
@@ -996,7 +1050,7 @@ fn put_in_place(
     mut staging: Staging,
     order: &[IndexEntry],
     removed: &[String],
-    lock: Option<&Lockfile>,
+    mut lock: Option<PreparedLockfile>,
     lock_path: &Path,
 ) -> Result<Vec<Installed>> {
     let fresh = staging.fresh.clone();
@@ -1055,8 +1109,8 @@ fn put_in_place(
                 steps.push(Step::Removed { name: name.clone() });
             }
         }
-        if let Some(lock) = lock {
-            lock.write_atomic(lock_path)
+        if let Some(lock) = lock.take() {
+            lock.commit()
                 .with_context(|| format!("writing {}", lock_path.display()))?;
         }
         Ok(())

@@ -102,6 +102,9 @@ pub struct SparseIndex {
     memo: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
     /// Files fetched in this run and not yet written to the cache.
     pending: Mutex<Vec<PendingWrite>>,
+    /// Index files parsed in this run, by path (a resolution reads each name more than
+    /// once: the prefetch waves, then the resolver).
+    parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
 }
 
 /// The first line of a cached index file that carries its ETag.
@@ -185,6 +188,15 @@ impl SparseIndex {
             requested: Mutex::new(BTreeSet::new()),
             memo: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
+            parsed: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Forgets the files fetched in this run instead of caching them (their node failed a
+    /// check, so nothing it served is kept).
+    pub fn discard_pending(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.clear();
         }
     }
 
@@ -446,6 +458,9 @@ impl IndexReader for SparseIndex {
             name: name.to_owned(),
             message: e.to_string(),
         })?;
+        if let Some(known) = self.parsed.lock().ok().and_then(|p| p.get(&path).cloned()) {
+            return Ok(Some(known));
+        }
         let Some(bytes) = self.fetch(&path)? else {
             return Ok(None);
         };
@@ -456,6 +471,9 @@ impl IndexReader for SparseIndex {
         };
         let text = String::from_utf8(bytes).map_err(|_| parse("not UTF-8".into()))?;
         let entries = IndexEntry::parse_file(&text).map_err(|e| parse(e.to_string()))?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            parsed.insert(path, entries.clone());
+        }
         Ok(Some(entries))
     }
 }

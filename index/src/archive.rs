@@ -1478,6 +1478,46 @@ pub fn unpack_archive(
     Ok(report)
 }
 
+/// Verifies `archive` and unpacks it into `dest`, a folder this creates (it must not exist;
+/// its parent must). Unlike [`unpack_archive`], `dest` is visible while it fills: this is
+/// for a caller that stages the result in a private folder of its own (an installer's
+/// staging area) and saves the temporary folder and rename per archive. On any error
+/// `dest` is removed again.
+pub fn unpack_archive_to_new_dir(
+    archive: &[u8],
+    dest: &Path,
+    limits: &ArchiveLimits,
+) -> Result<UnpackReport, ArchiveError> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o755);
+    }
+    builder.create(dest).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            ArchiveError::DestinationExists {
+                path: dest.to_path_buf(),
+            }
+        } else {
+            io_err(dest)(e)
+        }
+    })?;
+    let mut unpacker = Unpacker {
+        root: dest.to_path_buf(),
+        current: None,
+        report: UnpackReport { files: 0, bytes: 0 },
+    };
+    match walk(archive, limits, limits.decompressed_cap(), &mut unpacker) {
+        Ok(()) => Ok(unpacker.report),
+        Err(e) => {
+            drop(unpacker);
+            let _ = fs::remove_dir_all(dest);
+            Err(e)
+        }
+    }
+}
+
 impl fmt::Display for EntryKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -2016,6 +2056,46 @@ mod tests {
             "{err}"
         );
         assert_eq!(fs::read(&file).unwrap(), b"x");
+    }
+
+    #[test]
+    fn unpack_to_a_new_dir_creates_it_refuses_one_that_exists_and_removes_a_failed_one() {
+        let (a, _) = two_copies();
+        let limits = ArchiveLimits::default();
+        let archive = build_archive(a.path(), &limits).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("pkg");
+        let report = unpack_archive_to_new_dir(&archive, &dest, &limits).unwrap();
+        assert_eq!(report.files, 5);
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(build_archive(&dest, &limits).unwrap(), archive);
+
+        // Even an empty folder is not taken over: the caller owns a fresh name.
+        let empty = out.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let err = unpack_archive_to_new_dir(&archive, &empty, &limits).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::DestinationExists { .. }),
+            "{err}"
+        );
+        assert!(fs::read_dir(&empty).unwrap().next().is_none());
+
+        // A cut-off archive fails after files were written: the folder goes with them.
+        let cut = out.path().join("cut");
+        let err =
+            unpack_archive_to_new_dir(&archive[..archive.len() - 12], &cut, &limits).unwrap_err();
+        assert!(!cut.exists(), "{err}");
+        let names: BTreeSet<_> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["empty".to_owned(), "pkg".to_owned()])
+        );
     }
 
     #[test]

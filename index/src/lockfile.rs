@@ -545,6 +545,14 @@ impl Lockfile {
     /// Writes the lockfile to `path` through a temporary file in the same folder and a
     /// rename, so a crash leaves either the old file or the new one, never half of one.
     pub fn write_atomic(&self, path: &Path) -> Result<(), LockfileError> {
+        self.prepare_write(path)?.commit()
+    }
+
+    /// The first half of [`Lockfile::write_atomic`]: the new content, complete and synced
+    /// to disk in a temporary file beside `path`, not yet in place. An installer prepares
+    /// it while archives still download, so the sync is off its critical path; dropping
+    /// the result leaves `path` as it was.
+    pub fn prepare_write(&self, path: &Path) -> Result<PreparedLockfile, LockfileError> {
         let io = |source| LockfileError::Io {
             path: path.to_owned(),
             source,
@@ -556,10 +564,33 @@ impl Lockfile {
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         tmp.write_all(self.to_string().as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(PreparedLockfile {
+            tmp,
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+/// A lockfile written and synced beside its place (see [`Lockfile::prepare_write`]).
+#[derive(Debug)]
+pub struct PreparedLockfile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl PreparedLockfile {
+    /// Renames it into place and makes the rename durable.
+    pub fn commit(self) -> Result<(), LockfileError> {
+        let PreparedLockfile { tmp, path, dir } = self;
+        tmp.persist(&path).map_err(|e| LockfileError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
         // Make the rename itself durable; some filesystems cannot sync a folder, and the
         // file is already complete, so a failure here is not worth failing the install.
-        if let Ok(d) = std::fs::File::open(dir) {
+        if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
         Ok(())

@@ -575,8 +575,22 @@ pub fn verify_archive(
     name: &str,
     version: &str,
 ) -> Result<(), SignError> {
+    verify_hashed_archive(pk, sig_text, archive, &sha256_hex(archive), name, version)
+}
+
+/// [`verify_archive`] for a caller that has just hashed `archive` itself (an installer
+/// checks the index checksum first): `sha256` must be the lowercase hex SHA-256 of
+/// `archive`, computed from these very bytes, never a value taken from the index.
+pub fn verify_hashed_archive(
+    pk: &PublicKey,
+    sig_text: &str,
+    archive: &[u8],
+    sha256: &str,
+    name: &str,
+    version: &str,
+) -> Result<(), SignError> {
     let found = verify_bytes(pk, sig_text, archive)?;
-    let expected = archive_trusted_comment(name, version, &sha256_hex(archive));
+    let expected = archive_trusted_comment(name, version, sha256);
     if found != expected {
         return Err(SignError::TrustedCommentMismatch { expected, found });
     }

@@ -225,12 +225,22 @@ async fn details(
 
 // ---- download ----
 
-/// The blob of `entry`, opened and checked against the index checksum; positioned at its
-/// start. Never hands out bytes that do not hash to what the index says.
-fn open_checked_blob(
-    state: &AppState,
-    entry: &IndexEntry,
-) -> Result<(std::fs::File, u64), ApiError> {
+/// Archives up to this size are read into memory once (to hash them) and sent from there;
+/// larger ones are streamed from the checked file. Nearly every mission archive is a few
+/// kilobytes, and streaming a file through tokio costs a blocking-pool hop per chunk.
+const IN_MEMORY_ARCHIVE: u64 = 8 * 1024 * 1024;
+
+/// A stored archive whose bytes hash to its index checksum.
+enum CheckedBlob {
+    /// The whole archive.
+    Memory(Bytes),
+    /// The open file, positioned at its start, and its length.
+    File(std::fs::File, u64),
+}
+
+/// The blob of `entry`, read and checked against the index checksum. Never hands out
+/// bytes that do not hash to what the index says.
+fn open_checked_blob(state: &AppState, entry: &IndexEntry) -> Result<CheckedBlob, ApiError> {
     let what = format!("`{}` {} (sha256 {})", entry.name, entry.vers, entry.cksum);
     let path = state.blobs.path(&entry.cksum).map_err(|e| {
         ApiError::internal(format!("the index entry of {what} has a bad checksum: {e}"))
@@ -253,9 +263,13 @@ fn open_checked_blob(
     };
     let read_error =
         |e: std::io::Error| ApiError::internal(format!("reading the archive of {what}: {e}"));
+    let size = file.metadata().map_err(read_error)?.len();
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;
+    // Small archives are kept as read; the file may have grown since `metadata`, so the
+    // bytes kept are exactly the bytes hashed either way.
+    let mut kept = (size <= IN_MEMORY_ARCHIVE).then(|| Vec::with_capacity(size as usize));
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf).map_err(read_error)?;
         if n == 0 {
@@ -263,6 +277,13 @@ fn open_checked_blob(
         }
         hasher.update(&buf[..n]);
         len += n as u64;
+        if let Some(k) = kept.as_mut() {
+            if len <= IN_MEMORY_ARCHIVE {
+                k.extend_from_slice(&buf[..n]);
+            } else {
+                kept = None;
+            }
+        }
     }
     let actual = hex::encode(hasher.finalize());
     if actual != entry.cksum {
@@ -271,8 +292,40 @@ fn open_checked_blob(
              not served. The node operator should run `mission-node admin fsck`"
         )));
     }
-    file.rewind().map_err(read_error)?;
-    Ok((file, len))
+    match kept {
+        Some(bytes) => Ok(CheckedBlob::Memory(Bytes::from(bytes))),
+        None => {
+            file.rewind().map_err(read_error)?;
+            Ok(CheckedBlob::File(file, len))
+        }
+    }
+}
+
+/// The index entry of `name` `version`: from the sparse index's in-memory copy of the head
+/// the current snapshot signs (no git read on the hot path), else from the head of `main`
+/// (a version published a moment ago, before its snapshot was signed).
+async fn download_entry(
+    state: &SharedState,
+    name: &str,
+    version: &str,
+) -> Result<IndexEntry, ApiError> {
+    if let Ok(path) = layout::entry_path(name) {
+        if let Ok(Some(file)) = crate::sparse::read_head(state, path).await {
+            let found = std::str::from_utf8(&file.bytes)
+                .ok()
+                .and_then(|text| IndexEntry::parse_file(text).ok())
+                .and_then(|entries| entries.into_iter().find(|e| same_version(&e.vers, version)));
+            if let Some(entry) = found {
+                return Ok(entry);
+            }
+        }
+    }
+    let (state, name, version) = (state.clone(), name.to_owned(), version.to_owned());
+    blocking("reading the index", move || {
+        let mission = read_mission(&state, &name)?;
+        Ok(find_version(&mission, &version)?.clone())
+    })
+    .await
 }
 
 async fn download(
@@ -281,39 +334,46 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_reader(&state, &headers)?;
-    let (entry, opened) = blocking("reading the archive", {
+    let entry = download_entry(&state, &name, &version).await?;
+    let etag = HeaderValue::from_str(&format!("\"{}\"", entry.cksum))
+        .map_err(|e| ApiError::internal(format!("the checksum is not a header value: {e}")))?;
+    if if_none_match(&headers, &format!("\"{}\"", entry.cksum)) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let (entry, blob) = blocking("reading the archive", {
         let state = state.clone();
-        let headers = headers.clone();
         move || {
-            let mission = read_mission(&state, &name)?;
-            let entry = find_version(&mission, &version)?.clone();
-            if if_none_match(&headers, &format!("\"{}\"", entry.cksum)) {
-                return Ok((entry, None));
-            }
-            let opened = open_checked_blob(&state, &entry)?;
+            let blob = open_checked_blob(&state, &entry)?;
             // Counted once the archive is known good; a failed count must not fail the
             // download, so it is logged.
             if let Err(e) = state.store.count_download(&entry.name, &entry.vers) {
                 tracing::warn!(name = %entry.name, version = %entry.vers, error = %e, "counting a download");
             }
-            Ok((entry, Some(opened)))
+            Ok((entry, blob))
         }
     })
     .await?;
-    let etag = HeaderValue::from_str(&format!("\"{}\"", entry.cksum))
-        .map_err(|e| ApiError::internal(format!("the checksum is not a header value: {e}")))?;
-    let Some((file, len)) = opened else {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
-    };
     metrics::counter!("mission_downloads_total").increment(1);
     let disposition = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}-{}.tar.gz\"",
         entry.name, entry.vers
     ))
     .unwrap_or(HeaderValue::from_static("attachment"));
-    // Streamed from the file already checked: the same open file, so a concurrent rename
-    // in the blob folder cannot swap the bytes under us.
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let (body, len) = match blob {
+        CheckedBlob::Memory(bytes) => {
+            let len = bytes.len() as u64;
+            (Body::from(bytes), len)
+        }
+        // Streamed from the file already checked: the same open file, so a concurrent
+        // rename in the blob folder cannot swap the bytes under us.
+        CheckedBlob::File(file, len) => {
+            let stream = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                64 * 1024,
+            );
+            (Body::from_stream(stream), len)
+        }
+    };
     Ok((
         StatusCode::OK,
         [
@@ -325,7 +385,7 @@ async fn download(
             (header::ETAG, etag),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(stream),
+        body,
     )
         .into_response())
 }

@@ -358,6 +358,69 @@ fn a_missing_or_corrupt_blob_is_a_500_never_wrong_bytes() {
     assert_eq!(details["downloads"], 0, "failed downloads are not counted");
 }
 
+/// Archives past the node's in-memory size (8 MiB) are streamed from the checked file
+/// rather than sent from memory: the bytes, length and count are the same, and a corrupt
+/// one is refused before anything is sent.
+#[test]
+fn a_large_archive_streams_back_whole_and_a_corrupt_one_is_refused() {
+    let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
+    let alice = author();
+    // Incompressible bytes, so the archive itself is past 8 MiB (and within the default
+    // 10 MiB limit).
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..9 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let files = vec![
+        archive::SourceFile {
+            path: "mission.yaml".into(),
+            executable: false,
+            data: mission_e2e::mission_yaml("api_large", "0.1.0").into_bytes(),
+        },
+        archive::SourceFile {
+            path: "data.bin".into(),
+            executable: false,
+            data,
+        },
+    ];
+    let bytes = archive::build_archive_from_files(files, &ArchiveLimits::default()).unwrap();
+    assert!(
+        bytes.len() > 8 << 20 && bytes.len() < 10 << 20,
+        "{}",
+        bytes.len()
+    );
+    let body = publish_body_signed(&alice, &alice, "api_large", "0.1.0", bytes.clone());
+    publish_raw(&node, Some(&tokens[0]), body).expect(200);
+
+    let path = "/api/v1/missions/api_large/0.1.0/download";
+    let reply = node.get(path).expect(200);
+    assert_eq!(reply.header("content-length"), bytes.len().to_string());
+    assert!(reply.body == bytes, "the very bytes that were signed");
+    let details = node.get("/api/v1/missions/api_large").expect(200).json();
+    assert_eq!(details["downloads"], 1);
+
+    let cksum = sha256(&bytes);
+    let blob = node
+        .data
+        .join("blobs/sha256")
+        .join(&cksum[..2])
+        .join(&cksum[2..]);
+    let mut stored = std::fs::read(&blob).unwrap();
+    stored[4 << 20] ^= 0xff;
+    std::fs::write(&blob, &stored).unwrap();
+    let corrupt = node.get(path).expect(500);
+    assert!(
+        corrupt.detail().contains("corrupt") && corrupt.detail().contains(&cksum),
+        "{}",
+        corrupt.detail()
+    );
+}
+
 #[test]
 fn metrics_count_requests_by_route_and_status() {
     let node = Node::start();

@@ -23,6 +23,9 @@
 //! cargo build --release -p mission-node -p mission-cli
 //! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 4]
 //! ```
+//!
+//! `--hold SECONDS` publishes, prints the node's URL and a client home, and keeps the node
+//! up that long without measuring: for profiling an install by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,12 +44,16 @@ const MISSIONS: usize = 51;
 struct Args {
     rounds: usize,
     parallel: usize,
+    /// Keep the node up this many seconds after publishing, printing how to reach it (for
+    /// profiling `mission install` by hand), instead of measuring.
+    hold: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, Error> {
     let mut args = Args {
         rounds: 7,
         parallel: 4,
+        hold: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +61,7 @@ fn parse_args() -> Result<Args, Error> {
         match flag.as_str() {
             "--rounds" => args.rounds = value.parse()?,
             "--parallel" => args.parallel = value.parse()?,
+            "--hold" => args.hold = Some(value.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -310,6 +318,15 @@ fn main() -> Result<(), Error> {
         publish(&agent, &url, &token, &public, &secret, &name(i), bytes)?;
     }
     sizes.sort();
+    if let Some(seconds) = args.hold {
+        let home = new_home(&tmp.path().join("hold-home"), &url)?;
+        println!(
+            "node at {url} for {seconds} s; try: MISSION_HOME={} mission install bench_app (with a fresh MISSION_HOME/cache for a cold install)",
+            home.display()
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+        return Ok(());
+    }
     let mut urls: Vec<String> = Vec::new();
     for i in 0..MISSIONS {
         urls.push(format!("{url}/index/{}", entry_path(&name(i))?));
