@@ -279,10 +279,20 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             let previous = trust.last_snapshot(&registry)?;
             let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
             let (snapshot, resolved, flushed) = std::thread::scope(|scope| {
-                let snapshot = scope.spawn(|| fetch_snapshot(&index, node_key, previous.as_ref()));
-                for _ in 0..PARALLEL_DOWNLOADS {
-                    scope.spawn(|| ahead.work());
-                }
+                // Archives are fetched only from a node whose snapshot verified: the
+                // download workers start once it has (usually before the first index file
+                // names an archive).
+                let snapshot = scope.spawn(|| {
+                    let checked = fetch_snapshot(&index, node_key, previous.as_ref());
+                    if checked.is_ok() {
+                        for _ in 0..PARALLEL_DOWNLOADS {
+                            scope.spawn(|| ahead.work());
+                        }
+                    } else {
+                        ahead.cancel();
+                    }
+                    checked
+                });
                 prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
                 phase("index files fetched");
                 let snapshot = snapshot
@@ -290,7 +300,6 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                     .unwrap_or_else(|_| Err(anyhow!("the snapshot check failed unexpectedly")));
                 if snapshot.is_err() {
                     // Nothing from a node this client must not trust is kept.
-                    ahead.cancel();
                     index.discard_pending();
                     return (snapshot, None, None);
                 }
@@ -913,10 +922,10 @@ impl<'a> Ahead<'a> {
         }
     }
 
-    /// Queues the archive of `entry`, unless it is queued already.
+    /// Queues the archive of `entry`, unless it is queued already or the queue is closed.
     fn push(&self, entry: &IndexEntry) {
         if let Ok(mut q) = self.queue.lock() {
-            if q.queued.insert(entry.cksum.clone()) {
+            if !q.closed && q.queued.insert(entry.cksum.clone()) {
                 if !archive_path(self.cache, &entry.cksum).is_file() {
                     self.progress.expect(1);
                 }

@@ -85,6 +85,11 @@ pub fn agent() -> ureq::Agent {
         .timeout_per_write(Some(Duration::from_secs(60)))
         // Index prefetches and archive downloads run side by side during a resolution.
         .max_idle_connections_per_host(2 * PARALLEL_REQUESTS)
+        // Buffers are allocated and zeroed for every connection; ureq's default of 128 KiB
+        // each way cost an install some 600 page faults. Requests are a few hundred
+        // bytes, index files and most archives a few KiB.
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(16 * 1024)
         .build()
         .into()
 }

@@ -104,6 +104,24 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         tracing::info!(missions = seeded, "seeded the community library");
     }
     crate::admin::start_socket(state.clone()).context("starting the admin socket")?;
+    // Download counts are kept in memory and made durable once a second (see `store`).
+    let flusher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::store::DOWNLOAD_FLUSH_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let state = state.clone();
+                let flushed = tokio::task::spawn_blocking(move || state.store.flush()).await;
+                match flushed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "making download counts durable"),
+                    Err(e) => tracing::warn!(error = %e, "the download count flush failed"),
+                }
+            }
+        })
+    };
     crate::execute::start(&state).context("starting the execution runners")?;
 
     println!("mission-node listening on {base_url}");
@@ -120,6 +138,7 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    flusher.abort();
     if let Err(e) = state.store.flush() {
         tracing::warn!(error = %e, "making the last download counts durable");
     }

@@ -696,6 +696,19 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         "{err}"
     );
     unchanged("expired snapshot");
+    // A first-time user refused the same way keeps nothing the node served: no index file
+    // and no archive reach its cache, nothing its project.
+    let newcomer = Client::new(&front.url);
+    let err = newcomer.fails(&["install", "app_main"]);
+    assert!(err.contains("expired"), "{err}");
+    let mut cached = BTreeMap::new();
+    walk(&newcomer.home, &newcomer.home, &mut cached);
+    assert!(
+        cached.keys().all(|path| !path.starts_with("cache/")),
+        "nothing cached: {:?}",
+        cached.keys().collect::<Vec<_>>()
+    );
+    assert!(newcomer.tree().is_empty(), "{:?}", newcomer.tree().keys());
     user.point_at(&node.url);
 
     // 4. An index line altered in the node's repository: base_tools' signature replaced by

@@ -321,6 +321,29 @@ fn a_download_is_the_signed_archive_the_index_names_and_is_counted() {
         .expect(200);
 }
 
+/// Download counts are kept in memory and made durable about once a second: counts a
+/// second old survive the node being killed.
+#[test]
+fn download_counts_become_durable_within_a_second() {
+    let mut node = Node::start();
+    let entry = entries(&node, SEEDED_PATH).remove(0);
+    let path = format!("/api/v1/missions/{SEEDED}/{}/download", entry.vers);
+    node.get(&path).expect(200);
+    node.get(&path).expect(200);
+    let details = node
+        .get(&format!("/api/v1/missions/{SEEDED}"))
+        .expect(200)
+        .json();
+    assert_eq!(details["downloads"], 2, "counted at once");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    node.restart(); // SIGKILL: nothing is flushed on the way out
+    let details = node
+        .get(&format!("/api/v1/missions/{SEEDED}"))
+        .expect(200)
+        .json();
+    assert_eq!(details["downloads"], 2, "made durable while the node ran");
+}
+
 #[test]
 fn a_missing_or_corrupt_blob_is_a_500_never_wrong_bytes() {
     let node = Node::start();
