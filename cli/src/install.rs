@@ -3,26 +3,31 @@
 //! An install:
 //!
 //! 1. reads `missions.lock` in the current folder (when there is one);
-//! 2. unless offline, fetches the node's `config.json` and its signed snapshot and verifies
-//!    the snapshot with the node key pinned in the trust store (pinned from `config.json` on
+//! 2. unless offline, fetches the node's `config.json`, then its signed snapshot, which it
+//!    verifies with the node key pinned in the trust store (pinned from `config.json` on
 //!    first contact unless `config.toml` names it): signed by that key, `seq` not below the
-//!    last one seen (stored), not expired;
+//!    last one seen (stored), not expired. The snapshot is checked beside the first index
+//!    requests of step 3, but nothing the node serves reaches the cache, and no archive is
+//!    downloaded, before it verified;
 //! 3. resolves the requested missions over the sparse index (only the index files the
 //!    resolution reaches are fetched, each cached with its ETag), preferring the lock. The
 //!    index files are fetched in waves before resolving: the requested names (and the
 //!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
-//!    so on, a few requests at a time; the resolver then reads them from memory. The
-//!    archive of each likely version is downloaded (and verified, and cached) as soon as
-//!    its wave is read, so downloads overlap the index round trips;
+//!    so on, a few requests at a time; the resolver then reads them from memory, while the
+//!    last archives arrive. The archive of each likely version is downloaded (and verified,
+//!    cached and unpacked) as soon as its wave is read, so downloads overlap the index
+//!    round trips;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
 //!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
 //!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
 //!    is the index checksum, its signature is valid for the index entry's key, name and
 //!    version, and that key is the one pinned for the name (trust store and lockfile). On a
 //!    terminal a progress bar shows the downloads; otherwise nothing is printed for them;
-//! 5. unpacks each into a temporary folder beside the install folder, then swaps them into
-//!    `missions/NAME/`, removes the missions no longer needed, and writes `missions.lock`
-//!    atomically. If anything fails, the earlier install and lockfile are left as they were.
+//! 5. unpacks each into a staging folder inside the install folder, then swaps them into
+//!    `missions/NAME/`, removes the missions no longer needed, and renames the new
+//!    `missions.lock` into place (written and synced beside it while the archives
+//!    downloaded). If anything fails, the earlier install and lockfile are left as they
+//!    were.
 //!
 //! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
 //! starts from them (and from the names given), so a dependency that no chosen version
@@ -259,6 +264,11 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     }
 
     let index = SparseIndex::new(registry.clone(), &index_cache, offline);
+    if !offline {
+        // Released once the node's snapshot verified; an install that fails before leaves
+        // the cache as it was.
+        index.hold_cache();
+    }
     // Online: config.json first (the download URL template, the node key to pin); the
     // signed snapshot is then fetched and checked beside the index walk.
     let online = if offline {
@@ -279,6 +289,8 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             let previous = trust.last_snapshot(&registry)?;
             let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
             let (snapshot, resolved, flushed) = std::thread::scope(|scope| {
+                // Should this thread panic, the workers must not wait for work forever.
+                let _cancel = CancelOnPanic(&ahead);
                 // Archives are fetched only from a node whose snapshot verified: the
                 // download workers start once it has (usually before the first index file
                 // names an archive).
@@ -295,20 +307,28 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                 });
                 prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
                 phase("index files fetched");
-                let snapshot = snapshot
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow!("the snapshot check failed unexpectedly")));
+                let snapshot = snapshot.join().unwrap_or_else(|panic| {
+                    Err(anyhow!(
+                        "the snapshot check failed: {}",
+                        panic_text(panic.as_ref())
+                    ))
+                });
                 if snapshot.is_err() {
-                    // Nothing from a node this client must not trust is kept.
-                    index.discard_pending();
+                    // The cache stays held: nothing this node served is kept.
+                    ahead.cancel();
                     return (snapshot, None, None);
                 }
                 ahead.close();
+                index.release_cache();
                 phase("snapshot checked");
                 // The index files are written to the cache, and the resolution runs, while
                 // the last archives arrive.
                 let flush = scope.spawn(|| index.flush_cache());
                 let resolved = resolve::resolve(&index, &roots, resolve_lock.as_ref());
+                if resolved.is_err() {
+                    // Nothing will be installed: no need to wait for the guessed archives.
+                    ahead.cancel();
+                }
                 (snapshot, Some(resolved), Some(flush.join()))
             });
             let accepted = snapshot?;
@@ -873,15 +893,23 @@ impl Progress {
     }
 }
 
+impl Drop for Progress {
+    /// A failed install leaves no bar behind on the terminal.
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// Archives downloaded while the resolution still reads the index: the archive of the
 /// version each name will likely get (see [`prefetch_index`]) is fetched (or read from the
 /// cache), verified against its index entry, cached and unpacked into the staging folder
 /// by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work overlaps
-/// the index round trips. A guess the resolution does not
-/// take costs one download and a cache file (named by checksum), never other bytes: an
-/// archive is used only for the very entry it was verified against, and the author-key
-/// check of the chosen versions comes before anything is installed. Archives already in
-/// A failure here is only logged: [`fetch_archives`] tries again and reports it.
+/// the index round trips. The workers start only once the node's snapshot verified. A
+/// guess the resolution does not take costs one download and a cache file (named by
+/// checksum), never other bytes: an archive is used only for the very entry it was
+/// verified against, and the author-key check of the chosen versions comes before
+/// anything is installed. A failure here is only logged: [`fetch_archives`] tries again
+/// and reports it.
 struct Ahead<'a> {
     index: &'a SparseIndex,
     download: &'a DownloadTemplate,
@@ -995,6 +1023,27 @@ impl<'a> Ahead<'a> {
     fn into_done(self) -> BTreeMap<String, IndexEntry> {
         self.done.into_inner().unwrap_or_default()
     }
+}
+
+/// Cancels the [`Ahead`] queue when dropped during a panic, so its workers stop instead
+/// of waiting for work that will never come (and the thread scope can end).
+struct CancelOnPanic<'a, 'b>(&'a Ahead<'b>);
+
+impl Drop for CancelOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.cancel();
+        }
+    }
+}
+
+/// The message of a panic payload, for an error that reports it.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a thread panicked".to_owned())
 }
 
 fn one_archive(

@@ -7,9 +7,11 @@
 //! written before kept the ETag in `<path>.etag` beside a bare copy; those are still read,
 //! and replaced on the next fetch.) A name the index does not have (404) drops its cached
 //! copy.
-//! Files fetched are written to the cache by [`SparseIndex::flush_cache`] (or when the
-//! reader is dropped), not while a resolution waits for the next file: creating files is
-//! the slow part on many disks, and an install flushes while it downloads archives.
+//! Files fetched are written to the cache (and files gone from the index removed from it)
+//! by [`SparseIndex::flush_cache`] or when the reader is dropped, not while a resolution
+//! waits for the next file: creating files is the slow part on many disks, and an install
+//! flushes while it downloads archives. An installer holds these changes back until the
+//! node's signed snapshot verified ([`SparseIndex::hold_cache`]).
 //! Offline, only the cache is read, and a file missing from it is an error naming it.
 //!
 //! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
@@ -21,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -105,8 +108,11 @@ pub struct SparseIndex {
     requested: Mutex<BTreeSet<String>>,
     /// Index files already read in this run (`None`: the index has no such file).
     memo: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
-    /// Files fetched in this run and not yet written to the cache.
-    pending: Mutex<Vec<PendingWrite>>,
+    /// Changes to the cache from this run's fetches, not yet made.
+    pending: Mutex<Vec<CacheUpdate>>,
+    /// While set, the cache is left alone: what the node served is kept in memory only
+    /// (see [`SparseIndex::hold_cache`]).
+    held: AtomicBool,
     /// Index files parsed in this run, by path (a resolution reads each name more than
     /// once: the prefetch waves, then the resolver).
     parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
@@ -114,6 +120,25 @@ pub struct SparseIndex {
 
 /// The first line of a cached index file that carries its ETag.
 const ETAG_LINE: &[u8] = b"mission-cache-etag ";
+
+/// A change to make to the cache: a fetched index file to store with its ETag, or (the
+/// index has no such file any more) one to forget.
+enum CacheUpdate {
+    Store(PendingWrite),
+    Forget(PathBuf),
+}
+
+impl CacheUpdate {
+    fn apply(&self) -> Result<(), SparseError> {
+        match self {
+            CacheUpdate::Store(write) => write.write(),
+            CacheUpdate::Forget(file) => {
+                remove_optional(&legacy_etag_file(file))?;
+                remove_optional(file)
+            }
+        }
+    }
+}
 
 /// A fetched index file to write to the cache, with its ETag.
 struct PendingWrite {
@@ -193,21 +218,30 @@ impl SparseIndex {
             requested: Mutex::new(BTreeSet::new()),
             memo: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
+            held: AtomicBool::new(false),
             parsed: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Forgets the files fetched in this run instead of caching them (their node failed a
-    /// check, so nothing it served is kept).
-    pub fn discard_pending(&self) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.clear();
-        }
+    /// Keeps what is fetched from now on out of the cache (neither written nor removed,
+    /// not even when the reader is dropped) until [`SparseIndex::release_cache`]: an
+    /// installer holds it until the node's signed snapshot verified, so a node it must not
+    /// trust changes nothing on disk.
+    pub fn hold_cache(&self) {
+        self.held.store(true, Ordering::SeqCst);
     }
 
-    /// Writes the index files fetched so far to the cache, [`PARALLEL_REQUESTS`] at a
-    /// time; the first failure is returned (the others are still attempted).
+    /// Lets [`SparseIndex::flush_cache`] (and dropping the reader) update the cache again.
+    pub fn release_cache(&self) {
+        self.held.store(false, Ordering::SeqCst);
+    }
+
+    /// Makes the cache changes of the fetches so far (unless held), [`PARALLEL_REQUESTS`] at
+    /// a time; the first failure is returned (the others are still attempted).
     pub fn flush_cache(&self) -> Result<(), SparseError> {
+        if self.held.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let pending = match self.pending.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(_) => return Ok(()),
@@ -221,8 +255,8 @@ impl SparseIndex {
             for _ in 0..PARALLEL_REQUESTS {
                 scope.spawn(|| loop {
                     let next = queue.lock().ok().and_then(|mut q| q.pop());
-                    let Some(write) = next else { break };
-                    if let Err(e) = write.write() {
+                    let Some(update) = next else { break };
+                    if let Err(e) = update.apply() {
                         if let Ok(mut slot) = first_error.lock() {
                             slot.get_or_insert(e);
                         }
@@ -379,17 +413,18 @@ impl SparseIndex {
             200 => {
                 let body = reply.body;
                 if let Ok(mut pending) = self.pending.lock() {
-                    pending.push(PendingWrite {
+                    pending.push(CacheUpdate::Store(PendingWrite {
                         file,
                         body: body.clone(),
                         etag: reply.etag,
-                    });
+                    }));
                 }
                 Ok(Some(body))
             }
             404 => {
-                remove_optional(&legacy_etag_file(&file))?;
-                remove_optional(&file)?;
+                if let Ok(mut pending) = self.pending.lock() {
+                    pending.push(CacheUpdate::Forget(file));
+                }
                 Ok(None)
             }
             401 | 403 => Err(reply.error(&format!(

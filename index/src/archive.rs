@@ -1488,13 +1488,7 @@ pub fn unpack_archive_to_new_dir(
     dest: &Path,
     limits: &ArchiveLimits,
 ) -> Result<UnpackReport, ArchiveError> {
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o755);
-    }
-    builder.create(dest).map_err(|e| {
+    fs::create_dir(dest).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             ArchiveError::DestinationExists {
                 path: dest.to_path_buf(),
@@ -1503,6 +1497,15 @@ pub fn unpack_archive_to_new_dir(
             io_err(dest)(e)
         }
     })?;
+    // The canonical folder mode, whatever the umask (as the files get theirs).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = fs::set_permissions(dest, fs::Permissions::from_mode(0o755)) {
+            let _ = fs::remove_dir(dest);
+            return Err(io_err(dest)(e));
+        }
+    }
     let mut unpacker = Unpacker {
         root: dest.to_path_buf(),
         current: None,

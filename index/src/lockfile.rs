@@ -561,7 +561,11 @@ impl Lockfile {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        // Named after the lockfile, so one left by a killed install says what it is.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{LOCKFILE_NAME}."))
+            .tempfile_in(dir)
+            .map_err(io)?;
         tmp.write_all(self.to_string().as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         Ok(PreparedLockfile {

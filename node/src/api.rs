@@ -227,8 +227,9 @@ async fn details(
 
 /// Archives up to this size are read into memory once (to hash them) and sent from there;
 /// larger ones are streamed from the checked file. Nearly every mission archive is a few
-/// kilobytes, and streaming a file through tokio costs a blocking-pool hop per chunk.
-const IN_MEMORY_ARCHIVE: u64 = 8 * 1024 * 1024;
+/// kilobytes, and streaming a file through tokio costs a blocking-pool hop per chunk; the
+/// bound keeps what many slow downloads hold in memory small.
+const IN_MEMORY_ARCHIVE: u64 = 1024 * 1024;
 
 /// A stored archive whose bytes hash to its index checksum.
 enum CheckedBlob {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -185,6 +185,9 @@ pub struct Store {
     db: Database,
     /// Downloads counted since the last [`Store::flush`], by `name@version`.
     pending_downloads: Mutex<BTreeMap<String, u64>>,
+    /// Held for writing while a flush moves counts from memory to redb, for reading while
+    /// the counts are read from both.
+    flushing: RwLock<()>,
 }
 
 /// How often the server makes the download counts durable (see the module docs).
@@ -256,27 +259,39 @@ impl Store {
         Ok(Store {
             db,
             pending_downloads: Mutex::new(BTreeMap::new()),
+            flushing: RwLock::new(()),
         })
     }
 
     /// Writes the download counts kept in memory, in one durable transaction. On failure
-    /// they are kept for the next try.
+    /// they are kept for the next try. Downloads are counted meanwhile without waiting;
+    /// readers of the counts wait for the write, so they never see a batch twice (in memory
+    /// and stored) or not at all.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let mut pending = self.pending_downloads.lock().map_err(|_| poisoned())?;
-        if pending.is_empty() {
+        let _gate = self.flushing.write().map_err(|_| poisoned())?;
+        let batch = std::mem::take(&mut *self.pending_downloads.lock().map_err(|_| poisoned())?);
+        if batch.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(DOWNLOADS)?;
-            for (key, count) in pending.iter() {
-                let current = table.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
-                table.insert(key.as_str(), current + count)?;
+        let written = (|| -> Result<(), StoreError> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(DOWNLOADS)?;
+                for (key, count) in &batch {
+                    let current = table.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                    table.insert(key.as_str(), current + count)?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let mut pending = self.pending_downloads.lock().map_err(|_| poisoned())?;
+            for (key, count) in batch {
+                *pending.entry(key).or_insert(0) += count;
             }
         }
-        txn.commit()?;
-        pending.clear();
-        Ok(())
+        written
     }
 
     /// Adds a user with one token holding `scopes`; returns the token (shown once).
@@ -578,6 +593,8 @@ impl Store {
     /// Downloads of `name@version`: those stored and those still in memory.
     pub fn downloads(&self, name: &str, version: &str) -> Result<u64, StoreError> {
         let key = format!("{name}@{version}");
+        // No flush between the two reads (see `flush`).
+        let _gate = self.flushing.read().map_err(|_| poisoned())?;
         let pending = self
             .pending_downloads
             .lock()

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mission_e2e::{agent, Node};
 use mission_index::archive::{self, ArchiveLimits};
@@ -248,116 +249,141 @@ fn versions(lock: &Lockfile) -> Vec<String> {
 type ForgedSnapshot = Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>>;
 
 /// An HTTP server that forwards every GET to the node, except the snapshot files, which it
-/// answers with what the test put in `snapshot` (JSON, signature).
+/// answers with what the test put in `snapshot` (JSON, signature). One thread a
+/// connection, so a delayed answer holds up only its own request.
 struct Front {
     url: String,
+    shared: FrontState,
+}
+
+/// What the test can change while a [`Front`] serves.
+#[derive(Clone)]
+struct FrontState {
+    node_url: String,
     snapshot: ForgedSnapshot,
     /// When set, archive downloads have their last byte flipped on the way.
     corrupt_downloads: Arc<AtomicBool>,
     /// When set, `/index/config.json` is served with this `dl` template.
     dl: Arc<Mutex<Option<String>>>,
+    /// How long the snapshot files take to arrive.
+    snapshot_delay: Arc<Mutex<Duration>>,
 }
 
 impl Front {
     fn start(node_url: &str) -> Front {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let snapshot: ForgedSnapshot = Arc::new(Mutex::new(None));
-        let shared = snapshot.clone();
-        let corrupt_downloads = Arc::new(AtomicBool::new(false));
-        let corrupt = corrupt_downloads.clone();
-        let dl: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let dl_template = dl.clone();
-        let node_url = node_url.to_owned();
+        let shared = FrontState {
+            node_url: node_url.to_owned(),
+            snapshot: Arc::new(Mutex::new(None)),
+            corrupt_downloads: Arc::new(AtomicBool::new(false)),
+            dl: Arc::new(Mutex::new(None)),
+            snapshot_delay: Arc::new(Mutex::new(Duration::ZERO)),
+        };
+        let state = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    continue;
-                }
-                let mut if_none_match = None;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("if-none-match") {
-                            if_none_match = Some(v.trim().to_owned());
-                        }
-                    }
-                }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .to_owned();
-                let forged = shared.lock().unwrap().clone();
-                let (status, etag, body) = match (&forged, path.as_str()) {
-                    (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
-                    (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
-                    _ => {
-                        let template = dl_template
-                            .lock()
-                            .unwrap()
-                            .clone()
-                            .filter(|_| path == "/index/config.json");
-                        let mut request = agent().get(format!("{node_url}{path}"));
-                        if let Some(tag) = if_none_match.as_ref().filter(|_| template.is_none()) {
-                            request = request.header("If-None-Match", tag);
-                        }
-                        let mut response = request.call().unwrap();
-                        let etag = response
-                            .headers()
-                            .get("etag")
-                            .map(|v| v.to_str().unwrap().to_owned());
-                        let mut body = response.body_mut().read_to_vec().unwrap_or_default();
-                        let mut etag = etag;
-                        if let Some(template) = template {
-                            let mut config: serde_json::Value =
-                                serde_json::from_slice(&body).unwrap();
-                            config["dl"] = serde_json::Value::String(template);
-                            body = serde_json::to_vec(&config).unwrap();
-                            etag = None;
-                        }
-                        if path.ends_with("/download") && corrupt.load(Ordering::SeqCst) {
-                            if let Some(last) = body.last_mut() {
-                                *last ^= 0xff;
-                            }
-                        }
-                        (response.status().as_u16(), etag, body)
-                    }
-                };
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    body.len()
-                );
-                if let Some(etag) = etag {
-                    head.push_str(&format!("ETag: {etag}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
-                let _ = stream.flush();
+                let Ok(stream) = stream else { continue };
+                let state = state.clone();
+                std::thread::spawn(move || state.answer(stream));
             }
         });
-        Front {
-            url,
-            snapshot,
-            corrupt_downloads,
-            dl,
-        }
+        Front { url, shared }
     }
 
     /// Serves `config.json` with `dl` set to `template`.
     fn serve_dl(&self, template: &str) {
-        *self.dl.lock().unwrap() = Some(template.to_owned());
+        *self.shared.dl.lock().unwrap() = Some(template.to_owned());
     }
 
     fn serve_snapshot(&self, json: Vec<u8>, sig: Vec<u8>) {
-        *self.snapshot.lock().unwrap() = Some((json, sig));
+        *self.shared.snapshot.lock().unwrap() = Some((json, sig));
+    }
+
+    fn delay_snapshot(&self, by: Duration) {
+        *self.shared.snapshot_delay.lock().unwrap() = by;
+    }
+
+    fn corrupt_downloads(&self, on: bool) {
+        self.shared.corrupt_downloads.store(on, Ordering::SeqCst);
+    }
+}
+
+impl FrontState {
+    /// Answers the one request of `stream` (the client closes after it).
+    fn answer(&self, mut stream: std::net::TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return;
+        }
+        let mut if_none_match = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(v.trim().to_owned());
+                }
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_owned();
+        if path.starts_with("/index/snapshot.json") {
+            std::thread::sleep(*self.snapshot_delay.lock().unwrap());
+        }
+        let forged = self.snapshot.lock().unwrap().clone();
+        let (status, etag, body) = match (&forged, path.as_str()) {
+            (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
+            (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
+            _ => {
+                let template = self
+                    .dl
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .filter(|_| path == "/index/config.json");
+                let mut request = agent().get(format!("{}{path}", self.node_url));
+                if let Some(tag) = if_none_match.as_ref().filter(|_| template.is_none()) {
+                    request = request.header("If-None-Match", tag);
+                }
+                let mut response = request.call().unwrap();
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let mut body = response.body_mut().read_to_vec().unwrap_or_default();
+                let mut etag = etag;
+                if let Some(template) = template {
+                    let mut config: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    config["dl"] = serde_json::Value::String(template);
+                    body = serde_json::to_vec(&config).unwrap();
+                    etag = None;
+                }
+                if path.ends_with("/download") && self.corrupt_downloads.load(Ordering::SeqCst) {
+                    if let Some(last) = body.last_mut() {
+                        *last ^= 0xff;
+                    }
+                }
+                (response.status().as_u16(), etag, body)
+            }
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(etag) = etag {
+            head.push_str(&format!("ETag: {etag}\r\n"));
+        }
+        head.push_str("\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&body);
+        let _ = stream.flush();
     }
 }
 
@@ -637,7 +663,7 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     // 1b. Archive bytes altered on the way (the node itself refuses to serve a corrupt
     //     blob, so this is what reaches the client's own checksum check).
     let front = Front::start(&node.url);
-    front.corrupt_downloads.store(true, Ordering::SeqCst);
+    front.corrupt_downloads(true);
     // Archives come from where config.json's `dl` points: through the front, as from a
     // node whose public_url is the proxy's.
     front.serve_dl(&format!(
@@ -654,7 +680,7 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         "{err}"
     );
     unchanged("archive altered in transit");
-    front.corrupt_downloads.store(false, Ordering::SeqCst);
+    front.corrupt_downloads(false);
     user.ok(&["install"]);
     unchanged("reinstall through the front");
     user.point_at(&node.url);
@@ -697,18 +723,32 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     );
     unchanged("expired snapshot");
     // A first-time user refused the same way keeps nothing the node served: no index file
-    // and no archive reach its cache, nothing its project.
+    // and no archive reach its cache, no node key is pinned, its project stays empty. The
+    // snapshot arrives late, while the index walk goes on, and still no archive is fetched
+    // before it verified.
+    front.delay_snapshot(Duration::from_millis(300));
+    let downloads_before = node_downloads(&node);
     let newcomer = Client::new(&front.url);
     let err = newcomer.fails(&["install", "app_main"]);
     assert!(err.contains("expired"), "{err}");
-    let mut cached = BTreeMap::new();
-    walk(&newcomer.home, &newcomer.home, &mut cached);
-    assert!(
-        cached.keys().all(|path| !path.starts_with("cache/")),
-        "nothing cached: {:?}",
-        cached.keys().collect::<Vec<_>>()
+    assert_eq!(
+        node_downloads(&node),
+        downloads_before,
+        "no archive fetched for a refused snapshot"
     );
-    assert!(newcomer.tree().is_empty(), "{:?}", newcomer.tree().keys());
+    let mut kept = BTreeMap::new();
+    walk(&newcomer.home, &newcomer.home, &mut kept);
+    assert_eq!(
+        kept.keys().collect::<Vec<_>>(),
+        vec!["config.toml"],
+        "only the user's own config"
+    );
+    assert_eq!(
+        std::fs::read_dir(&newcomer.project).unwrap().count(),
+        0,
+        "nothing left in the project"
+    );
+    front.delay_snapshot(Duration::ZERO);
     user.point_at(&node.url);
 
     // 4. An index line altered in the node's repository: base_tools' signature replaced by

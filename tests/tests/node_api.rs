@@ -381,17 +381,17 @@ fn a_missing_or_corrupt_blob_is_a_500_never_wrong_bytes() {
     assert_eq!(details["downloads"], 0, "failed downloads are not counted");
 }
 
-/// Archives past the node's in-memory size (8 MiB) are streamed from the checked file
+/// Archives past the node's in-memory size (1 MiB) are streamed from the checked file
 /// rather than sent from memory: the bytes, length and count are the same, and a corrupt
 /// one is refused before anything is sent.
 #[test]
 fn a_large_archive_streams_back_whole_and_a_corrupt_one_is_refused() {
     let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
     let alice = author();
-    // Incompressible bytes, so the archive itself is past 8 MiB (and within the default
-    // 10 MiB limit).
+    // Incompressible bytes, so the archive itself is large (and within the default 10 MiB
+    // limit): several chunks of the stream.
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let data: Vec<u8> = (0..9 << 20)
+    let data: Vec<u8> = (0..3 << 20)
         .map(|_| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -412,11 +412,7 @@ fn a_large_archive_streams_back_whole_and_a_corrupt_one_is_refused() {
         },
     ];
     let bytes = archive::build_archive_from_files(files, &ArchiveLimits::default()).unwrap();
-    assert!(
-        bytes.len() > 8 << 20 && bytes.len() < 10 << 20,
-        "{}",
-        bytes.len()
-    );
+    assert!(bytes.len() > 3 << 20, "{}", bytes.len());
     let body = publish_body_signed(&alice, &alice, "api_large", "0.1.0", bytes.clone());
     publish_raw(&node, Some(&tokens[0]), body).expect(200);
 
@@ -434,7 +430,7 @@ fn a_large_archive_streams_back_whole_and_a_corrupt_one_is_refused() {
         .join(&cksum[..2])
         .join(&cksum[2..]);
     let mut stored = std::fs::read(&blob).unwrap();
-    stored[4 << 20] ^= 0xff;
+    stored[2 << 20] ^= 0xff;
     std::fs::write(&blob, &stored).unwrap();
     let corrupt = node.get(path).expect(500);
     assert!(
