@@ -394,10 +394,10 @@ pub fn resolve_with_limit<R: IndexReader>(
                 req: root.req.clone(),
             });
     }
-    let state = match resolver.solve(state) {
-        Ok(state) => state,
+    match resolver.solve(&mut state) {
+        Ok(()) => {}
         Err(Failure::Fatal(e)) | Err(Failure::Conflict(e, _)) => return Err(e),
-    };
+    }
     let resolution = resolver.build(&state);
     check_cycles(&resolution)?;
     Ok(resolution)
@@ -448,13 +448,57 @@ struct Req {
     req: VersionReq,
 }
 
-/// The choices made so far; cloned at each choice so backtracking is just dropping a clone.
-#[derive(Clone, Default)]
+/// The choices made so far. Backtracking undoes the changes recorded in `trail` back to a
+/// mark, instead of copying the whole state at every choice (which made a resolution
+/// quadratic in the number of missions).
+#[derive(Default)]
 struct State {
     /// collision key -> index into that name's candidates.
     chosen: BTreeMap<String, usize>,
     /// collision key -> every requirement on it so far.
     reqs: BTreeMap<String, Vec<Req>>,
+    /// The changes since the roots, oldest first.
+    trail: Vec<Change>,
+}
+
+/// One undoable change to a [`State`].
+enum Change {
+    /// A version was chosen for this key.
+    Chose(String),
+    /// A requirement was added to this key's list.
+    Required(String),
+}
+
+impl State {
+    fn choose(&mut self, key: &str, idx: usize) {
+        self.chosen.insert(key.to_owned(), idx);
+        self.trail.push(Change::Chose(key.to_owned()));
+    }
+
+    fn require(&mut self, key: &str, req: Req) {
+        self.reqs.entry(key.to_owned()).or_default().push(req);
+        self.trail.push(Change::Required(key.to_owned()));
+    }
+
+    /// Undoes the changes made since `trail` was `mark` long.
+    fn undo_to(&mut self, mark: usize) {
+        while self.trail.len() > mark {
+            match self.trail.pop() {
+                Some(Change::Chose(key)) => {
+                    self.chosen.remove(&key);
+                }
+                Some(Change::Required(key)) => {
+                    if let Some(reqs) = self.reqs.get_mut(&key) {
+                        reqs.pop();
+                        if reqs.is_empty() {
+                            self.reqs.remove(&key);
+                        }
+                    }
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 enum Failure {
@@ -507,6 +551,16 @@ impl<R: IndexReader> Resolver<'_, R> {
         self.locked.and_then(|l| l.get(key)).map(|m| &m.version)
     }
 
+    /// How many versions of `key` `reqs` allow (what [`Resolver::candidates`] would list).
+    fn count_candidates(&self, key: &str, reqs: &[Req]) -> usize {
+        let locked = self.locked_version(key);
+        self.candidates_of(key)
+            .iter()
+            .filter(|c| reqs.iter().all(|r| r.req.matches(&c.version)))
+            .filter(|c| !c.entry.yanked || locked == Some(&c.version))
+            .count()
+    }
+
     /// Indexes of the versions of `key` allowed by `reqs`, in the order to try them.
     fn candidates(&self, key: &str, reqs: &[Req]) -> Vec<usize> {
         let locked = self.locked_version(key);
@@ -528,29 +582,28 @@ impl<R: IndexReader> Resolver<'_, R> {
         out
     }
 
-    fn solve(&mut self, state: State) -> Result<State, Failure> {
+    /// Chooses versions for every undecided name in `state`; on success `state` holds the
+    /// answer, on a conflict it is as it was.
+    fn solve(&mut self, state: &mut State) -> Result<(), Failure> {
         // The undecided name with the fewest candidates; ties by key, for determinism.
-        let mut next: Option<(String, Vec<usize>)> = None;
+        let mut next: Option<(String, usize)> = None;
         for (key, reqs) in &state.reqs {
             if state.chosen.contains_key(key) {
                 continue;
             }
             self.load(key, &reqs[0].name).map_err(Failure::Fatal)?;
-            let cands = self.candidates(key, reqs);
-            let fewer = next
-                .as_ref()
-                .is_none_or(|(_, best)| cands.len() < best.len());
-            if fewer {
-                let empty = cands.is_empty();
-                next = Some((key.clone(), cands));
-                if empty {
+            let count = self.count_candidates(key, reqs);
+            if next.as_ref().is_none_or(|(_, best)| count < *best) {
+                next = Some((key.clone(), count));
+                if count == 0 {
                     break;
                 }
             }
         }
-        let Some((key, cands)) = next else {
-            return Ok(state);
+        let Some((key, _)) = next else {
+            return Ok(());
         };
+        let cands = self.candidates(&key, &state.reqs[&key]);
         if cands.is_empty() {
             let (error, holds) = self.explain(&key, &state.reqs[&key], None);
             return Err(Failure::Conflict(error, holds));
@@ -564,16 +617,19 @@ impl<R: IndexReader> Resolver<'_, R> {
                     limit: self.limit,
                 }));
             }
-            let mut trial = state.clone();
-            trial.chosen.insert(key.clone(), idx);
-            match self.activate(&mut trial, &key, idx) {
-                Ok(()) => match self.solve(trial) {
-                    Ok(done) => return Ok(done),
-                    Err(Failure::Fatal(e)) => return Err(Failure::Fatal(e)),
-                    Err(Failure::Conflict(e, holds)) => keep(&mut first, e, holds),
-                },
+            let mark = state.trail.len();
+            state.choose(&key, idx);
+            let tried = match self.activate(state, &key, idx) {
+                Ok(()) => self.solve(state),
+                Err(failure) => Err(failure),
+            };
+            match tried {
+                Ok(()) => return Ok(()),
                 Err(Failure::Fatal(e)) => return Err(Failure::Fatal(e)),
-                Err(Failure::Conflict(e, holds)) => keep(&mut first, e, holds),
+                Err(Failure::Conflict(e, holds)) => {
+                    state.undo_to(mark);
+                    keep(&mut first, e, holds);
+                }
             }
         }
         let (error, holds) = first.unwrap_or_else(|| self.explain(&key, &state.reqs[&key], None));
@@ -610,12 +666,14 @@ impl<R: IndexReader> Resolver<'_, R> {
             version: cand.version.clone(),
         };
         for dep in &cand.deps {
-            let reqs = state.reqs.entry(dep.key.clone()).or_default();
-            reqs.push(Req {
-                name: dep.name.clone(),
-                who: who.clone(),
-                req: dep.req.clone(),
-            });
+            state.require(
+                &dep.key,
+                Req {
+                    name: dep.name.clone(),
+                    who: who.clone(),
+                    req: dep.req.clone(),
+                },
+            );
             if let Some(&chosen) = state.chosen.get(&dep.key) {
                 let version = &self.candidates_of(&dep.key)[chosen].version;
                 if !dep.req.matches(version) {

@@ -380,6 +380,24 @@ fn backtracking_takes_an_older_version_when_the_newest_conflicts() {
 }
 
 #[test]
+fn an_abandoned_version_leaves_no_requirement_behind() {
+    // `b` is decided first (one candidate); `a 2.0.0` then asks for `extra` before its
+    // clash on `b`. Once it is abandoned, `extra` (whose only version needs a mission that
+    // does not exist) must not be resolved at all, nor appear in `b`'s requirers.
+    let mut index = Index::default();
+    index
+        .add("a", "1.0.0", &[])
+        .add("a", "2.0.0", &[("extra", "^1"), ("b", "^2")])
+        .add("b", "1.0.0", &[])
+        .add("b", "2.0.0", &[])
+        .add("extra", "1.0.0", &[("missing", "^1")]);
+    let res = resolve(&index, &roots(&["a", "b@^1"]), None).unwrap();
+    assert_eq!(versions(&res), ["a 1.0.0", "b 1.0.0"]);
+    let b = res.get("b").unwrap();
+    assert_eq!(b.required_by.len(), 1, "{:?}", b.required_by);
+}
+
+#[test]
 fn when_every_path_fails_an_error_that_always_holds_is_preferred() {
     // `s` is decided first (fewer candidates) as 2.0.0; then `y 3.0.0` and `y 1.0.0` clash
     // with that choice only (s 1.0.0 would do), while `y 2.0.0` needs a mission that does
