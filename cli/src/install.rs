@@ -746,9 +746,11 @@ fn fetch_archives(
         .filter(|e| !is_ahead(e) && !archive_path(cache, &e.cksum).is_file())
         .count();
     progress.expect(to_download as u64);
-    let queue = Mutex::new(entries.iter().filter(|e| !is_ahead(e)).collect::<Vec<_>>());
+    let todo: Vec<&IndexEntry> = entries.iter().filter(|e| !is_ahead(e)).collect();
+    // No thread for an archive that was all done ahead.
+    let workers = PARALLEL_DOWNLOADS.min(todo.len());
+    let queue = Mutex::new(todo);
     let results: Mutex<Vec<Result<()>>> = Mutex::new(Vec::new());
-    let workers = PARALLEL_DOWNLOADS.min(entries.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {

@@ -249,10 +249,11 @@ impl SparseIndex {
         if pending.is_empty() {
             return Ok(());
         }
+        let workers = PARALLEL_REQUESTS.min(pending.len());
         let queue = Mutex::new(pending);
         let first_error: Mutex<Option<SparseError>> = Mutex::new(None);
         std::thread::scope(|scope| {
-            for _ in 0..PARALLEL_REQUESTS {
+            for _ in 0..workers {
                 scope.spawn(|| loop {
                     let next = queue.lock().ok().and_then(|mut q| q.pop());
                     let Some(update) = next else { break };

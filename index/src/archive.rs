@@ -1460,14 +1460,8 @@ pub fn unpack_archive(
         builder.permissions(fs::Permissions::from_mode(0o755));
     }
     let temp = builder.tempdir_in(parent).map_err(io_err(parent))?;
-    let mut unpacker = Unpacker {
-        root: temp.path().to_path_buf(),
-        current: None,
-        report: UnpackReport { files: 0, bytes: 0 },
-    };
     // On error `temp` is dropped here, which removes it and everything in it.
-    walk(archive, limits, limits.decompressed_cap(), &mut unpacker)?;
-    let report = unpacker.report;
+    let report = unpack_into(archive, temp.path(), limits)?;
     if cfg!(not(unix)) && dest.exists() {
         // Only Unix renames over an empty directory.
         fs::remove_dir(dest).map_err(io_err(dest))?;
@@ -1506,19 +1500,25 @@ pub fn unpack_archive_to_new_dir(
             return Err(io_err(dest)(e));
         }
     }
+    unpack_into(archive, dest, limits).inspect_err(|_| {
+        let _ = fs::remove_dir_all(dest);
+    })
+}
+
+/// Verifies `archive` and writes its entries into the existing, empty folder `root`; on an
+/// error what was written stays for the caller to remove.
+fn unpack_into(
+    archive: &[u8],
+    root: &Path,
+    limits: &ArchiveLimits,
+) -> Result<UnpackReport, ArchiveError> {
     let mut unpacker = Unpacker {
-        root: dest.to_path_buf(),
+        root: root.to_path_buf(),
         current: None,
         report: UnpackReport { files: 0, bytes: 0 },
     };
-    match walk(archive, limits, limits.decompressed_cap(), &mut unpacker) {
-        Ok(()) => Ok(unpacker.report),
-        Err(e) => {
-            drop(unpacker);
-            let _ = fs::remove_dir_all(dest);
-            Err(e)
-        }
-    }
+    walk(archive, limits, limits.decompressed_cap(), &mut unpacker)?;
+    Ok(unpacker.report)
 }
 
 impl fmt::Display for EntryKind {

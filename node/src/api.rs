@@ -336,9 +336,10 @@ async fn download(
 ) -> Result<Response, ApiError> {
     require_reader(&state, &headers)?;
     let entry = download_entry(&state, &name, &version).await?;
-    let etag = HeaderValue::from_str(&format!("\"{}\"", entry.cksum))
+    let tag = format!("\"{}\"", entry.cksum);
+    let etag = HeaderValue::from_str(&tag)
         .map_err(|e| ApiError::internal(format!("the checksum is not a header value: {e}")))?;
-    if if_none_match(&headers, &format!("\"{}\"", entry.cksum)) {
+    if if_none_match(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let (entry, blob) = blocking("reading the archive", {

@@ -134,16 +134,17 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
             tracing::debug!(error = %e, "setting TCP_NODELAY on a connection");
         }
     });
-    axum::serve(listener, crate::metrics::layer(router(state.clone())))
+    let served = axum::serve(listener, crate::metrics::layer(router(state.clone())))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    // However serving ended, the counts still in memory are written.
     flusher.abort();
     if let Err(e) = state.store.flush() {
         tracing::warn!(error = %e, "making the last download counts durable");
     }
     crate::admin::stop_socket(&state.data);
-    Ok(())
+    served
 }
 
 /// A claim left by a crash becomes the owners record when its name reached the index, and
