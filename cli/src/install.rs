@@ -926,7 +926,9 @@ struct Ahead<'a> {
 
 #[derive(Default)]
 struct AheadQueue {
-    waiting: VecDeque<IndexEntry>,
+    /// Entries to fetch, each with whether the progress bar counts it as a download (its
+    /// archive was not in the cache when queued).
+    waiting: VecDeque<(IndexEntry, bool)>,
     /// Checksums queued so far (each is fetched once).
     queued: BTreeSet<String>,
     closed: bool,
@@ -956,10 +958,11 @@ impl<'a> Ahead<'a> {
     fn push(&self, entry: &IndexEntry) {
         if let Ok(mut q) = self.queue.lock() {
             if !q.closed && q.queued.insert(entry.cksum.clone()) {
-                if !archive_path(self.cache, &entry.cksum).is_file() {
+                let expected = !archive_path(self.cache, &entry.cksum).is_file();
+                if expected {
                     self.progress.expect(1);
                 }
-                q.waiting.push_back(entry.clone());
+                q.waiting.push_back((entry.clone(), expected));
                 self.ready.notify_one();
             }
         }
@@ -982,7 +985,7 @@ impl<'a> Ahead<'a> {
         self.ready.notify_all();
     }
 
-    fn next(&self) -> Option<IndexEntry> {
+    fn next(&self) -> Option<(IndexEntry, bool)> {
         let mut q = self.queue.lock().ok()?;
         loop {
             if let Some(entry) = q.waiting.pop_front() {
@@ -997,8 +1000,7 @@ impl<'a> Ahead<'a> {
 
     /// A worker: fetches and unpacks queued archives until closed.
     fn work(&self) {
-        while let Some(entry) = self.next() {
-            let cached = archive_path(self.cache, &entry.cksum).is_file();
+        while let Some((entry, expected)) = self.next() {
             let got = one_archive(
                 self.index,
                 Some(self.download),
@@ -1006,7 +1008,7 @@ impl<'a> Ahead<'a> {
                 self.cache,
                 self.progress,
             );
-            if got.is_err() && !cached {
+            if got.is_err() && expected {
                 self.progress.forget();
             }
             match got.and_then(|bytes| unpack(&entry, &bytes, self.fresh)) {

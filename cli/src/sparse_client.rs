@@ -145,6 +145,9 @@ struct PendingWrite {
     file: PathBuf,
     body: Vec<u8>,
     etag: Option<String>,
+    /// The copy it replaces was in the old layout, which may have left a `<file>.etag`.
+    /// (Only then is it removed: an unlink, even of nothing, locks the folder for writing.)
+    legacy: bool,
 }
 
 impl PendingWrite {
@@ -162,8 +165,11 @@ impl PendingWrite {
             }
             _ => write_atomic(&self.file, &self.body)?,
         }
-        // A cache written before this format kept the ETag beside the file.
-        remove_optional(&legacy_etag_file(&self.file))
+        if self.legacy {
+            // A cache written before this format kept the ETag beside the file.
+            remove_optional(&legacy_etag_file(&self.file))?;
+        }
+        Ok(())
     }
 }
 
@@ -174,8 +180,14 @@ fn legacy_etag_file(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A cached index file's body and the ETag it was served with, if known.
-type Cached = (Vec<u8>, Option<String>);
+/// A cached index file: its body, the ETag it was served with if known, and whether it is
+/// in the old layout (ETag, if any, in `<file>.etag`).
+#[derive(Debug, PartialEq)]
+struct Cached {
+    body: Vec<u8>,
+    etag: Option<String>,
+    legacy: bool,
+}
 
 /// The cached copy of an index file, `None` when there is none (or only a cut-off one).
 fn read_cached(file: &Path) -> Result<Option<Cached>, SparseError> {
@@ -187,11 +199,18 @@ fn read_cached(file: &Path) -> Result<Option<Cached>, SparseError> {
             // A cut-off header: no usable copy.
             return Ok(None);
         };
-        let etag = String::from_utf8(rest[..end].to_vec()).ok();
-        return Ok(Some((rest[end + 1..].to_vec(), etag)));
+        return Ok(Some(Cached {
+            etag: String::from_utf8(rest[..end].to_vec()).ok(),
+            body: rest[end + 1..].to_vec(),
+            legacy: false,
+        }));
     }
     let etag = read_optional(&legacy_etag_file(file))?.and_then(|e| String::from_utf8(e).ok());
-    Ok(Some((bytes, etag)))
+    Ok(Some(Cached {
+        body: bytes,
+        etag,
+        legacy: true,
+    }))
 }
 
 impl Drop for SparseIndex {
@@ -390,9 +409,9 @@ impl SparseIndex {
 
     fn fetch_uncached(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
         let file = self.cache.join(path);
-        let (cached, etag) = match read_cached(&file)? {
-            Some((body, etag)) => (Some(body), etag),
-            None => (None, None),
+        let (cached, etag, legacy) = match read_cached(&file)? {
+            Some(Cached { body, etag, legacy }) => (Some(body), etag, legacy),
+            None => (None, None, false),
         };
         if self.offline {
             return match cached {
@@ -418,6 +437,7 @@ impl SparseIndex {
                         file,
                         body: body.clone(),
                         etag: reply.etag,
+                        legacy,
                     }));
                 }
                 Ok(Some(body))
@@ -550,9 +570,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
     let dir = path
         .parent()
         .ok_or_else(|| cache_err("has no parent folder".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| cache_err(format!("creating its folder: {e}")))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| cache_err(format!("creating a temporary file: {e}")))?;
+    // The folder usually exists: create it only when the temporary file cannot be made.
+    let tmp = match tempfile::NamedTempFile::new_in(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| cache_err(format!("creating its folder: {e}")))?;
+            tempfile::NamedTempFile::new_in(dir)
+        }
+        made => made,
+    };
+    let mut tmp = tmp.map_err(|e| cache_err(format!("creating a temporary file: {e}")))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| cache_err(format!("writing: {e}")))?;
     tmp.persist(path)
         .map_err(|e| cache_err(format!("writing: {}", e.error)))?;
@@ -572,12 +599,18 @@ mod tests {
             file: file.clone(),
             body: body.clone(),
             etag: Some("\"x1\"".into()),
+            legacy: false,
         }
         .write()
         .unwrap();
+        let cached = |body: &[u8], etag: Option<&str>, legacy| Cached {
+            body: body.to_vec(),
+            etag: etag.map(str::to_owned),
+            legacy,
+        };
         assert_eq!(
             read_cached(&file).unwrap(),
-            Some((body.clone(), Some("\"x1\"".into())))
+            Some(cached(&body, Some("\"x1\""), false))
         );
 
         // The old layout: a bare copy and `<file>.etag`; rewriting drops the side file.
@@ -585,17 +618,19 @@ mod tests {
         std::fs::write(legacy_etag_file(&file), "\"old\"").unwrap();
         assert_eq!(
             read_cached(&file).unwrap(),
-            Some((body.clone(), Some("\"old\"".into())))
+            Some(cached(&body, Some("\"old\""), true))
         );
         PendingWrite {
             file: file.clone(),
             body: body.clone(),
             etag: None,
+            legacy: true,
         }
         .write()
         .unwrap();
         assert!(!legacy_etag_file(&file).exists());
-        assert_eq!(read_cached(&file).unwrap(), Some((body, None)));
+        // Without an ETag the body is stored bare, which reads as the old layout.
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(&body, None, true)));
 
         // A header cut off before its line ends is no copy at all.
         std::fs::write(&file, b"mission-cache-etag \"x").unwrap();

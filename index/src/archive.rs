@@ -85,6 +85,13 @@
 //! the most bytes an archive within the limits can hold
 //! ([`ArchiveError::DecompressedTooLarge`]), whatever the headers say.
 //!
+//! Most archives are decoded in one call by libdeflate into a buffer sized from the gzip
+//! trailer (`crate::inflate`), which is about twice as fast as streaming. That size is
+//! trusted only up to the same cap, and libdeflate never writes past the buffer. Any
+//! archive this path does not take whole (a bad stream, CRC or length, bytes after the
+//! member) is read again by the streaming decoder, which names the fault; the tar checks
+//! are the same code either way.
+//!
 //! **Why the unpacker does not re-build and compare bytes.** The tar stream it accepts is,
 //! byte for byte, the stream [`build_archive`] would write for the unpacked tree (every
 //! header is compared with the canonical header, padding must be zero, the end is exact),
@@ -717,15 +724,7 @@ pub fn build_archive_from_files(
     }
     tar.resize(tar.len() + 2 * BLOCK, 0);
 
-    let mut crc = flate2::Crc::new();
-    crc.update(&tar);
-    let deflated = miniz_oxide::deflate::compress_to_vec(&tar, DEFLATE_LEVEL);
-    let mut out = Vec::with_capacity(GZIP_HEADER.len() + deflated.len() + 8);
-    out.extend_from_slice(&GZIP_HEADER);
-    out.extend_from_slice(&deflated);
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the length modulo 2^32 (RFC 1952).
-    out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    let out = gzip_canonical(&tar);
     if out.len() as u64 > limits.max_compressed_bytes {
         return Err(ArchiveError::CompressedTooLarge {
             size: out.len() as u64,
@@ -733,6 +732,21 @@ pub fn build_archive_from_files(
         });
     }
     Ok(out)
+}
+
+/// `tar` in the canonical gzip framing: the fixed header, a level-9 `miniz_oxide` deflate
+/// stream, the CRC-32 and the length.
+fn gzip_canonical(tar: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(tar);
+    let deflated = miniz_oxide::deflate::compress_to_vec(tar, DEFLATE_LEVEL);
+    let mut out = Vec::with_capacity(GZIP_HEADER.len() + deflated.len() + 8);
+    out.extend_from_slice(&GZIP_HEADER);
+    out.extend_from_slice(&deflated);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952).
+    out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    out
 }
 
 /// A regular file found on disk, not yet read.
@@ -930,14 +944,31 @@ trait Visitor {
     fn end_entry(&mut self) -> Result<(), ArchiveError>;
 }
 
+/// Where the tar stream comes from: decoded whole up front (the fast path, see
+/// [`crate::inflate`]), or inflated as it is read, which tells exactly what is wrong with an
+/// archive the fast path would not take.
+enum Source<'a> {
+    Whole(io::Cursor<Vec<u8>>),
+    Streaming(Box<Capped<flate2::bufread::GzDecoder<&'a [u8]>>>),
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Whole(tar) => tar.read(buf),
+            Source::Streaming(stream) => stream.read(buf),
+        }
+    }
+}
+
 struct Reader<'a> {
-    source: Capped<flate2::bufread::GzDecoder<&'a [u8]>>,
+    source: Source<'a>,
     cap: u64,
 }
 
 impl Reader<'_> {
     fn error(&self, err: io::Error, context: &str) -> ArchiveError {
-        if self.source.exceeded {
+        if matches!(&self.source, Source::Streaming(s) if s.exceeded) {
             ArchiveError::DecompressedTooLarge { limit: self.cap }
         } else if err.kind() == io::ErrorKind::UnexpectedEof {
             ArchiveError::Truncated {
@@ -965,6 +996,17 @@ fn walk(
     cap: u64,
     visitor: &mut dyn Visitor,
 ) -> Result<(), ArchiveError> {
+    walk_with(archive, limits, cap, visitor, true)
+}
+
+/// [`walk`], trying the whole-buffer decoder first when `fast` (tests compare both paths).
+fn walk_with(
+    archive: &[u8],
+    limits: &ArchiveLimits,
+    cap: u64,
+    visitor: &mut dyn Visitor,
+    fast: bool,
+) -> Result<(), ArchiveError> {
     if archive.len() as u64 > limits.max_compressed_bytes {
         return Err(ArchiveError::CompressedTooLarge {
             size: archive.len() as u64,
@@ -972,14 +1014,18 @@ fn walk(
         });
     }
     check_gzip_header(archive)?;
-    let mut reader = Reader {
-        source: Capped {
+    let whole = fast
+        .then(|| crate::inflate::inflate_whole(archive, cap))
+        .flatten();
+    let source = match whole {
+        Some(tar) => Source::Whole(io::Cursor::new(tar)),
+        None => Source::Streaming(Box::new(Capped {
             inner: flate2::bufread::GzDecoder::new(archive),
             remaining: cap,
             exceeded: false,
-        },
-        cap,
+        })),
     };
+    let mut reader = Reader { source, cap };
     let mut structure = Structure::default();
     let mut count = 0usize;
     let mut total: u64 = 0;
@@ -1039,7 +1085,11 @@ fn finish(mut reader: Reader<'_>, block: &mut [u8; BLOCK]) -> Result<(), Archive
     if n != 0 {
         return Err(ArchiveError::DataAfterEnd);
     }
-    let rest = reader.source.inner.into_inner();
+    let rest = match reader.source {
+        // The fast path took the whole input as one member.
+        Source::Whole(_) => return Ok(()),
+        Source::Streaming(stream) => stream.inner.into_inner(),
+    };
     if rest.is_empty() {
         Ok(())
     } else if rest.starts_with(&GZIP_HEADER[..2]) {
@@ -2306,6 +2356,58 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let report = unpack_archive(&archive, &out.path().join("p"), &limits).unwrap();
         assert_eq!(report, UnpackReport { files: 0, bytes: 0 });
+    }
+
+    #[test]
+    fn whole_buffer_and_streaming_decoding_agree() {
+        // Each tar is wrapped in a valid canonical gzip member, so the whole-buffer path
+        // takes it; the tar-level checks must then say exactly what streaming says.
+        let limits = ArchiveLimits::default();
+        let valid = build_archive_from_files(two_copies_as_files(), &limits).unwrap();
+        let tar = crate::inflate::inflate_whole(&valid, u64::MAX).unwrap();
+        let end = tar.len() - 2 * BLOCK;
+        let mut after_end = tar.clone();
+        after_end.extend_from_slice(&[0u8; BLOCK]);
+        after_end[end + 2 * BLOCK] = 1;
+        let mut bad_padding = tar.clone();
+        bad_padding[end - 1] = b'x';
+        let mut bad_header = tar.clone();
+        bad_header[100] = b'7'; // the first entry's mode
+        let cases = [
+            ("valid", tar.clone()),
+            ("data after the end marker", after_end),
+            ("non-zero padding", bad_padding),
+            ("a header that is not canonical", bad_header),
+            ("cut off inside the last entry", tar[..end - 700].to_vec()),
+            ("cut off before the end marker", tar[..end].to_vec()),
+            ("empty", Vec::new()),
+        ];
+        for (what, tar) in cases {
+            let archive = gzip_canonical(&tar);
+            assert!(
+                crate::inflate::inflate_whole(&archive, limits.decompressed_cap()).is_some(),
+                "{what}: the whole-buffer path should take it"
+            );
+            let run = |fast| {
+                let mut lister = Lister(Vec::new());
+                walk_with(
+                    &archive,
+                    &limits,
+                    limits.decompressed_cap(),
+                    &mut lister,
+                    fast,
+                )
+                .map(|()| format!("{:?}", lister.0))
+                .map_err(|e| e.to_string())
+            };
+            assert_eq!(run(true), run(false), "{what}");
+            assert_eq!(
+                run(true).is_ok(),
+                what == "valid",
+                "{what}: {:?}",
+                run(true)
+            );
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod archive;
 pub mod certification;
 pub mod diagnostic;
 pub mod entry;
+mod inflate;
 pub mod layout;
 pub mod lint;
 pub mod lockfile;
