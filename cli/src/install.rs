@@ -14,9 +14,11 @@
 //!    index files are fetched in waves before resolving: the requested names (and the
 //!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
 //!    so on, a few requests at a time; the resolver then reads them from memory, while the
-//!    last archives arrive. The archive of each likely version is downloaded (and verified,
-//!    cached and unpacked) as soon as its wave is read, so downloads overlap the index
-//!    round trips;
+//!    last archives arrive. The archive of each likely version is downloaded as soon as its
+//!    wave is read, so downloads overlap the index round trips: once its checksum matches
+//!    it is unpacked into the staging folder of step 5, and the signatures of a dozen such
+//!    archives are verified at once (a batch costs about half as much per signature);
+//!    only an archive whose signature holds is cached or used;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
 //!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
 //!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
@@ -54,6 +56,7 @@ use std::sync::{Condvar, Mutex};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
+use mission_index::archive_signature::{self, ArchiveSignature};
 use mission_index::entry::IndexEntry;
 use mission_index::lockfile::{LockedMission, Lockfile, PreparedLockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
@@ -700,26 +703,34 @@ fn archive_path(cache: &Path, cksum: &str) -> PathBuf {
     cache.join(format!("{cksum}.mission"))
 }
 
-/// Checks an archive against its index entry; the error says which check failed.
-pub fn verify_archive(entry: &IndexEntry, bytes: &[u8]) -> Result<()> {
-    let what = format!("`{}` {}", entry.name, entry.vers);
+/// The checks of an archive against its index entry that need no signature equation: the
+/// SHA-256 is the index checksum, and the signature parses as one by the entry's key for
+/// this name and version. What is returned still has to be verified, alone or in a batch
+/// ([`archive_signature`]); each error says which check failed.
+fn prepare_check(entry: &IndexEntry, bytes: &[u8]) -> Result<ArchiveSignature> {
     let actual = archive::cksum(bytes);
     if actual != entry.cksum {
         bail!(
-            "checksum check failed for {what}: the archive's SHA-256 is {actual}, but the index says {}. The download was corrupted or the node serves altered bytes; nothing was installed. Try again; if it persists, tell the node's operator",
+            "checksum check failed for `{}` {}: the archive's SHA-256 is {actual}, but the index says {}. The download was corrupted or the node serves altered bytes; nothing was installed. Try again; if it persists, tell the node's operator",
+            entry.name,
+            entry.vers,
             entry.cksum
         );
     }
     let pk = PublicKey::parse(&entry.key).map_err(|e| {
-        anyhow!("signature check failed for {what}: the index entry's key `{}` is not a minisign public key ({e}); nothing was installed. Tell the node's operator", entry.key)
+        anyhow!("signature check failed for `{}` {}: the index entry's key `{}` is not a minisign public key ({e}); nothing was installed. Tell the node's operator", entry.name, entry.vers, entry.key)
     })?;
-    signing::verify_hashed_archive(&pk, &entry.sig, bytes, &actual, &entry.name, &entry.vers).map_err(|e| {
-        anyhow!(
-            "signature check failed for {what}: {e}. The index entry's signature does not vouch for this archive by the key {}; the index was altered or is corrupt. Nothing was installed; tell the node's operator",
-            entry.key
-        )
-    })?;
-    Ok(())
+    ArchiveSignature::prepare(&pk, &entry.sig, bytes, &actual, &entry.name, &entry.vers)
+        .map_err(|e| signature_error(entry, e))
+}
+
+fn signature_error(entry: &IndexEntry, e: signing::SignError) -> anyhow::Error {
+    anyhow!(
+        "signature check failed for `{}` {}: {e}. The index entry's signature does not vouch for this archive by the key {}; the index was altered or is corrupt. Nothing was installed; tell the node's operator",
+        entry.name,
+        entry.vers,
+        entry.key
+    )
 }
 
 /// Every archive of `entries`, verified and unpacked into `fresh/NAME`: from the archive
@@ -920,9 +931,16 @@ struct Ahead<'a> {
     progress: &'a Progress,
     queue: Mutex<AheadQueue>,
     ready: Condvar,
-    /// Checksum -> the entry whose archive is unpacked in `fresh`.
+    /// Checksum -> the entry whose archive is verified (and cached) and unpacked in `fresh`.
     done: Mutex<BTreeMap<String, IndexEntry>>,
+    /// Archives unpacked in `fresh` whose signatures wait to be verified in a batch.
+    unchecked: Mutex<Vec<(IndexEntry, Unverified)>>,
 }
+
+/// How many archives' signatures [`Ahead`] verifies in one batch (two signatures each).
+/// Batches cost less per signature the larger they are; this size keeps most of that
+/// gain without holding many archives back from the cache until the very end.
+const SIGNATURE_BATCH: usize = 12;
 
 #[derive(Default)]
 struct AheadQueue {
@@ -932,6 +950,8 @@ struct AheadQueue {
     /// Checksums queued so far (each is fetched once).
     queued: BTreeSet<String>,
     closed: bool,
+    /// Stopped: nothing queued or unchecked is of use any more.
+    cancelled: bool,
 }
 
 impl<'a> Ahead<'a> {
@@ -951,6 +971,7 @@ impl<'a> Ahead<'a> {
             queue: Mutex::new(AheadQueue::default()),
             ready: Condvar::new(),
             done: Mutex::new(BTreeMap::new()),
+            unchecked: Mutex::new(Vec::new()),
         }
     }
 
@@ -973,6 +994,7 @@ impl<'a> Ahead<'a> {
         if let Ok(mut q) = self.queue.lock() {
             q.waiting.clear();
             q.closed = true;
+            q.cancelled = true;
         }
         self.ready.notify_all();
     }
@@ -998,10 +1020,13 @@ impl<'a> Ahead<'a> {
         }
     }
 
-    /// A worker: fetches and unpacks queued archives until closed.
+    /// A worker: fetches queued archives and unpacks them into `fresh` once their checksum
+    /// matches, then verifies their signatures in batches; only an archive whose signature
+    /// holds is cached and counted as done. On its way out, each worker verifies what is
+    /// left, so the last one out leaves nothing unchecked.
     fn work(&self) {
         while let Some((entry, expected)) = self.next() {
-            let got = one_archive(
+            let got = fetch_unverified(
                 self.index,
                 Some(self.download),
                 &entry,
@@ -1011,14 +1036,55 @@ impl<'a> Ahead<'a> {
             if got.is_err() && expected {
                 self.progress.forget();
             }
-            match got.and_then(|bytes| unpack(&entry, &bytes, self.fresh)) {
+            match got.and_then(|got| unpack(&entry, &got.bytes, self.fresh).map(|()| got)) {
+                Ok(got) => {
+                    let batch = self.unchecked.lock().ok().and_then(|mut unchecked| {
+                        unchecked.push((entry, got));
+                        (unchecked.len() >= SIGNATURE_BATCH)
+                            .then(|| std::mem::take(&mut *unchecked))
+                    });
+                    if let Some(batch) = batch {
+                        self.check(batch);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed; retried after resolution");
+                }
+            }
+        }
+        let cancelled = self.queue.lock().map(|q| q.cancelled).unwrap_or(true);
+        let rest = self
+            .unchecked
+            .lock()
+            .map(|mut unchecked| std::mem::take(&mut *unchecked))
+            .unwrap_or_default();
+        if !cancelled {
+            self.check(rest);
+        }
+    }
+
+    /// Verifies the signatures of `batch` (all at once; one by one only when that fails),
+    /// and caches and marks done the archives whose signature holds. The others are left
+    /// for [`fetch_archives`], which fetches them again and reports what is wrong.
+    fn check(&self, batch: Vec<(IndexEntry, Unverified)>) {
+        let signatures: Vec<&ArchiveSignature> = batch.iter().map(|(_, u)| &u.signature).collect();
+        let all_hold = archive_signature::verify_batch(&signatures).is_ok();
+        for (entry, got) in batch {
+            let checked = if all_hold {
+                Ok(())
+            } else {
+                got.signature
+                    .verify()
+                    .map_err(|e| signature_error(&entry, e))
+            };
+            match checked.and_then(|()| got.cache(&entry, self.cache)) {
                 Ok(()) => {
                     if let Ok(mut done) = self.done.lock() {
                         done.insert(entry.cksum.clone(), entry);
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed; retried after resolution");
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "checking ahead failed; retried after resolution");
                 }
             }
         }
@@ -1050,6 +1116,27 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a thread panicked".to_owned())
 }
 
+/// An archive fetched for an entry (from the cache, or downloaded) whose checksum matches,
+/// with its signature prepared but not yet verified.
+struct Unverified {
+    bytes: Vec<u8>,
+    signature: ArchiveSignature,
+    /// Read from the archive cache (so not to be written there again).
+    cached: bool,
+}
+
+impl Unverified {
+    /// Writes a downloaded archive to the cache: call only once its signature verified.
+    fn cache(&self, entry: &IndexEntry, cache: &Path) -> Result<()> {
+        if self.cached {
+            return Ok(());
+        }
+        sparse_client::write_atomic(&archive_path(cache, &entry.cksum), &self.bytes)
+            .with_context(|| format!("caching `{}` {}", entry.name, entry.vers))
+    }
+}
+
+/// The archive of `entry`, verified, and cached if it was downloaded.
 fn one_archive(
     index: &SparseIndex,
     download: Option<&DownloadTemplate>,
@@ -1057,10 +1144,33 @@ fn one_archive(
     cache: &Path,
     progress: &Progress,
 ) -> Result<Vec<u8>> {
+    let got = fetch_unverified(index, download, entry, cache, progress)?;
+    got.signature
+        .verify()
+        .map_err(|e| signature_error(entry, e))?;
+    got.cache(entry, cache)?;
+    Ok(got.bytes)
+}
+
+/// The archive of `entry` from the cache, else downloaded (`download`: `None` when
+/// offline), with its checksum checked and its signature prepared ([`prepare_check`]).
+fn fetch_unverified(
+    index: &SparseIndex,
+    download: Option<&DownloadTemplate>,
+    entry: &IndexEntry,
+    cache: &Path,
+    progress: &Progress,
+) -> Result<Unverified> {
     let path = archive_path(cache, &entry.cksum);
     if let Ok(bytes) = std::fs::read(&path) {
-        match verify_archive(entry, &bytes) {
-            Ok(()) => return Ok(bytes),
+        match prepare_check(entry, &bytes) {
+            Ok(signature) => {
+                return Ok(Unverified {
+                    bytes,
+                    signature,
+                    cached: true,
+                })
+            }
             // A corrupt cached copy is dropped and fetched again; any other failure is the
             // index's, and fetching again would not help.
             Err(_) if archive::cksum(&bytes) != entry.cksum && download.is_some() => {
@@ -1083,10 +1193,12 @@ fn one_archive(
         .with_context(|| format!("downloading `{}` {}", entry.name, entry.vers))?;
     tracing::debug!(name = %entry.name, version = %entry.vers, %url, bytes = bytes.len(), "downloaded");
     progress.downloaded(bytes.len());
-    verify_archive(entry, &bytes)?;
-    sparse_client::write_atomic(&path, &bytes)
-        .with_context(|| format!("caching `{}` {}", entry.name, entry.vers))?;
-    Ok(bytes)
+    let signature = prepare_check(entry, &bytes)?;
+    Ok(Unverified {
+        bytes,
+        signature,
+        cached: false,
+    })
 }
 
 fn fetch_archive(index: &SparseIndex, url: &str, send_token: bool) -> Result<Vec<u8>> {

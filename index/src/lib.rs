@@ -40,6 +40,7 @@
 //! [`resolve::IndexReader`], and [`lockfile`] reads and writes `missions.lock`.
 
 pub mod archive;
+pub mod archive_signature;
 pub mod certification;
 pub mod diagnostic;
 pub mod entry;

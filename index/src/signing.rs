@@ -56,7 +56,7 @@ const COMMENT_PREFIX: &str = "untrusted comment:";
 const PUBLIC_KEY_BYTES: usize = 2 + 8 + 32;
 const SECRET_KEY_BYTES: usize = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32;
 /// Algorithm, key id and Ed25519 signature: the second line of a `.minisig`.
-const SIGNATURE_LINE_BYTES: usize = 2 + 8 + 64;
+pub(crate) const SIGNATURE_LINE_BYTES: usize = 2 + 8 + 64;
 const SIG_ALG: &[u8; 2] = b"Ed";
 const CHK_ALG: &[u8; 2] = b"B2";
 const KDF_NONE: [u8; 2] = [0, 0];
@@ -116,7 +116,7 @@ pub enum SignError {
 
 /// Formats a minisign key id as minisign prints it: 16 uppercase hex digits of the
 /// little-endian 64-bit number.
-fn key_id_hex(keynum: &[u8]) -> String {
+pub(crate) fn key_id_hex(keynum: &[u8]) -> String {
     let mut bytes = [0u8; 8];
     for (dst, src) in bytes.iter_mut().zip(keynum) {
         *dst = *src;
@@ -189,6 +189,13 @@ impl PublicKey {
     /// The base64 form (`RW...`), as stored in the index `key` field.
     pub fn to_base64(&self) -> String {
         self.inner.to_base64()
+    }
+
+    /// The raw Ed25519 public key (the last 32 of minisign's 42 bytes).
+    pub(crate) fn ed25519_bytes(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&self.inner.to_bytes()[PUBLIC_KEY_BYTES - 32..]);
+        key
     }
 
     /// The key id as minisign prints it (16 uppercase hex digits).
@@ -529,14 +536,25 @@ pub fn signature_key_id(sig_text: &str) -> Result<String, SignError> {
 /// Parses a `.minisig` text, checking the sizes the crate would otherwise trust (it slices
 /// a short global signature without checking, which would panic).
 fn parse_signature(sig_text: &str) -> Result<minisign::SignatureBox, SignError> {
+    Ok(parse_signature_parts(sig_text)?.sig_box)
+}
+
+/// A parsed `.minisig`: the crate's view, and the two decoded binary lines.
+pub(crate) struct SignatureParts {
+    pub(crate) sig_box: minisign::SignatureBox,
+    /// Algorithm (2 bytes), key id (8), Ed25519 signature (64).
+    pub(crate) signature_line: [u8; SIGNATURE_LINE_BYTES],
+    /// The Ed25519 signature over the signature and the trusted comment.
+    pub(crate) global_signature: [u8; 64],
+}
+
+/// [`parse_signature`], keeping the decoded signature lines.
+pub(crate) fn parse_signature_parts(sig_text: &str) -> Result<SignatureParts, SignError> {
     let malformed = |reason: String| SignError::MalformedSignature { reason };
     let sig_box =
         minisign::SignatureBox::from_string(sig_text).map_err(|e| malformed(e.to_string()))?;
     let lines: Vec<&str> = sig_text.lines().map(str::trim).collect();
-    for (index, what, len) in [
-        (1, "signature", SIGNATURE_LINE_BYTES),
-        (3, "global signature", 64),
-    ] {
+    let decode = |index: usize, what: &str, len: usize| {
         let decoded = lines
             .get(index)
             .and_then(|l| Base64::decode_to_vec(l, None).ok())
@@ -548,8 +566,17 @@ fn parse_signature(sig_text: &str) -> Result<minisign::SignatureBox, SignError> 
                 decoded.len()
             )));
         }
-    }
-    Ok(sig_box)
+        Ok(decoded)
+    };
+    let mut signature_line = [0u8; SIGNATURE_LINE_BYTES];
+    signature_line.copy_from_slice(&decode(1, "signature", SIGNATURE_LINE_BYTES)?);
+    let mut global_signature = [0u8; 64];
+    global_signature.copy_from_slice(&decode(3, "global signature", 64)?);
+    Ok(SignatureParts {
+        sig_box,
+        signature_line,
+        global_signature,
+    })
 }
 
 /// Signs a mission archive: computes its SHA-256 and signs it with the trusted comment
@@ -589,12 +616,10 @@ pub fn verify_hashed_archive(
     name: &str,
     version: &str,
 ) -> Result<(), SignError> {
-    let found = verify_bytes(pk, sig_text, archive)?;
-    let expected = archive_trusted_comment(name, version, sha256);
-    if found != expected {
-        return Err(SignError::TrustedCommentMismatch { expected, found });
-    }
-    Ok(())
+    crate::archive_signature::ArchiveSignature::prepare(
+        pk, sig_text, archive, sha256, name, version,
+    )?
+    .verify()
 }
 
 #[cfg(test)]
