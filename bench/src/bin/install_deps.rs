@@ -14,10 +14,16 @@
 //!   not counting `/metrics` itself) must not move, or the benchmark fails;
 //! - **plain**: the lower bound, in this process: the 51 index files and the 51 archives
 //!   fetched with `ureq` by as many threads as `mission` uses
-//!   (`PARALLEL_REQUESTS`, 4), every URL known up front, each body written to a file.
+//!   (`PARALLEL_REQUESTS`, 4), every URL known up front, each body written to a file;
+//! - **plain + checks**: the same downloads, plus the work any installer must do with the
+//!   bytes, also in this process with every URL known up front: each index file parsed,
+//!   each archive's SHA-256 compared with its entry, its signature prepared and verified
+//!   (in one batch at the end, as `mission` batches them) and the archive unpacked into
+//!   its own folder. No resolution, cache, lockfile or trust store, and no process start.
 //!
-//! The order inside a round is plain, cold, warm, locked, so machine noise hits all alike.
-//! Prints each round, the medians, and the ratios to the plain median (goal: cold <= 2x).
+//! The order inside a round is plain, plain + checks, cold, warm, locked, so machine noise
+//! hits all alike. Prints each round, the medians, and the ratios to the plain median (goal:
+//! cold <= 2x) and to the plain + checks median.
 //!
 //! ```text
 //! cargo build --release -p mission-node -p mission-cli
@@ -34,6 +40,8 @@ use std::time::{Duration, Instant};
 
 use mission_bench::{add_user, load_average, machine, mission_bin, start_node, Error, Rng, Server};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
+use mission_index::archive_signature::{self, ArchiveSignature};
+use mission_index::entry::IndexEntry;
 use mission_index::layout::entry_path;
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::wire::{PublishBody, PublishMetadata};
@@ -252,6 +260,80 @@ fn plain(urls: &[String], parallel: usize, out: &Path) -> Result<(Duration, u64)
     Ok((elapsed, bytes.into_inner()))
 }
 
+/// The plain download with the checks and unpacking any installer needs (see the module
+/// documentation): `pairs` holds each mission's index-file URL and archive URL. Returns
+/// the wall time.
+fn plain_checked(
+    pairs: &[(String, String)],
+    parallel: usize,
+    out: &Path,
+) -> Result<Duration, Error> {
+    std::fs::create_dir_all(out)?;
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_idle_connections_per_host(parallel)
+        .build()
+        .into();
+    let get = |url: &str| -> Result<Vec<u8>, String> {
+        agent
+            .get(url)
+            .call()
+            .map_err(|e| e.to_string())?
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(|e| format!("{url}: {e}"))
+    };
+    // One mission: its entry, its archive checked and unpacked, its signature prepared.
+    let one = |(index_url, archive_url): &(String, String)| -> Result<ArchiveSignature, String> {
+        let text = String::from_utf8(get(index_url)?).map_err(|e| e.to_string())?;
+        let entry: IndexEntry = IndexEntry::parse_file(&text)
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or(format!("{index_url} has no entry"))?;
+        let bytes = get(archive_url)?;
+        let sha256 = archive::cksum(&bytes);
+        if sha256 != entry.cksum {
+            return Err(format!("{archive_url}: checksum mismatch"));
+        }
+        let key = PublicKey::parse(&entry.key).map_err(|e| e.to_string())?;
+        let signature =
+            ArchiveSignature::prepare(&key, &entry.sig, &bytes, &sha256, &entry.name, &entry.vers)
+                .map_err(|e| e.to_string())?;
+        archive::unpack_archive_to_new_dir(
+            &bytes,
+            &out.join(&entry.name),
+            &ArchiveLimits::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(signature)
+    };
+    let queue = Mutex::new(pairs.iter().collect::<Vec<_>>());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(pair) = next else { break };
+                let result = one(pair);
+                if let Ok(mut r) = results.lock() {
+                    r.push(result);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| "a download thread panicked")?;
+    let mut signatures = Vec::new();
+    for result in results {
+        signatures.push(result.map_err(|e| format!("plain + checks failed: {e}"))?);
+    }
+    archive_signature::verify_batch(&signatures.iter().collect::<Vec<_>>())?;
+    Ok(started.elapsed())
+}
+
 /// Requests the node answered so far, `/metrics` itself not counted.
 fn node_requests(agent: &ureq::Agent, url: &str) -> Result<u64, Error> {
     let text = agent
@@ -327,11 +409,17 @@ fn main() -> Result<(), Error> {
         std::thread::sleep(Duration::from_secs(seconds));
         return Ok(());
     }
-    let mut urls: Vec<String> = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for i in 0..MISSIONS {
-        urls.push(format!("{url}/index/{}", entry_path(&name(i))?));
-        urls.push(format!("{url}/api/v1/missions/{}/1.0.0/download", name(i)));
+        pairs.push((
+            format!("{url}/index/{}", entry_path(&name(i))?),
+            format!("{url}/api/v1/missions/{}/1.0.0/download", name(i)),
+        ));
     }
+    let urls: Vec<String> = pairs
+        .iter()
+        .flat_map(|(index, archive)| [index.clone(), archive.clone()])
+        .collect();
 
     println!(
         "install_deps: 1 mission + 50 transitive dependencies, archives {} bytes in all ({} to {} bytes, median {}); {} rounds, plain HTTP with {} threads; machine: {}; load average {} at the start",
@@ -344,9 +432,10 @@ fn main() -> Result<(), Error> {
         machine(),
         load_average()
     );
-    println!("| round | plain ms | cold install ms | warm install ms | warm --locked ms | node requests during --locked |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    let (mut plains, mut colds, mut warms, mut lockeds) = (vec![], vec![], vec![], vec![]);
+    println!("| round | plain ms | plain + checks ms | cold install ms | warm install ms | warm --locked ms | node requests during --locked |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut plains, mut checkeds, mut colds, mut warms, mut lockeds) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for round in 1..=args.rounds {
         let dir = tmp.path().join(format!("round{round}"));
         let (plain_time, plain_bytes) = plain(&urls, args.parallel, &dir.join("plain"))?;
@@ -356,6 +445,8 @@ fn main() -> Result<(), Error> {
             )
             .into());
         }
+
+        let checked = plain_checked(&pairs, args.parallel, &dir.join("checked"))?;
 
         let home = new_home(&dir.join("home"), &url)?;
         let (cold, _) = mission(&home, &dir.join("cold"), &["install", "bench_app"])?;
@@ -390,34 +481,39 @@ fn main() -> Result<(), Error> {
             .into());
         }
         println!(
-            "| {round} | {:.1} | {:.1} | {:.1} | {:.1} | {requests} |",
+            "| {round} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {requests} |",
             ms(plain_time),
+            ms(checked),
             ms(cold),
             ms(warm),
             ms(locked)
         );
         plains.push(plain_time);
+        checkeds.push(checked);
         colds.push(cold);
         warms.push(warm);
         lockeds.push(locked);
         // Round folders stay until the end: deleting some 600 files here would make the
         // file system's inode allocator slower for the next round's measurements.
     }
-    let base = median(&plains);
+    let base = median(&plains).as_secs_f64().max(1e-9);
+    let checked_base = median(&checkeds).as_secs_f64().max(1e-9);
     println!("\nload average {} at the end", load_average());
-    println!("| series | median ms | ratio to plain |");
-    println!("|---|---:|---:|");
+    println!("| series | median ms | ratio to plain | ratio to plain + checks |");
+    println!("|---|---:|---:|---:|");
     for (label, samples) in [
         ("plain HTTP (102 files)", &plains),
+        ("plain HTTP + checks and unpacking", &checkeds),
         ("cold install", &colds),
         ("warm install", &warms),
         ("warm install --locked", &lockeds),
     ] {
-        let m = median(samples);
+        let m = median(samples).as_secs_f64();
         println!(
-            "| {label} | {:.1} | {:.2} |",
-            ms(m),
-            m.as_secs_f64() / base.as_secs_f64().max(1e-9)
+            "| {label} | {:.1} | {:.2} | {:.2} |",
+            m * 1e3,
+            m / base,
+            m / checked_base
         );
     }
     drop(node);
