@@ -21,10 +21,14 @@
 //!    only an archive whose signature holds is cached or used;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
 //!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
-//!    [`crate::download`]), and verifies every archive before it goes anywhere: its SHA-256
-//!    is the index checksum, its signature is valid for the index entry's key, name and
-//!    version, and that key is the one pinned for the name (trust store and lockfile). On a
-//!    terminal a progress bar shows the downloads; otherwise nothing is printed for them;
+//!    [`crate::download`]), and verifies every archive before it is cached or put in
+//!    place: its SHA-256 is the index checksum, its signature is valid for the index
+//!    entry's key, name and version, and that key is the one pinned for the name (trust
+//!    store and lockfile). (An archive fetched ahead may be unpacked into the private
+//!    staging folder of step 5 before its signature is checked; it leaves that folder only
+//!    once it is. A process killed mid-install can leave the staging folder behind, as
+//!    before.) On a terminal a progress bar shows the downloads; otherwise nothing is
+//!    printed for them;
 //! 5. unpacks each into a staging folder inside the install folder, then swaps them into
 //!    `missions/NAME/`, removes the missions no longer needed, and renames the new
 //!    `missions.lock` into place (written and synced beside it while the archives
@@ -915,9 +919,10 @@ impl Drop for Progress {
 
 /// Archives downloaded while the resolution still reads the index: the archive of the
 /// version each name will likely get (see [`prefetch_index`]) is fetched (or read from the
-/// cache), verified against its index entry, cached and unpacked into the staging folder
-/// by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work overlaps
-/// the index round trips. The workers start only once the node's snapshot verified. A
+/// cache), checked against its index entry's checksum and unpacked into the staging
+/// folder by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work
+/// overlaps the index round trips; signatures are then verified in batches, and only a
+/// verified archive is cached and counted as done. The workers start only once the node's snapshot verified. A
 /// guess the resolution does not take costs one download and a cache file (named by
 /// checksum), never other bytes: an archive is used only for the very entry it was
 /// verified against, and the author-key check of the chosen versions comes before
@@ -941,6 +946,9 @@ struct Ahead<'a> {
 /// Batches cost less per signature the larger they are; this size keeps most of that
 /// gain without holding many archives back from the cache until the very end.
 const SIGNATURE_BATCH: usize = 12;
+/// A batch is verified early once the downloaded archives it holds (kept to be cached)
+/// reach this many bytes, which bounds the memory it takes.
+const SIGNATURE_BATCH_BYTES: usize = 16 << 20;
 
 #[derive(Default)]
 struct AheadQueue {
@@ -1037,10 +1045,15 @@ impl<'a> Ahead<'a> {
                 self.progress.forget();
             }
             match got.and_then(|got| unpack(&entry, &got.bytes, self.fresh).map(|()| got)) {
-                Ok(got) => {
+                Ok(mut got) => {
+                    if got.cached {
+                        // Not written again: only the signature is still needed.
+                        got.bytes = Vec::new();
+                    }
                     let batch = self.unchecked.lock().ok().and_then(|mut unchecked| {
                         unchecked.push((entry, got));
-                        (unchecked.len() >= SIGNATURE_BATCH)
+                        let held: usize = unchecked.iter().map(|(_, u)| u.bytes.len()).sum();
+                        (unchecked.len() >= SIGNATURE_BATCH || held >= SIGNATURE_BATCH_BYTES)
                             .then(|| std::mem::take(&mut *unchecked))
                     });
                     if let Some(batch) = batch {

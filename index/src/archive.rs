@@ -87,10 +87,13 @@
 //!
 //! Most archives are decoded in one call by libdeflate into a buffer sized from the gzip
 //! trailer (`crate::inflate`), which is about twice as fast as streaming. That size is
-//! trusted only up to the same cap, and libdeflate never writes past the buffer. Any
-//! archive this path does not take whole (a bad stream, CRC or length, bytes after the
-//! member) is read again by the streaming decoder, which names the fault; the tar checks
-//! are the same code either way.
+//! trusted only up to the same cap, and up to what deflate can expand the archive's
+//! bytes to; libdeflate never writes past the buffer. So a bomb whose trailer claims a
+//! size within those bounds is decoded whole (at most the cap, about 60 MiB by default)
+//! before the tar framing refuses it, rather than after 1 KiB. Any archive this path does
+//! not take whole (a bad stream, CRC or length, bytes after the member) is read again by
+//! the streaming decoder, which names the fault; the tar checks are the same code either
+//! way.
 //!
 //! **Why the unpacker does not re-build and compare bytes.** The tar stream it accepts is,
 //! byte for byte, the stream [`build_archive`] would write for the unpacked tree (every

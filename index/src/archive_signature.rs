@@ -13,6 +13,14 @@
 //!   signatures at once or fails; it cannot say which one is bad, so a caller whose batch
 //!   fails checks each alone to find it. Keys of small order are refused before batching.
 //!
+//! The batch equation is dalek's, without the cofactor and with 128-bit coefficients. It
+//! can pass a signature whose `R` point has a small-order part, which the strict check
+//! (and minisign) refuse, for some coefficients. Only the holder of the secret key can
+//! make such a signature, and it still binds exactly the signed archive and comment, so
+//! it forges nothing; a node refuses it at publish, where the check is strict, so an
+//! honest index never holds one. Only an installer reading a hostile index with the
+//! author's own cooperation could see the two checks disagree.
+//!
 //! Preparing ([`ArchiveSignature::prepare`]) parses the signature and hashes the archive;
 //! nothing is trusted until a verification says so.
 
@@ -68,8 +76,9 @@ impl ArchiveSignature {
         let key = VerifyingKey::from_bytes(&pk.ed25519_bytes())
             .ok()
             .filter(|k| !k.is_weak())
-            .ok_or_else(|| SignError::BadSignature {
-                detail: format!("the key {} is not a usable Ed25519 key", pk.key_id()),
+            .ok_or_else(|| SignError::NotAPublicKey {
+                what: format!("the key {}", pk.key_id()),
+                reason: "it is not a point of the curve, or one of small order, which no real key pair has".into(),
             })?;
         let found_comment =
             parts

@@ -6,8 +6,14 @@
 //! and is only trusted up to the caller's cap. Anything unusual (a size over the cap, bad
 //! data, a CRC or length mismatch, bytes after the member) makes [`inflate_whole`] answer
 //! `None`, and the archive reader then decodes the archive with its streaming reader,
-//! which names the exact fault. So this module decides nothing about what is valid: it
-//! only makes the common case fast.
+//! which names the exact fault.
+//!
+//! libdeflate is a little more lenient than zlib about some malformed Huffman table
+//! headers (it accepts up to 288 literal/length and 32 distance codes, and an incomplete
+//! code of one symbol), so a few deflate streams that the streaming reader calls corrupt
+//! decode here. What they decode to is still checked against the gzip CRC and length and
+//! against every tar rule, so such an archive holds a canonical tree like any other; the
+//! deflate payload itself was never part of the canonical form (see [`crate::archive`]).
 
 use std::ffi::c_void;
 
@@ -15,6 +21,10 @@ use libdeflate_sys::{
     libdeflate_alloc_decompressor, libdeflate_decompressor, libdeflate_free_decompressor,
     libdeflate_gzip_decompress_ex, libdeflate_result_LIBDEFLATE_SUCCESS,
 };
+
+/// Deflate's largest expansion: a 258-byte match costs at least 2 bits (1032 to 1),
+/// rounded up.
+const MAX_EXPANSION: u64 = 1040;
 
 /// A libdeflate decompressor, freed on drop.
 struct Decompressor(*mut libdeflate_decompressor);
@@ -42,7 +52,10 @@ pub(crate) fn inflate_whole(gzip: &[u8], cap: u64) -> Option<Vec<u8>> {
     let trailer = gzip.len().checked_sub(TRAILER).map(|at| &gzip[at..])?;
     let isize = u32::from_le_bytes(trailer[4..].try_into().ok()?);
     // ISIZE is the length modulo 2^32: a longer stream cannot fit and is refused below.
-    if u64::from(isize) > cap {
+    // Deflate expands at most about 1032 times, so a larger claim is a lie: the streaming
+    // reader then refuses it without this path allocating what it claims.
+    let most = (gzip.len() as u64).saturating_mul(MAX_EXPANSION);
+    if u64::from(isize) > cap.min(most) {
         return None;
     }
     let mut out = vec![0u8; usize::try_from(isize).ok()?];
@@ -115,5 +128,13 @@ mod tests {
         assert!(inflate_whole(&flipped, u64::MAX).is_none());
         // Too short to hold a trailer.
         assert!(inflate_whole(&gz[..5], u64::MAX).is_none());
+        // A length no deflate stream of this size can reach.
+        let mut lie = gz.clone();
+        let at = lie.len() - 4;
+        lie[at..].copy_from_slice(&(gz.len() as u32 * 2000).to_le_bytes());
+        assert!(inflate_whole(&lie, u64::MAX).is_none());
+        // Zeros expand about a thousandfold, and still decode.
+        let zeros = vec![0u8; 4 << 20];
+        assert_eq!(inflate_whole(&gzip(&zeros), u64::MAX).unwrap(), zeros);
     }
 }

@@ -823,6 +823,42 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     );
     unchanged("altered index line");
 
+    // 4b. The line signed by the author's own key, but over other bytes: the signature
+    //     parses and names the right key, and only its equation fails. A user with an
+    //     empty cache (the download workers check signatures in batches) is refused, and
+    //     the archive does not reach the cache.
+    node.stop();
+    let mut other_bytes = base.clone();
+    let last = other_bytes.len() - 1;
+    other_bytes[last] ^= 0xff;
+    let wrong_bytes_sig =
+        signing::sign_archive(&alice.sk, &alice.pk, &other_bytes, "base_tools", "1.0.0").unwrap();
+    rewrite_line(&|entry| entry["sig"] = serde_json::Value::String(wrong_bytes_sig.clone()));
+    node.restart();
+    let saved_home = user.home.with_extension("saved");
+    std::fs::rename(&user.home, &saved_home).unwrap();
+    let fresh_home = Client::new(&node.url);
+    std::fs::rename(&fresh_home.home, &user.home).unwrap();
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("signature check failed for `base_tools` 1.0.0")
+            && err.contains("Signature verification failed"),
+        "{err}"
+    );
+    let cached = |ck: &str| {
+        user.home
+            .join("cache/archives")
+            .join(format!("{ck}.mission"))
+            .exists()
+    };
+    assert!(
+        !cached(&cksum),
+        "an archive whose signature fails is not cached"
+    );
+    unchanged("signed over other bytes");
+    std::fs::remove_dir_all(&user.home).unwrap();
+    std::fs::rename(&saved_home, &user.home).unwrap();
+
     // 5. The author key swapped in the index without a rotation statement: Mallory's key
     //    and a valid signature by it. Every signature check passes; the key pinned for
     //    base_tools at the first install does not, and there is no rotation chain.
