@@ -165,8 +165,9 @@ impl PendingWrite {
             }
             _ => write_atomic(&self.file, &self.body)?,
         }
-        if self.legacy {
-            // A cache written before this format kept the ETag beside the file.
+        // A cache written before this format kept the ETag beside the file. A bare body
+        // (no ETag) reads that side file back, so it must not outlive this write either.
+        if self.legacy || self.etag.is_none() {
             remove_optional(&legacy_etag_file(&self.file))?;
         }
         Ok(())
@@ -630,6 +631,19 @@ mod tests {
         .unwrap();
         assert!(!legacy_etag_file(&file).exists());
         // Without an ETag the body is stored bare, which reads as the old layout.
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(&body, None, true)));
+
+        // A stray side file beside a missing copy does not survive a bare write.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(legacy_etag_file(&file), "\"stale\"").unwrap();
+        PendingWrite {
+            file: file.clone(),
+            body: body.clone(),
+            etag: None,
+            legacy: false,
+        }
+        .write()
+        .unwrap();
         assert_eq!(read_cached(&file).unwrap(), Some(cached(&body, None, true)));
 
         // A header cut off before its line ends is no copy at all.
