@@ -922,10 +922,10 @@ impl Drop for Progress {
 /// cache), checked against its index entry's checksum and unpacked into the staging
 /// folder by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work
 /// overlaps the index round trips; signatures are then verified in batches, and only a
-/// verified archive is cached and counted as done. The workers start only once the node's snapshot verified. A
-/// guess the resolution does not take costs one download and a cache file (named by
-/// checksum), never other bytes: an archive is used only for the very entry it was
-/// verified against, and the author-key check of the chosen versions comes before
+/// verified archive is cached and counted as done. The workers start only once the node's
+/// snapshot verified. A guess the resolution does not take costs one download and a cache
+/// file (named by checksum), never other bytes: an archive is used only for the very entry
+/// it was verified against, and the author-key check of the chosen versions comes before
 /// anything is installed. A failure here is only logged: [`fetch_archives`] tries again
 /// and reports it.
 struct Ahead<'a> {

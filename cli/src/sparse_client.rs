@@ -152,7 +152,7 @@ struct PendingWrite {
 
 impl PendingWrite {
     fn write(&self) -> Result<(), SparseError> {
-        match &self.etag {
+        let bare = match &self.etag {
             // An ETag with a line break cannot be stored on one line; keep the body alone.
             Some(tag) if !tag.contains(['\n', '\r']) => {
                 let mut bytes =
@@ -162,12 +162,16 @@ impl PendingWrite {
                 bytes.push(b'\n');
                 bytes.extend_from_slice(&self.body);
                 write_atomic(&self.file, &bytes)?;
+                false
             }
-            _ => write_atomic(&self.file, &self.body)?,
-        }
+            _ => {
+                write_atomic(&self.file, &self.body)?;
+                true
+            }
+        };
         // A cache written before this format kept the ETag beside the file. A bare body
-        // (no ETag) reads that side file back, so it must not outlive this write either.
-        if self.legacy || self.etag.is_none() {
+        // reads that side file back, so it must not outlive this write either.
+        if self.legacy || bare {
             remove_optional(&legacy_etag_file(&self.file))?;
         }
         Ok(())

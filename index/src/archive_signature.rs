@@ -27,11 +27,9 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::signing::{
-    archive_trusted_comment, key_id_hex, parse_signature_parts, PublicKey, SignError,
+    archive_trusted_comment, check_signer, parse_signature_parts, trusted_comment, PublicKey,
+    SignError,
 };
-
-/// minisign's algorithm tag for a prehashed signature.
-const PREHASHED: &[u8; 2] = b"ED";
 
 /// One archive's signature, parsed, with the archive hashed: ready to verify.
 pub struct ArchiveSignature {
@@ -60,19 +58,8 @@ impl ArchiveSignature {
         version: &str,
     ) -> Result<ArchiveSignature, SignError> {
         let parts = parse_signature_parts(sig_text)?;
+        check_signer(&parts.sig_box, pk)?;
         let line = &parts.signature_line;
-        let signature_key_id = key_id_hex(&line[2..10]);
-        if signature_key_id != pk.key_id() {
-            return Err(SignError::KeyIdMismatch {
-                signature_key_id,
-                expected_key_id: pk.key_id(),
-            });
-        }
-        if &line[..2] != PREHASHED {
-            return Err(SignError::LegacySignature {
-                key_id: signature_key_id,
-            });
-        }
         let key = VerifyingKey::from_bytes(&pk.ed25519_bytes())
             .ok()
             .filter(|k| !k.is_weak())
@@ -80,13 +67,7 @@ impl ArchiveSignature {
                 what: format!("the key {}", pk.key_id()),
                 reason: "it is not a point of the curve, or one of small order, which no real key pair has".into(),
             })?;
-        let found_comment =
-            parts
-                .sig_box
-                .trusted_comment()
-                .map_err(|e| SignError::MalformedSignature {
-                    reason: format!("unreadable trusted comment: {e}"),
-                })?;
+        let found_comment = trusted_comment(&parts.sig_box)?;
         let mut signed_comment = line[10..].to_vec();
         signed_comment.extend_from_slice(found_comment.as_bytes());
         let mut prehash = [0u8; 64];

@@ -551,27 +551,22 @@ impl<R: IndexReader> Resolver<'_, R> {
         self.locked.and_then(|l| l.get(key)).map(|m| &m.version)
     }
 
-    /// How many versions of `key` `reqs` allow (what [`Resolver::candidates`] would list).
-    fn count_candidates(&self, key: &str, reqs: &[Req]) -> usize {
+    /// Indexes of the versions of `key` allowed by `reqs` (a yanked one only when locked),
+    /// in index order.
+    fn allowed<'s>(&'s self, key: &str, reqs: &'s [Req]) -> impl Iterator<Item = usize> + 's {
         let locked = self.locked_version(key);
         self.candidates_of(key)
             .iter()
-            .filter(|c| reqs.iter().all(|r| r.req.matches(&c.version)))
-            .filter(|c| !c.entry.yanked || locked == Some(&c.version))
-            .count()
+            .enumerate()
+            .filter(move |(_, c)| reqs.iter().all(|r| r.req.matches(&c.version)))
+            .filter(move |(_, c)| !c.entry.yanked || locked == Some(&c.version))
+            .map(|(i, _)| i)
     }
 
     /// Indexes of the versions of `key` allowed by `reqs`, in the order to try them.
     fn candidates(&self, key: &str, reqs: &[Req]) -> Vec<usize> {
         let locked = self.locked_version(key);
-        let mut out: Vec<usize> = self
-            .candidates_of(key)
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| reqs.iter().all(|r| r.req.matches(&c.version)))
-            .filter(|(_, c)| !c.entry.yanked || locked == Some(&c.version))
-            .map(|(i, _)| i)
-            .collect();
+        let mut out: Vec<usize> = self.allowed(key, reqs).collect();
         if let Some(pos) = out
             .iter()
             .position(|&i| Some(&self.candidates_of(key)[i].version) == locked)
@@ -592,7 +587,7 @@ impl<R: IndexReader> Resolver<'_, R> {
                 continue;
             }
             self.load(key, &reqs[0].name).map_err(Failure::Fatal)?;
-            let count = self.count_candidates(key, reqs);
+            let count = self.allowed(key, reqs).count();
             if next.as_ref().is_none_or(|(_, best)| count < *best) {
                 next = Some((key.clone(), count));
                 if count == 0 {

@@ -116,7 +116,7 @@ pub enum SignError {
 
 /// Formats a minisign key id as minisign prints it: 16 uppercase hex digits of the
 /// little-endian 64-bit number.
-pub(crate) fn key_id_hex(keynum: &[u8]) -> String {
+fn key_id_hex(keynum: &[u8]) -> String {
     let mut bytes = [0u8; 8];
     for (dst, src) in bytes.iter_mut().zip(keynum) {
         *dst = *src;
@@ -503,6 +503,21 @@ pub fn sign_bytes(
 /// Refuses legacy (non-prehashed) signatures, see the module documentation.
 pub fn verify_bytes(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Result<String, SignError> {
     let sig_box = parse_signature(sig_text)?;
+    check_signer(&sig_box, pk)?;
+    minisign::verify(&pk.inner, &sig_box, Cursor::new(data), true, false, false).map_err(|e| {
+        SignError::BadSignature {
+            detail: e.to_string(),
+        }
+    })?;
+    trusted_comment(&sig_box)
+}
+
+/// Checks, before any equation, that a signature was made by `pk`'s key id and is
+/// prehashed (legacy signatures are refused, see the module documentation).
+pub(crate) fn check_signer(
+    sig_box: &minisign::SignatureBox,
+    pk: &PublicKey,
+) -> Result<(), SignError> {
     let signature_key_id = key_id_hex(sig_box.keynum());
     if signature_key_id != pk.key_id() {
         return Err(SignError::KeyIdMismatch {
@@ -515,11 +530,11 @@ pub fn verify_bytes(pk: &PublicKey, sig_text: &str, data: &[u8]) -> Result<Strin
             key_id: signature_key_id,
         });
     }
-    minisign::verify(&pk.inner, &sig_box, Cursor::new(data), true, false, false).map_err(|e| {
-        SignError::BadSignature {
-            detail: e.to_string(),
-        }
-    })?;
+    Ok(())
+}
+
+/// The trusted comment of a parsed signature (not yet verified).
+pub(crate) fn trusted_comment(sig_box: &minisign::SignatureBox) -> Result<String, SignError> {
     sig_box
         .trusted_comment()
         .map_err(|e| SignError::MalformedSignature {

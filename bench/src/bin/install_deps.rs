@@ -209,16 +209,35 @@ fn mission(home: &Path, project: &Path, args: &[&str]) -> Result<(Duration, Stri
     Ok((elapsed, stderr))
 }
 
+/// A fresh HTTP agent keeping `parallel` connections (a new process would start without
+/// pooled connections too).
+fn fresh_agent(parallel: usize) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_idle_connections_per_host(parallel)
+        .build()
+        .into()
+}
+
+/// The whole body of a GET of `url`.
+fn get_body(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
+    agent
+        .get(url)
+        .call()
+        .map_err(|e| e.to_string())?
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| e.to_string())
+}
+
 /// The plain lower bound: every URL fetched by `parallel` threads over one fresh agent
 /// (a new process would start without pooled connections too), each body written to a
 /// file in `out`. Returns the wall time and the bytes fetched.
 fn plain(urls: &[String], parallel: usize, out: &Path) -> Result<(Duration, u64), Error> {
     std::fs::create_dir_all(out)?;
     let started = Instant::now();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_idle_connections_per_host(parallel)
-        .build()
-        .into();
+    let agent = fresh_agent(parallel);
     let queue = Mutex::new(urls.iter().enumerate().collect::<Vec<_>>());
     let failures = Mutex::new(Vec::new());
     let bytes = std::sync::atomic::AtomicU64::new(0);
@@ -227,21 +246,10 @@ fn plain(urls: &[String], parallel: usize, out: &Path) -> Result<(Duration, u64)
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some((i, url)) = next else { break };
-                let result = agent
-                    .get(url)
-                    .call()
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut r| {
-                        r.body_mut()
-                            .with_config()
-                            .limit(64 << 20)
-                            .read_to_vec()
-                            .map_err(|e| e.to_string())
-                    })
-                    .and_then(|body| {
-                        bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                        std::fs::write(out.join(i.to_string()), body).map_err(|e| e.to_string())
-                    });
+                let result = get_body(&agent, url).and_then(|body| {
+                    bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    std::fs::write(out.join(i.to_string()), body).map_err(|e| e.to_string())
+                });
                 if let Err(e) = result {
                     if let Ok(mut f) = failures.lock() {
                         f.push(format!("{url}: {e}"));
@@ -270,21 +278,8 @@ fn plain_checked(
 ) -> Result<Duration, Error> {
     std::fs::create_dir_all(out)?;
     let started = Instant::now();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_idle_connections_per_host(parallel)
-        .build()
-        .into();
-    let get = |url: &str| -> Result<Vec<u8>, String> {
-        agent
-            .get(url)
-            .call()
-            .map_err(|e| e.to_string())?
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .map_err(|e| format!("{url}: {e}"))
-    };
+    let agent = fresh_agent(parallel);
+    let get = |url: &str| get_body(&agent, url).map_err(|e| format!("{url}: {e}"));
     // One mission: its entry, its archive checked and unpacked, its signature prepared.
     let one = |(index_url, archive_url): &(String, String)| -> Result<ArchiveSignature, String> {
         let text = String::from_utf8(get(index_url)?).map_err(|e| e.to_string())?;
