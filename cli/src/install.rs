@@ -72,6 +72,7 @@ use semver::VersionReq;
 
 use crate::download::DownloadTemplate;
 use crate::home;
+use crate::index_walk;
 use crate::registry::{self, Registry};
 use crate::sparse_client::{self, SparseError, SparseIndex};
 use crate::trust::{self, TrustStore};
@@ -312,7 +313,9 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                     }
                     checked
                 });
-                prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| ahead.push(e));
+                index_walk::prefetch_index(&index, &roots, resolve_lock.as_ref(), &|e| {
+                    ahead.push(e)
+                });
                 phase("index files fetched");
                 let snapshot = snapshot.join().unwrap_or_else(|panic| {
                     Err(anyhow!(
@@ -567,71 +570,6 @@ fn fetch_snapshot(
                 trust::path().map(|p| p.display().to_string()).unwrap_or_default()
             )
         })
-}
-
-/// Fetches, in parallel waves, the index files resolution is about to read: first the
-/// roots and every locked name, then the dependencies of the version each name would
-/// likely get (its locked version, else the highest unyanked one meeting the requirements
-/// seen), and so on. A guess that turns out wrong costs one extra file or one sequential
-/// read later, never a wrong answer: the resolver reads everything it needs itself.
-/// `likely` is told each guessed version, as soon as its wave is read.
-fn prefetch_index(
-    index: &SparseIndex,
-    roots: &[Requirement],
-    lock: Option<&Lockfile>,
-    likely: &dyn Fn(&IndexEntry),
-) {
-    let mut reqs: BTreeMap<String, Vec<VersionReq>> = BTreeMap::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut wave: Vec<String> = Vec::new();
-    let mut add = |name: &str, wave: &mut Vec<String>| {
-        if seen.insert(collision_key(name)) {
-            wave.push(name.to_owned());
-        }
-    };
-    for root in roots {
-        reqs.entry(collision_key(&root.name))
-            .or_default()
-            .push(root.req.clone());
-        add(&root.name, &mut wave);
-    }
-    for m in lock.into_iter().flat_map(Lockfile::missions) {
-        add(&m.name, &mut wave);
-    }
-    while !wave.is_empty() {
-        index.prefetch(&wave);
-        let mut next = Vec::new();
-        for name in std::mem::take(&mut wave) {
-            let Ok(Some(entries)) = resolve::IndexReader::entries(index, &name) else {
-                continue;
-            };
-            let key = collision_key(&name);
-            let locked = lock.and_then(|l| l.get(&name)).map(|m| m.version.clone());
-            let wanted = reqs.get(&key).cloned().unwrap_or_default();
-            let likely_entry = entries
-                .iter()
-                .filter_map(|e| e.version().ok().map(|v| (v, e)))
-                .filter(|(v, e)| {
-                    Some(v) == locked.as_ref() || (!e.yanked && wanted.iter().all(|r| r.matches(v)))
-                })
-                .max_by(|(a, _), (b, _)| {
-                    let a_locked = Some(a) == locked.as_ref();
-                    let b_locked = Some(b) == locked.as_ref();
-                    a_locked.cmp(&b_locked).then_with(|| a.cmp(b))
-                });
-            let Some((_, entry)) = likely_entry else {
-                continue;
-            };
-            likely(entry);
-            for dep in &entry.deps {
-                if let Ok(req) = VersionReq::parse(&dep.req) {
-                    reqs.entry(collision_key(&dep.name)).or_default().push(req);
-                }
-                add(&dep.name, &mut next);
-            }
-        }
-        wave = next;
-    }
 }
 
 /// Turns a resolution failure into advice.

@@ -7,6 +7,7 @@
 mod commands;
 mod download;
 mod home;
+mod index_walk;
 mod install;
 mod keys;
 mod password;

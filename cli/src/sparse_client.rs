@@ -16,9 +16,11 @@
 //!
 //! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
 //! only those of the names the resolution reaches. Each file is fetched at most once per run
-//! (kept in memory), and [`SparseIndex::prefetch`] fetches a batch of files in parallel over
-//! the agent's pooled connections, so a caller that knows which names come next (one
-//! resolution wave) pays one round trip for the batch instead of one per name.
+//! (kept in memory). [`SparseIndex::fetch_with_hint`] also asks the node for its prefetch
+//! hint (`Prefer: mission-closure`; ARCHITECTURE section 4): the index files of everything
+//! the file's versions may need, so a caller can fetch a whole dependency tree in parallel
+//! instead of one level per round trip. A hint is only a list of files to fetch early:
+//! what is used is still what the resolution reads and checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -35,6 +37,13 @@ use crate::registry::Registry;
 
 /// The most bytes one index file may have.
 const MAX_INDEX_FILE: u64 = 64 * 1024 * 1024;
+
+/// The `Prefer` token asking a node for the prefetch hint.
+const CLOSURE_PREFERENCE: &str = "mission-closure";
+
+/// At most this many index files are taken from one hint (the node sends at most 256): a
+/// bound on the requests a hostile node can make a client send.
+pub const MAX_HINTED: usize = 256;
 
 /// Why an index file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +331,18 @@ impl SparseIndex {
         limit: u64,
         send_token: bool,
     ) -> Result<Reply, SparseError> {
+        self.request(url, etag, limit, send_token, None)
+    }
+
+    /// [`SparseIndex::get_url`], with a `Prefer` header when `prefer` is given.
+    fn request(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        limit: u64,
+        send_token: bool,
+        prefer: Option<&str>,
+    ) -> Result<Reply, SparseError> {
         let url = url.to_owned();
         if let Ok(mut requested) = self.requested.lock() {
             requested.insert(url.clone());
@@ -334,6 +355,9 @@ impl SparseIndex {
         if let Some(etag) = etag {
             request = request.header("If-None-Match", etag);
         }
+        if let Some(prefer) = prefer {
+            request = request.header("Prefer", prefer);
+        }
         let mut response = request.call().map_err(|e| SparseError::Http {
             url: url.clone(),
             message: format!("the node did not answer ({e}); check that it runs, or use --offline to work from the cache"),
@@ -344,6 +368,13 @@ impl SparseIndex {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let links: Vec<&str> = response
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let link = (!links.is_empty()).then(|| links.join(", "));
         let mut body = Vec::new();
         response
             .body_mut()
@@ -358,6 +389,7 @@ impl SparseIndex {
             url,
             status,
             etag,
+            link,
             body,
         })
     }
@@ -366,53 +398,40 @@ impl SparseIndex {
     /// the node says it has not changed, else fetched and cached. `None` when the index has
     /// no such file.
     pub fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
+        self.fetch_memo(path, false).map(|(file, _)| file)
+    }
+
+    /// [`SparseIndex::fetch`], asking the node for its prefetch hint too: returns the file
+    /// and the index paths (such as `ab/cd/abcd`) of everything its versions may need, as
+    /// the node says. The hint is empty offline, when the file was read before in this
+    /// run, and from a node that gives none.
+    pub fn fetch_with_hint(
+        &self,
+        path: &str,
+    ) -> Result<(Option<Vec<u8>>, Vec<String>), SparseError> {
+        self.fetch_memo(path, true)
+    }
+
+    fn fetch_memo(
+        &self,
+        path: &str,
+        hint: bool,
+    ) -> Result<(Option<Vec<u8>>, Vec<String>), SparseError> {
         if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(path).cloned()) {
-            return Ok(known);
+            return Ok((known, Vec::new()));
         }
-        let got = self.fetch_uncached(path)?;
+        let (got, hinted) = self.fetch_uncached(path, hint)?;
         if let Ok(mut memo) = self.memo.lock() {
             memo.insert(path.to_owned(), got.clone());
         }
-        Ok(got)
+        Ok((got, hinted))
     }
 
-    /// Fetches the index files of `names` (those not read yet in this run) in parallel,
-    /// [`PARALLEL_REQUESTS`] at a time, so that the next [`IndexReader::entries`] calls for
-    /// them are answered from memory. Failures are not reported here: the name stays
-    /// unread, and reading it again reports the error where it matters.
-    pub fn prefetch(&self, names: &[String]) {
-        let paths: Vec<String> = names
-            .iter()
-            .filter_map(|n| layout::entry_path(n).ok())
-            .filter(|p| {
-                self.memo
-                    .lock()
-                    .map(|m| !m.contains_key(p))
-                    .unwrap_or(false)
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if paths.len() <= 1 {
-            // Nothing to overlap; the resolver reads it when it gets there.
-            return;
-        }
-        let queue = Mutex::new(paths);
-        let workers = PARALLEL_REQUESTS.min(queue.lock().map(|q| q.len()).unwrap_or(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.pop());
-                    let Some(path) = next else { break };
-                    if let Err(e) = self.fetch(&path) {
-                        tracing::debug!(%path, error = %e, "prefetch failed; the resolver will read it again");
-                    }
-                });
-            }
-        });
-    }
-
-    fn fetch_uncached(&self, path: &str) -> Result<Option<Vec<u8>>, SparseError> {
+    fn fetch_uncached(
+        &self,
+        path: &str,
+        hint: bool,
+    ) -> Result<(Option<Vec<u8>>, Vec<String>), SparseError> {
         let file = self.cache.join(path);
         let (cached, etag, legacy) = match read_cached(&file)? {
             Some(Cached { body, etag, legacy }) => (Some(body), etag, legacy),
@@ -420,17 +439,27 @@ impl SparseIndex {
         };
         if self.offline {
             return match cached {
-                Some(bytes) => Ok(Some(bytes)),
+                Some(bytes) => Ok((Some(bytes), Vec::new())),
                 None => Err(SparseError::NotCached {
                     path: format!("/index/{path}"),
                     cache: self.cache.clone(),
                 }),
             };
         }
-        let reply = self.get(&format!("/index/{path}"), etag.as_deref())?;
+        let reply = self.request(
+            &self.registry.url(&format!("/index/{path}")),
+            etag.as_deref(),
+            MAX_INDEX_FILE,
+            true,
+            hint.then_some(CLOSURE_PREFERENCE),
+        )?;
+        let hinted = match (&reply.link, reply.status) {
+            (Some(link), 200 | 304) if hint => self.hinted_paths(&reply.url, link),
+            _ => Vec::new(),
+        };
         match reply.status {
             304 => match cached {
-                Some(bytes) => Ok(Some(bytes)),
+                Some(bytes) => Ok((Some(bytes), hinted)),
                 None => {
                     Err(reply.error("answered 304 Not Modified to a request without a cached copy"))
                 }
@@ -445,13 +474,13 @@ impl SparseIndex {
                         legacy,
                     }));
                 }
-                Ok(Some(body))
+                Ok((Some(body), hinted))
             }
             404 => {
                 if let Ok(mut pending) = self.pending.lock() {
                     pending.push(CacheUpdate::Forget(file));
                 }
-                Ok(None)
+                Ok((None, Vec::new()))
             }
             401 | 403 => Err(reply.error(&format!(
                 "the node needs a valid token: run `mission login --registry {}`",
@@ -459,6 +488,54 @@ impl SparseIndex {
             ))),
             _ => Err(reply.error("unexpected answer")),
         }
+    }
+
+    /// The index paths a `Link` header (the answer to `request_url`) names for prefetching:
+    /// targets with `rel="prefetch"`, resolved against `request_url`, that are entry files
+    /// of this registry's index (anything else is ignored), at most [`MAX_HINTED`].
+    fn hinted_paths(&self, request_url: &str, link: &str) -> Vec<String> {
+        // Both through `Url`, so that spellings of one address (`HOST:80`, upper case)
+        // compare equal.
+        let (Ok(base), Ok(index_root)) = (
+            url::Url::parse(request_url),
+            url::Url::parse(&self.registry.url("/index/")),
+        ) else {
+            return Vec::new();
+        };
+        let index_root = index_root.as_str();
+        let mut out: Vec<String> = Vec::new();
+        for value in link.split(',') {
+            let Some((target, params)) = value
+                .trim()
+                .strip_prefix('<')
+                .and_then(|rest| rest.split_once('>'))
+            else {
+                continue;
+            };
+            let prefetch = params.split(';').any(|param| {
+                param.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("rel")
+                        && v.trim()
+                            .trim_matches('"')
+                            .split_ascii_whitespace()
+                            .any(|rel| rel.eq_ignore_ascii_case("prefetch"))
+                })
+            });
+            let path = base
+                .join(target)
+                .ok()
+                .and_then(|u| u.as_str().strip_prefix(index_root).map(str::to_owned))
+                .filter(|p| layout::name_from_path(p).is_some());
+            if let (true, Some(path)) = (prefetch, path) {
+                if !out.contains(&path) {
+                    out.push(path);
+                }
+            }
+            if out.len() >= MAX_HINTED {
+                break;
+            }
+        }
+        out
     }
 
     /// The names whose index files are in the cache (for suggestions when offline).
@@ -493,6 +570,8 @@ pub struct Reply {
     pub url: String,
     pub status: u16,
     pub etag: Option<String>,
+    /// The `Link` header values, joined with `, `.
+    pub link: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -594,6 +673,64 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn index_at(base_url: &str) -> (tempfile::TempDir, SparseIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry {
+            name: None,
+            base_url: base_url.to_owned(),
+        };
+        let index = SparseIndex::new(registry, dir.path(), true);
+        (dir, index)
+    }
+
+    #[test]
+    fn hinted_files_are_entry_files_of_this_index_only() {
+        let (_dir, index) = index_at("http://node.example:7878/registry");
+        let asked = "http://node.example:7878/registry/index/ap/p_/app_x";
+        let link = [
+            // Relative, as the node writes them; a second rel and upper-case REL are fine.
+            "<../../1/b>; rel=\"prefetch\"",
+            "<../../ab/cd/abcd>; REL=\"next prefetch\"",
+            // Absolute, same index: taken; the same file twice: once.
+            "<http://node.example:7878/registry/index/3/c/cde>; rel=prefetch",
+            "<../../1/b>; rel=\"prefetch\"",
+            // Not prefetch, not this index, not an entry file, not where the layout puts
+            // it, climbing out, garbage: all ignored.
+            "<../../2/xy>; rel=\"preload\"",
+            "<http://evil.example/registry/index/2/xy>; rel=\"prefetch\"",
+            "<http://node.example:7879/registry/index/2/xy>; rel=\"prefetch\"",
+            "<../../config.json>; rel=\"prefetch\"",
+            "<../../certs/2/xy>; rel=\"prefetch\"",
+            "<../../ab/zz/abcd>; rel=\"prefetch\"",
+            "<../../../../1/z>; rel=\"prefetch\"",
+            "<../../1/B>; rel=\"prefetch\"",
+            "../../1/q; rel=\"prefetch\"",
+            "<../../1/r rel=\"prefetch\"",
+        ]
+        .join(", ");
+        assert_eq!(
+            index.hinted_paths(asked, &link),
+            ["1/b", "ab/cd/abcd", "3/c/cde"]
+        );
+        // Another spelling of the same address is the same index.
+        let (_dir, index) = index_at("http://NODE.example:7878/registry");
+        assert_eq!(
+            index.hinted_paths(asked, "<../../1/b>; rel=prefetch"),
+            ["1/b"]
+        );
+    }
+
+    #[test]
+    fn a_hint_is_cut_at_its_bound() {
+        let (_dir, index) = index_at("http://127.0.0.1:7878");
+        let link: Vec<String> = (0..MAX_HINTED + 50)
+            .map(|i| format!("</index/ab/cd/abcd{i}>; rel=prefetch"))
+            .collect();
+        let paths = index.hinted_paths("http://127.0.0.1:7878/index/1/a", &link.join(","));
+        assert_eq!(paths.len(), MAX_HINTED);
+        assert_eq!(paths[0], "ab/cd/abcd0");
+    }
 
     #[test]
     fn the_etag_travels_in_the_cached_file_and_old_caches_still_read() {

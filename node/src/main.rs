@@ -32,6 +32,7 @@ mod git_http;
 mod hook;
 mod index_writer;
 mod metrics;
+mod prefetch_hint;
 mod publish;
 mod rotation;
 mod search;

@@ -14,6 +14,9 @@
 //! `Cache-Control: no-cache`, so clients keep a copy and revalidate it with
 //! `If-None-Match`, getting `304 Not Modified` while it is current.
 //!
+//! An entry file asked for with `Prefer: mission-closure` also names, in a `Link` header,
+//! the files of everything its versions depend on (see [`crate::prefetch_hint`]).
+//!
 //! On a private node (`auth_required`), every file needs a token, as cargo expects of an
 //! `auth-required` registry (it retries with its token after a 401).
 //!
@@ -37,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::require_reader;
 use crate::error::ApiError;
+use crate::prefetch_hint;
 use crate::server::SharedState;
 
 const JSON: &str = "application/json";
@@ -253,8 +257,14 @@ async fn index_file(
         ))
         .into_response();
     };
-    match read_head(&state, path).await {
-        Ok(Some(file)) => cached(&headers, file.etag, TEXT, file.bytes),
+    match read_head(&state, path.clone()).await {
+        Ok(Some(file)) => {
+            let mut response = cached(&headers, file.etag, TEXT, file.bytes);
+            if let IndexPath::Entry(name) = &what {
+                prefetch_hint::add_to(&state, &headers, name, &path, &mut response).await;
+            }
+            response
+        }
         Ok(None) => match what {
             IndexPath::Entry(name) => {
                 ApiError::not_found(format!("no mission named `{name}` in this index"))

@@ -248,9 +248,11 @@ fn versions(lock: &Lockfile) -> Vec<String> {
 /// The snapshot files (JSON, signature) a [`Front`] serves instead of the node's.
 type ForgedSnapshot = Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>>;
 
-/// An HTTP server that forwards every GET to the node, except the snapshot files, which it
+/// An HTTP server that forwards every GET to the node (with its `If-None-Match` and
+/// `Prefer`, and the answer's `ETag` and `Link`), except the snapshot files, which it
 /// answers with what the test put in `snapshot` (JSON, signature). One thread a
-/// connection, so a delayed answer holds up only its own request.
+/// connection, so a delayed answer holds up only its own request. It records the paths
+/// asked for, and can hold one answer back until another path has been asked for.
 struct Front {
     url: String,
     shared: FrontState,
@@ -267,6 +269,15 @@ struct FrontState {
     dl: Arc<Mutex<Option<String>>>,
     /// How long the snapshot files take to arrive.
     snapshot_delay: Arc<Mutex<Duration>>,
+    /// When cleared, `Prefer` is not passed on (as from a node without prefetch hints).
+    forward_prefer: Arc<AtomicBool>,
+    /// Every path asked for, in order; notified on each.
+    requested: Arc<(Mutex<Vec<String>>, std::sync::Condvar)>,
+    /// `(held, awaited, at most)`: the answer to `held` waits until `awaited` has been
+    /// asked for, or `at most` has passed.
+    hold: Arc<Mutex<Option<(String, String, Duration)>>>,
+    /// Whether the held answer was released by the awaited request (not the time limit).
+    released_by_request: Arc<Mutex<Option<bool>>>,
 }
 
 impl Front {
@@ -279,6 +290,10 @@ impl Front {
             corrupt_downloads: Arc::new(AtomicBool::new(false)),
             dl: Arc::new(Mutex::new(None)),
             snapshot_delay: Arc::new(Mutex::new(Duration::ZERO)),
+            forward_prefer: Arc::new(AtomicBool::new(true)),
+            requested: Arc::new((Mutex::new(Vec::new()), std::sync::Condvar::new())),
+            hold: Arc::new(Mutex::new(None)),
+            released_by_request: Arc::new(Mutex::new(None)),
         };
         let state = shared.clone();
         std::thread::spawn(move || {
@@ -307,6 +322,28 @@ impl Front {
     fn corrupt_downloads(&self, on: bool) {
         self.shared.corrupt_downloads.store(on, Ordering::SeqCst);
     }
+
+    fn forward_prefer(&self, on: bool) {
+        self.shared.forward_prefer.store(on, Ordering::SeqCst);
+    }
+
+    /// Holds the answer to `held` until `awaited` is asked for, at most `at_most`; forgets
+    /// the paths asked for so far.
+    fn hold(&self, held: &str, awaited: &str, at_most: Duration) {
+        self.shared.requested.0.lock().unwrap().clear();
+        *self.shared.hold.lock().unwrap() = Some((held.to_owned(), awaited.to_owned(), at_most));
+        *self.shared.released_by_request.lock().unwrap() = None;
+    }
+
+    /// Whether the held answer was let go because the awaited path was asked for (`None`:
+    /// it was not asked for at all).
+    fn released_by_request(&self) -> Option<bool> {
+        *self.shared.released_by_request.lock().unwrap()
+    }
+
+    fn requested(&self) -> Vec<String> {
+        self.shared.requested.0.lock().unwrap().clone()
+    }
 }
 
 impl FrontState {
@@ -318,6 +355,7 @@ impl FrontState {
             return;
         }
         let mut if_none_match = None;
+        let mut prefer = None;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
@@ -327,6 +365,9 @@ impl FrontState {
                 if k.eq_ignore_ascii_case("if-none-match") {
                     if_none_match = Some(v.trim().to_owned());
                 }
+                if k.eq_ignore_ascii_case("prefer") && self.forward_prefer.load(Ordering::SeqCst) {
+                    prefer = Some(v.trim().to_owned());
+                }
             }
         }
         let path = request_line
@@ -334,10 +375,23 @@ impl FrontState {
             .nth(1)
             .unwrap_or("/")
             .to_owned();
+        let (requested, asked) = &*self.requested;
+        requested.lock().unwrap().push(path.clone());
+        asked.notify_all();
+        let hold = self.hold.lock().unwrap().clone();
+        if let Some((_, awaited, at_most)) = hold.filter(|(held, _, _)| *held == path) {
+            let (seen, _) = asked
+                .wait_timeout_while(requested.lock().unwrap(), at_most, |paths| {
+                    !paths.contains(&awaited)
+                })
+                .unwrap();
+            *self.released_by_request.lock().unwrap() = Some(seen.contains(&awaited));
+        }
         if path.starts_with("/index/snapshot.json") {
             std::thread::sleep(*self.snapshot_delay.lock().unwrap());
         }
         let forged = self.snapshot.lock().unwrap().clone();
+        let mut link = None;
         let (status, etag, body) = match (&forged, path.as_str()) {
             (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
             (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
@@ -352,10 +406,17 @@ impl FrontState {
                 if let Some(tag) = if_none_match.as_ref().filter(|_| template.is_none()) {
                     request = request.header("If-None-Match", tag);
                 }
+                if let Some(prefer) = &prefer {
+                    request = request.header("Prefer", prefer);
+                }
                 let mut response = request.call().unwrap();
                 let etag = response
                     .headers()
                     .get("etag")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                link = response
+                    .headers()
+                    .get("link")
                     .map(|v| v.to_str().unwrap().to_owned());
                 let mut body = response.body_mut().read_to_vec().unwrap_or_default();
                 let mut etag = etag;
@@ -379,6 +440,9 @@ impl FrontState {
         );
         if let Some(etag) = etag {
             head.push_str(&format!("ETag: {etag}\r\n"));
+        }
+        if let Some(link) = link {
+            head.push_str(&format!("Link: {link}\r\n"));
         }
         head.push_str("\r\n");
         let _ = stream.write_all(head.as_bytes());
@@ -1158,6 +1222,147 @@ impl Mirror {
         served.sort();
         served
     }
+}
+
+/// The URL path of `name`'s index file.
+fn index_path(name: &str) -> String {
+    format!(
+        "/index/{}",
+        mission_index::layout::entry_path(name).unwrap()
+    )
+}
+
+/// `GET path` on the node with `Prefer: mission-closure` (and `If-None-Match`, if given).
+fn get_hinted(node: &Node, path: &str, etag: Option<&str>) -> mission_e2e::Reply {
+    let mut request = agent()
+        .get(node.url(path))
+        .header("Prefer", "mission-closure");
+    if let Some(etag) = etag {
+        request = request.header("If-None-Match", etag);
+    }
+    mission_e2e::Reply::from(request.call())
+}
+
+#[test]
+fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
+    let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish,yank")]);
+    let token = tokens.remove(0);
+    let alice = author();
+    // hc_top -> hc_1 -> hc_2 -> hc_3 -> hc_4 -> hc_5; an old, yanked hc_top needed hc_old.
+    node.publish(&token, &alice, "hc_5", "1.0.0", &[], "Last.");
+    for i in (1..5).rev() {
+        let next = format!("hc_{}", i + 1);
+        node.publish(
+            &token,
+            &alice,
+            &format!("hc_{i}"),
+            "1.0.0",
+            &[(&next, "^1")],
+            "Link.",
+        );
+    }
+    node.publish(&token, &alice, "hc_old", "1.0.0", &[], "Old.");
+    node.publish(
+        &token,
+        &alice,
+        "hc_top",
+        "0.9.0",
+        &[("hc_old", "^1")],
+        "Old top.",
+    );
+    node.publish(&token, &alice, "hc_top", "1.0.0", &[("hc_1", "^1")], "Top.");
+    let yanked = agent()
+        .delete(node.url("/api/v1/missions/hc_top/0.9.0/yank"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(yanked.status(), 200);
+
+    // The node: the whole chain, nearest first, relative to the file asked for; not what
+    // only the yanked version needs; only when asked; on 304 too.
+    let top = index_path("hc_top");
+    let expected: Vec<String> = (1..=5)
+        .map(|i| {
+            format!(
+                "<../..{}>; rel=\"prefetch\"",
+                &index_path(&format!("hc_{i}"))[6..]
+            )
+        })
+        .collect();
+    let expected = expected.join(", ");
+    let hinted = get_hinted(&node, &top, None).expect(200);
+    assert_eq!(hinted.header("link"), expected);
+    assert_eq!(hinted.header("preference-applied"), "mission-closure");
+    assert_eq!(hinted.header("vary"), "Prefer");
+    let unasked = node.get(&top).expect(200);
+    assert!(unasked.headers.get("link").is_none(), "{unasked:?}");
+    assert_eq!(unasked.header("vary"), "Prefer");
+    assert_eq!(unasked.body, hinted.body);
+    let revalidated = get_hinted(&node, &top, Some(hinted.header("etag"))).expect(304);
+    assert_eq!(revalidated.header("link"), expected);
+    let last = get_hinted(&node, &index_path("hc_5"), None).expect(200);
+    assert!(last.headers.get("link").is_none(), "{last:?}");
+
+    // The client: with the hint, hc_5's file is asked for while hc_1's is still on its
+    // way (a walk level by level cannot know of hc_5 before hc_4's file arrived).
+    let front = Front::start(&node.url);
+    front.hold(
+        &index_path("hc_1"),
+        &index_path("hc_5"),
+        Duration::from_secs(30),
+    );
+    let client = Client::new(&front.url);
+    client.ok(&["install", "hc_top"]);
+    assert_eq!(
+        front.released_by_request(),
+        Some(true),
+        "the chain was fetched level by level: {:?}",
+        front.requested()
+    );
+    assert_eq!(
+        versions(&client.lock()),
+        [
+            "hc_1 1.0.0",
+            "hc_2 1.0.0",
+            "hc_3 1.0.0",
+            "hc_4 1.0.0",
+            "hc_5 1.0.0",
+            "hc_top 1.0.0"
+        ]
+    );
+    assert!(!front.requested().contains(&index_path("hc_old")));
+
+    // Again with the cache: revalidated (304) files carry the hint too.
+    front.hold(
+        &index_path("hc_1"),
+        &index_path("hc_5"),
+        Duration::from_secs(30),
+    );
+    client.ok(&["update"]);
+    assert_eq!(
+        front.released_by_request(),
+        Some(true),
+        "{:?}",
+        front.requested()
+    );
+
+    // A node without hints (here: a proxy that drops `Prefer`) still gets the same install,
+    // one level at a time: the hold runs out before hc_5 is known.
+    front.forward_prefer(false);
+    front.hold(
+        &index_path("hc_1"),
+        &index_path("hc_5"),
+        Duration::from_millis(1500),
+    );
+    let other = Client::new(&front.url);
+    other.ok(&["install", "hc_top"]);
+    assert_eq!(
+        front.released_by_request(),
+        Some(false),
+        "{:?}",
+        front.requested()
+    );
+    assert_eq!(other.lock(), client.lock());
 }
 
 /// `mission_downloads_total` from the node's /metrics (0 before the first download).

@@ -1,0 +1,313 @@
+//! Dependency prefetch hints on the sparse index (ARCHITECTURE section 4).
+//!
+//! A client resolving `app` learns that it needs `b` only once `app`'s index file has
+//! arrived, and that `b` needs `c` only once `b`'s has: a chain of twenty dependencies costs
+//! twenty round trips one after the other, however many requests the client may have in
+//! flight. The node knows the whole graph, so a client that asks with
+//! `Prefer: mission-closure` (RFC 7240) on an index file request gets, beside the file, a
+//! `Link` header (RFC 8288) naming the index files of every mission the file's versions may
+//! need, directly or not:
+//!
+//! ```text
+//! Link: <../../be/nc/bench_dep_01>; rel="prefetch", <../../be/nc/bench_dep_02>; rel="prefetch"
+//! Preference-Applied: mission-closure
+//! ```
+//!
+//! Targets are relative to the request's URL, so the hint stays right behind a proxy that
+//! serves the index under another prefix. The closure follows the dependencies of every
+//! unyanked version (yanked ones are chosen only when a lockfile names them, and a client
+//! fetches locked names anyway), nearest first, at most [`MAX_HINTED`] names.
+//!
+//! A hint is only advice about what to fetch early: a client still reads and checks every
+//! file it uses as it would without one, and a wrong or hostile hint costs it at most
+//! [`MAX_HINTED`] extra requests, never a wrong answer. The same hint is sent on `304 Not
+//! Modified`, so a warm client revalidates its whole tree at once too.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::RwLock;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use mission_index::layout;
+use serde::Deserialize;
+
+use crate::server::SharedState;
+use crate::sparse::read_head;
+
+/// The `Prefer` token a client sends to ask for the hint.
+pub const PREFERENCE: &str = "mission-closure";
+
+/// At most this many names in one hint (about 10 KiB of header): enough for any real
+/// dependency tree, and a bound on what one request can make a client fetch.
+pub const MAX_HINTED: usize = 256;
+
+/// Whether the request's `Prefer` headers ask for the closure: any preference (of a
+/// comma-separated list, parameters after `;` or `=` ignored) whose token is
+/// [`PREFERENCE`], compared without case as RFC 7240 says.
+pub fn wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| pref.split([';', '=']).next())
+        .any(|token| token.trim().eq_ignore_ascii_case(PREFERENCE))
+}
+
+/// The `Link` header value for the index file at `path` (of mission `name`) at the current
+/// head, or `None` when its versions need nothing. Computed once per name and head.
+pub async fn link_header(state: &SharedState, name: &str, path: &str) -> Option<HeaderValue> {
+    let head = state.writer.head()?;
+    let key = name.to_ascii_lowercase();
+    if let Some(known) = LINKS.read().ok().and_then(|c| {
+        c.as_ref()
+            .filter(|c| c.head == head)?
+            .links
+            .get(&key)
+            .cloned()
+    }) {
+        return known;
+    }
+    let names = closure(state, &key).await;
+    let value = link_value(path, &names);
+    if let Ok(mut guard) = LINKS.write() {
+        if guard
+            .as_ref()
+            .is_none_or(|c| c.head != head || c.links.len() >= MAX_CACHED)
+        {
+            *guard = Some(LinkCache {
+                head,
+                links: HashMap::new(),
+            });
+        }
+        if let Some(cache) = guard.as_mut() {
+            cache.links.insert(key, value.clone());
+        }
+    }
+    value
+}
+
+/// Adds the hint to an index file `response` (200 or 304) when the request asked for it,
+/// and `Vary: Prefer` in any case, so that a shared cache keeps the two answers apart.
+pub async fn add_to(
+    state: &SharedState,
+    request: &HeaderMap,
+    name: &str,
+    path: &str,
+    response: &mut axum::response::Response,
+) {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Prefer"));
+    if !wanted(request) {
+        return;
+    }
+    if let Some(link) = link_header(state, name, path).await {
+        let headers = response.headers_mut();
+        headers.insert(header::LINK, link);
+        headers.insert("preference-applied", HeaderValue::from_static(PREFERENCE));
+    }
+}
+
+/// Hints computed at one head, dropped whole when a publish moves it.
+struct LinkCache {
+    head: String,
+    links: HashMap<String, Option<HeaderValue>>,
+}
+
+static LINKS: RwLock<Option<LinkCache>> = RwLock::new(None);
+
+/// Bounds the cache's memory: past this many names it starts again empty.
+const MAX_CACHED: usize = 100_000;
+
+/// The lowercase names `root`'s unyanked versions need, directly or not, nearest first,
+/// `root` itself left out; at most [`MAX_HINTED`]. Files that cannot be read or lines that
+/// cannot be parsed are passed over: the hint is advice, and the client reports such
+/// files itself when it reads them.
+async fn closure(state: &SharedState, root: &str) -> Vec<String> {
+    let mut walk = Closure::new(root);
+    while let Some(name) = walk.next_to_expand() {
+        let deps = direct_deps(state, &name).await;
+        walk.expand(deps);
+    }
+    walk.names
+}
+
+/// A breadth-first walk of the dependency graph from one root, bounded by [`MAX_HINTED`]:
+/// [`Closure::next_to_expand`] names the next mission whose dependencies are wanted,
+/// [`Closure::expand`] takes them.
+struct Closure {
+    seen: BTreeSet<String>,
+    queue: VecDeque<String>,
+    /// The names found, nearest first.
+    names: Vec<String>,
+}
+
+impl Closure {
+    fn new(root: &str) -> Closure {
+        Closure {
+            seen: BTreeSet::from([root.to_owned()]),
+            queue: VecDeque::from([root.to_owned()]),
+            names: Vec::new(),
+        }
+    }
+
+    fn next_to_expand(&mut self) -> Option<String> {
+        if self.names.len() >= MAX_HINTED {
+            return None;
+        }
+        self.queue.pop_front()
+    }
+
+    fn expand(&mut self, deps: Vec<String>) {
+        for dep in deps {
+            if self.names.len() >= MAX_HINTED {
+                return;
+            }
+            if self.seen.insert(dep.clone()) {
+                self.names.push(dep.clone());
+                self.queue.push_back(dep);
+            }
+        }
+    }
+}
+
+/// The lowercase names of the dependencies of `name`'s unyanked versions, in file order.
+async fn direct_deps(state: &SharedState, name: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Line {
+        #[serde(default)]
+        deps: Vec<Dep>,
+        #[serde(default)]
+        yanked: bool,
+    }
+    #[derive(Deserialize)]
+    struct Dep {
+        name: String,
+    }
+    let Ok(path) = layout::entry_path(name) else {
+        return Vec::new();
+    };
+    let Ok(Some(file)) = read_head(state, path).await else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in file.bytes.split(|&b| b == b'\n') {
+        let Ok(line) = serde_json::from_slice::<Line>(line) else {
+            continue;
+        };
+        if line.yanked {
+            continue;
+        }
+        for dep in line.deps {
+            let dep = dep.name.to_ascii_lowercase();
+            if layout::entry_path(&dep).is_ok() && !out.contains(&dep) {
+                out.push(dep);
+            }
+        }
+    }
+    out
+}
+
+/// `names` as a `Link` value of prefetch targets relative to the file at `path`.
+fn link_value(path: &str, names: &[String]) -> Option<HeaderValue> {
+    // From `ab/cd/abcd` (two folders deep) back to the index root is `../../`.
+    let up = "../".repeat(path.matches('/').count());
+    let links: Vec<String> = names
+        .iter()
+        .filter_map(|name| layout::entry_path(name).ok())
+        .map(|target| format!("<{up}{target}>; rel=\"prefetch\""))
+        .collect();
+    if links.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&links.join(", ")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefer(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("prefer", HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_preference_is_found_among_others() {
+        assert!(wanted(&prefer(&["mission-closure"])));
+        assert!(wanted(&prefer(&["respond-async, Mission-Closure"])));
+        assert!(wanted(&prefer(&["wait=5", "mission-closure; x=1"])));
+        assert!(wanted(&prefer(&["mission-closure=yes"])));
+        assert!(!wanted(&prefer(&[])));
+        assert!(!wanted(&prefer(&[
+            "mission-closures",
+            "closure",
+            "return=minimal"
+        ])));
+    }
+
+    /// Walks `graph` (name -> direct dependencies) from `root` as `closure` does.
+    fn walk(graph: &[(&str, &[&str])], root: &str) -> Vec<String> {
+        let mut walk = Closure::new(root);
+        while let Some(name) = walk.next_to_expand() {
+            let deps = graph
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default();
+            walk.expand(deps);
+        }
+        walk.names
+    }
+
+    #[test]
+    fn the_closure_is_breadth_first_without_repeats_or_the_root() {
+        let graph: &[(&str, &[&str])] = &[
+            ("app", &["b", "c"]),
+            ("b", &["d", "c"]),
+            ("c", &["e", "app"]),
+            ("d", &["f"]),
+            ("e", &["d"]),
+        ];
+        assert_eq!(walk(graph, "app"), ["b", "c", "d", "e", "f"]);
+        assert_eq!(walk(graph, "d"), ["f"]);
+        assert!(walk(graph, "f").is_empty());
+    }
+
+    #[test]
+    fn the_closure_stops_at_the_bound() {
+        // A chain longer than the bound, and a wide fan-out.
+        let names: Vec<String> = (0..MAX_HINTED + 10).map(|i| format!("m{i}")).collect();
+        let chain: Vec<(&str, Vec<&str>)> = names
+            .windows(2)
+            .map(|w| (w[0].as_str(), vec![w[1].as_str()]))
+            .collect();
+        let graph: Vec<(&str, &[&str])> = chain.iter().map(|(n, d)| (*n, &d[..])).collect();
+        let found = walk(&graph, "m0");
+        assert_eq!(found.len(), MAX_HINTED);
+        assert_eq!(found[0], "m1");
+        let wide: Vec<&str> = names.iter().skip(1).map(String::as_str).collect();
+        let found = walk(&[("m0", &wide[..])], "m0");
+        assert_eq!(found.len(), MAX_HINTED);
+        assert_eq!(found[MAX_HINTED - 1], format!("m{MAX_HINTED}"));
+    }
+
+    #[test]
+    fn links_are_relative_to_the_requested_file() {
+        let names = vec!["b".to_owned(), "abcd".to_owned()];
+        let deep = link_value("ap/p_/app_x", &names).unwrap();
+        assert_eq!(
+            deep.to_str().unwrap(),
+            "<../../1/b>; rel=\"prefetch\", <../../ab/cd/abcd>; rel=\"prefetch\""
+        );
+        let shallow = link_value("1/a", &names).unwrap();
+        assert_eq!(
+            shallow.to_str().unwrap(),
+            "<../1/b>; rel=\"prefetch\", <../ab/cd/abcd>; rel=\"prefetch\""
+        );
+        assert!(link_value("1/a", &[]).is_none());
+    }
+}
