@@ -13,6 +13,8 @@ use mission_index::layout::entry_path;
 use mission_index::name::{collision_key, validate_name};
 use mission_index::repo::{IndexConfig, IndexRepo, CONFIG_PATH, KEYS_DIR, MAIN_REF};
 
+pub mod latency;
+
 pub type Error = Box<dyn std::error::Error>;
 
 /// splitmix64: a small deterministic generator, so every run uses the same names.

@@ -62,6 +62,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::archive_signature::{self, ArchiveSignature};
 use mission_index::entry::IndexEntry;
+use mission_index::layout;
 use mission_index::lockfile::{LockedMission, Lockfile, PreparedLockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
 use mission_index::repo::IndexConfig;
@@ -282,7 +283,19 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let online = if offline {
         None
     } else {
-        let (config, node_key) = fetch_config(&index, &mut trust)?;
+        // The roots' index files (with the node's prefetch hint) are fetched while
+        // config.json is, saving a round trip: the index walk finds them in memory. A
+        // failure here is only a miss; the walk fetches again and reports it.
+        let (config, node_key) = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for root in &roots {
+                    if let Ok(path) = layout::entry_path(&root.name) {
+                        let _ = index.fetch_with_hint(&path);
+                    }
+                }
+            });
+            fetch_config(&index, &mut trust)
+        })?;
         Some((DownloadTemplate::new(&config, &registry)?, node_key))
     };
 
@@ -560,8 +573,16 @@ fn fetch_snapshot(
         String::from_utf8(reply.body)
             .with_context(|| format!("{}{path} is not UTF-8", registry.base_url))
     };
-    let json = get_text("/index/snapshot.json")?;
-    let sig = get_text("/index/snapshot.json.minisig")?;
+    // Both at once: the archive downloads wait for this check.
+    let (json, sig) = std::thread::scope(|scope| {
+        let sig = scope.spawn(|| get_text("/index/snapshot.json.minisig"));
+        let json = get_text("/index/snapshot.json");
+        let sig = sig
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("fetching the snapshot signature failed")));
+        (json, sig)
+    });
+    let (json, sig) = (json?, sig?);
     snapshot::verify_snapshot_after(&json, &sig, pk, previous, chrono::Utc::now())
         .map_err(|e| {
             anyhow!(

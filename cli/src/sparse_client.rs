@@ -117,6 +117,8 @@ pub struct SparseIndex {
     requested: Mutex<BTreeSet<String>>,
     /// Index files already read in this run (`None`: the index has no such file).
     memo: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
+    /// The prefetch hints the node gave with files in `memo`, by path.
+    hints: Mutex<BTreeMap<String, Vec<String>>>,
     /// Changes to the cache from this run's fetches, not yet made.
     pending: Mutex<Vec<CacheUpdate>>,
     /// While set, the cache is left alone: what the node served is kept in memory only
@@ -250,6 +252,7 @@ impl SparseIndex {
             offline,
             requested: Mutex::new(BTreeSet::new()),
             memo: Mutex::new(BTreeMap::new()),
+            hints: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
             held: AtomicBool::new(false),
             parsed: Mutex::new(BTreeMap::new()),
@@ -404,7 +407,7 @@ impl SparseIndex {
     /// [`SparseIndex::fetch`], asking the node for its prefetch hint too: returns the file
     /// and the index paths (such as `ab/cd/abcd`) of everything its versions may need, as
     /// the node says. The hint is empty offline, when the file was read before in this
-    /// run, and from a node that gives none.
+    /// run without asking for it, and from a node that gives none.
     pub fn fetch_with_hint(
         &self,
         path: &str,
@@ -418,11 +421,20 @@ impl SparseIndex {
         hint: bool,
     ) -> Result<(Option<Vec<u8>>, Vec<String>), SparseError> {
         if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(path).cloned()) {
-            return Ok((known, Vec::new()));
+            let hinted = hint
+                .then(|| self.hints.lock().ok()?.get(path).cloned())
+                .flatten()
+                .unwrap_or_default();
+            return Ok((known, hinted));
         }
         let (got, hinted) = self.fetch_uncached(path, hint)?;
         if let Ok(mut memo) = self.memo.lock() {
             memo.insert(path.to_owned(), got.clone());
+        }
+        if hint {
+            if let Ok(mut hints) = self.hints.lock() {
+                hints.insert(path.to_owned(), hinted.clone());
+            }
         }
         Ok((got, hinted))
     }

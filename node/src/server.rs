@@ -124,7 +124,9 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     };
     crate::execute::start(&state).context("starting the execution runners")?;
 
-    println!("mission-node listening on {base_url}");
+    // The address it listens on, which is what scripts (and the tests) connect to; the
+    // public URL, which may be a proxy's, is in the log line below.
+    println!("mission-node listening on http://{addr}");
     tracing::info!(%addr, %base_url, "serving");
     // Responses streamed after their headers (archives, git packs) are written in several
     // pieces; with Nagle's algorithm on, a piece that follows another on a kept-alive

@@ -13,8 +13,9 @@
 //!   wrote, into a fresh project folder; the node's `http_requests_total` (from `/metrics`,
 //!   not counting `/metrics` itself) must not move, or the benchmark fails;
 //! - **plain**: the lower bound, in this process: the 51 index files and the 51 archives
-//!   fetched with `ureq` by as many threads as `mission` uses
-//!   (`PARALLEL_REQUESTS`, 4), every URL known up front, each body written to a file;
+//!   fetched with `ureq` by as many threads as `mission` has requests in flight at most
+//!   (8: `PARALLEL_REQUESTS` index files and as many archives), every URL known up front,
+//!   each body written to a file;
 //! - **plain + checks**: the same downloads, plus the work any installer must do with the
 //!   bytes, also in this process with every URL known up front: each index file parsed,
 //!   each archive's SHA-256 compared with its entry, its signature prepared and verified
@@ -25,9 +26,20 @@
 //! hits all alike. Prints each round, the medians, and the ratios to the plain median (goal:
 //! cold <= 2x) and to the plain + checks median.
 //!
+//! `--rtt-ms N` puts a [latency relay](mission_bench::latency) between every client and
+//! the node (and makes the node's `dl` template point through it): N ms round trips, as
+//! from a user to a registry across a network instead of on the same machine. On the
+//! loopback alone (the default, 0) the cost of every request is CPU, which the client and
+//! the node share on a small machine; across a network it is mostly waiting, and how many
+//! requests must wait for one another matters more.
+//!
+//! `--readme-bytes MIN..MAX` sets the size range of each mission's README of random hex
+//! (the default, 4096..81920, makes archives of 2 to 40 KiB; the library's real missions
+//! are 2 to 6 KiB).
+//!
 //! ```text
 //! cargo build --release -p mission-node -p mission-cli
-//! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 4]
+//! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 8] [--rtt-ms 0] [--readme-bytes 4096..81920]
 //! ```
 //!
 //! `--hold SECONDS` publishes, prints the node's URL and a client home, and keeps the node
@@ -38,6 +50,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use mission_bench::latency::LatencyRelay;
 use mission_bench::{add_user, load_average, machine, mission_bin, start_node, Error, Rng, Server};
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::archive_signature::{self, ArchiveSignature};
@@ -52,6 +65,10 @@ const MISSIONS: usize = 51;
 struct Args {
     rounds: usize,
     parallel: usize,
+    /// Round-trip time added between clients and the node, in ms (0: none).
+    rtt_ms: u64,
+    /// The range of README sizes, in bytes.
+    readme: std::ops::Range<usize>,
     /// Keep the node up this many seconds after publishing, printing how to reach it (for
     /// profiling `mission install` by hand), instead of measuring.
     hold: Option<u64>,
@@ -60,7 +77,9 @@ struct Args {
 fn parse_args() -> Result<Args, Error> {
     let mut args = Args {
         rounds: 7,
-        parallel: 4,
+        parallel: 8,
+        rtt_ms: 0,
+        readme: 4096..81920,
         hold: None,
     };
     let mut it = std::env::args().skip(1);
@@ -70,6 +89,16 @@ fn parse_args() -> Result<Args, Error> {
             "--rounds" => args.rounds = value.parse()?,
             "--parallel" => args.parallel = value.parse()?,
             "--hold" => args.hold = Some(value.parse()?),
+            "--rtt-ms" => args.rtt_ms = value.parse()?,
+            "--readme-bytes" => {
+                let (min, max) = value
+                    .split_once("..")
+                    .ok_or("--readme-bytes takes MIN..MAX")?;
+                args.readme = min.parse()?..max.parse()?;
+                if args.readme.is_empty() {
+                    return Err("--readme-bytes: MIN must be below MAX".into());
+                }
+            }
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -372,11 +401,29 @@ fn main() -> Result<(), Error> {
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data)?;
+    // Clients reach the node through the relay, archives included (`public_url` makes
+    // `dl` point there); publishing and /metrics go straight to it.
+    let relay = if args.rtt_ms > 0 {
+        Some(LatencyRelay::start(Duration::from_millis(args.rtt_ms))?)
+    } else {
+        None
+    };
+    let public_url = relay
+        .as_ref()
+        .map(|r| format!("public_url = \"{}\"\n", r.url))
+        .unwrap_or_default();
     std::fs::write(
         data.join("node.toml"),
-        "name = \"bench\"\nseed_library = false\n",
+        format!("name = \"bench\"\nseed_library = false\n{public_url}"),
     )?;
-    let (node, url): (Server, String) = start_node(&data)?;
+    let (node, node_url): (Server, String) = start_node(&data)?;
+    let url = match &relay {
+        Some(relay) => {
+            relay.forward_to(&node_url)?;
+            relay.url.clone()
+        }
+        None => node_url.clone(),
+    };
     let token = add_user(&data, "publish")?;
     let key = signing::generate_keypair(None)?;
     let public = PublicKey::parse(&key.public_key_text)?;
@@ -388,11 +435,11 @@ fn main() -> Result<(), Error> {
     let mut archive_bytes = 0usize;
     let mut sizes = Vec::new();
     for i in (0..MISSIONS).rev() {
-        let readme = 4 * 1024 + rng.below(76 * 1024);
+        let readme = args.readme.start + rng.below(args.readme.len());
         let bytes = build(i, readme, &mut rng)?;
         archive_bytes += bytes.len();
         sizes.push(bytes.len());
-        publish(&agent, &url, &token, &public, &secret, &name(i), bytes)?;
+        publish(&agent, &node_url, &token, &public, &secret, &name(i), bytes)?;
     }
     sizes.sort();
     if let Some(seconds) = args.hold {
@@ -417,13 +464,18 @@ fn main() -> Result<(), Error> {
         .collect();
 
     println!(
-        "install_deps: 1 mission + 50 transitive dependencies, archives {} bytes in all ({} to {} bytes, median {}); {} rounds, plain HTTP with {} threads; machine: {}; load average {} at the start",
+        "install_deps: 1 mission + 50 transitive dependencies, archives {} bytes in all ({} to {} bytes, median {}); {} rounds, plain HTTP with {} threads; {}; machine: {}; load average {} at the start",
         archive_bytes,
         sizes[0],
         sizes[sizes.len() - 1],
         sizes[sizes.len() / 2],
         args.rounds,
         args.parallel,
+        if args.rtt_ms > 0 {
+            format!("{} ms round trips through a latency relay", args.rtt_ms)
+        } else {
+            "loopback".to_owned()
+        },
         machine(),
         load_average()
     );
@@ -466,9 +518,9 @@ fn main() -> Result<(), Error> {
             dir.join("warm/missions.lock"),
             locked_project.join("missions.lock"),
         )?;
-        let before = node_requests(&agent, &url)?;
+        let before = node_requests(&agent, &node_url)?;
         let (locked, stderr) = mission(&home, &locked_project, &["install", "--locked"])?;
-        let requests = node_requests(&agent, &url)? - before;
+        let requests = node_requests(&agent, &node_url)? - before;
         if requests != 0 || !stderr.contains("nothing to fetch") {
             return Err(format!(
                 "the warm --locked install made {requests} request(s) to the node: {stderr}"
