@@ -2,8 +2,11 @@
 //!
 //! Every byte crosses the relay `rtt / 2` later than it arrived, in each direction, and a
 //! new connection carries nothing for one `rtt` (the TCP handshake a real network would
-//! cost). Bandwidth is not limited. The kernel's `netem` would do this, but it is not
-//! available on every machine the benchmarks run on; a relay works anywhere.
+//! cost). Bandwidth is not limited, and neither TLS (another round trip or two per
+//! connection) nor TCP slow start is modelled: both would favour a client that opens
+//! fewer connections. The kernel's `netem` would do this, but it is not available on
+//! every machine the benchmarks run on; a relay works anywhere. It lives as long as the
+//! process.
 //!
 //! Each connection costs four threads (a reader and a writer each way), so the relay adds
 //! some CPU of its own; it is the same for every client measured through it.
@@ -98,7 +101,8 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration, ready: Instant)
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let at = (Instant::now() + delay).max(ready);
+                // Bytes sent before the handshake is over leave once it is.
+                let at = Instant::now().max(ready) + delay;
                 if chunks.send((at, buf[..n].to_vec())).is_err() {
                     break;
                 }

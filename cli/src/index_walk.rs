@@ -9,9 +9,14 @@
 //!   need, however deep; ARCHITECTURE section 4) and every name the lockfile pins;
 //! - each file hinted, as soon as the hint arrives;
 //! - as each file arrives, the dependencies of the version its name would likely get (its
-//!   locked version, else the highest unyanked one meeting the requirements seen so far),
-//!   if not asked for yet. The caller is told each such version, so its archive can be
-//!   fetched meanwhile.
+//!   locked version, else the highest unyanked one meeting the requirements seen so far;
+//!   guessed again if a later requirement rules it out), if not asked for yet. The caller
+//!   is told each such version, so its archive can be fetched meanwhile.
+//!
+//! Files a reached name needs are fetched before files only hinted, and the walk ends
+//! once every reached name has its file: hinted files nothing turned out to need are
+//! dropped if not started (a hint covers every unyanked version, and can name more than
+//! an install uses).
 //!
 //! Without a hint (an older node, a cargo-style static index) this is still one round trip
 //! per level, but each level is fetched as soon as the file naming it arrives, not when
@@ -19,15 +24,16 @@
 //! names too much, costs extra requests, never a wrong answer: the resolver reads
 //! everything it needs itself, and every file is checked where it is used.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use mission_index::entry::IndexEntry;
 use mission_index::layout;
 use mission_index::lockfile::Lockfile;
 use mission_index::resolve::{IndexReader, Requirement};
-use semver::VersionReq;
+use semver::{Version, VersionReq};
 
 use crate::sparse_client::{SparseIndex, PARALLEL_REQUESTS};
 
@@ -38,59 +44,120 @@ type Job = (String, bool);
 /// and the paths the node hinted.
 type Found = (String, bool, Vec<String>);
 
+/// The workers' queue: files a reached name needs go before files only hinted.
+#[derive(Default)]
+struct JobQueue {
+    needed: VecDeque<Job>,
+    hinted: VecDeque<Job>,
+    /// No more jobs: the workers stop (what is still queued is not fetched).
+    closed: bool,
+}
+
+struct Jobs {
+    queue: Mutex<JobQueue>,
+    ready: Condvar,
+}
+
+impl Jobs {
+    fn push(&self, job: Job, needed: bool) {
+        if let Ok(mut q) = self.queue.lock() {
+            if needed {
+                q.needed.push_back(job);
+            } else {
+                q.hinted.push_back(job);
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// Moves `path` to the front queue if it is still waiting among the hinted ones.
+    fn promote(&self, path: &str) {
+        if let Ok(mut q) = self.queue.lock() {
+            if let Some(at) = q.hinted.iter().position(|(p, _)| p == path) {
+                if let Some(job) = q.hinted.remove(at) {
+                    q.needed.push_back(job);
+                }
+            }
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.closed = true;
+        }
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<Job> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            if q.closed {
+                return None;
+            }
+            if let Some(job) = q.needed.pop_front().or_else(|| q.hinted.pop_front()) {
+                return Some(job);
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+}
+
 /// Fetches, in parallel, the index files resolving `roots` (with `lock`) will read, as
 /// described in the module documentation. `likely` is told each guessed version as soon
-/// as its file is read. Errors are not reported here: a file that could not be fetched is
-/// read again by the resolver, which reports the error where it matters.
+/// as its file is read. Returns once every name reached has its file (or failed): hinted
+/// files nothing reached are not waited for. Errors are not reported here: a file that
+/// could not be fetched is read again by the resolver, which reports the error where it
+/// matters.
 pub fn prefetch_index(
     index: &SparseIndex,
     roots: &[Requirement],
     lock: Option<&Lockfile>,
     likely: &dyn Fn(&IndexEntry),
 ) {
-    let (jobs, job_queue) = mpsc::channel::<Job>();
-    let job_queue = Mutex::new(job_queue);
+    let jobs = Jobs {
+        queue: Mutex::new(JobQueue::default()),
+        ready: Condvar::new(),
+    };
     let (found_tx, found) = mpsc::channel::<Found>();
     std::thread::scope(|scope| {
         for _ in 0..PARALLEL_REQUESTS {
             let found_tx = found_tx.clone();
-            let job_queue = &job_queue;
-            scope.spawn(move || loop {
-                // The lock is held while waiting, so idle workers queue on the mutex.
-                let job = job_queue.lock().ok().and_then(|q| q.recv().ok());
-                let Some((path, hint)) = job else { break };
-                let (read, hinted) = if hint {
-                    match index.fetch_with_hint(&path) {
-                        Ok((_, hinted)) => (true, hinted),
-                        Err(e) => {
+            let jobs = &jobs;
+            scope.spawn(move || {
+                while let Some((path, hint)) = jobs.next() {
+                    // Whatever happens, the walk hears back about this path, or it would
+                    // wait for it forever.
+                    let fetched = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        if hint {
+                            index.fetch_with_hint(&path).map(|(_, hinted)| hinted)
+                        } else {
+                            index.fetch(&path).map(|_| Vec::new())
+                        }
+                    }));
+                    let (read, hinted) = match fetched {
+                        Ok(Ok(hinted)) => (true, hinted),
+                        Ok(Err(e)) => {
                             tracing::debug!(%path, error = %e, "prefetch failed; the resolver will read it again");
                             (false, Vec::new())
                         }
+                        Err(_) => (false, Vec::new()),
+                    };
+                    if found_tx.send((path, read, hinted)).is_err() {
+                        break;
                     }
-                } else {
-                    match index.fetch(&path) {
-                        Ok(_) => (true, Vec::new()),
-                        Err(e) => {
-                            tracing::debug!(%path, error = %e, "prefetch failed; the resolver will read it again");
-                            (false, Vec::new())
-                        }
-                    }
-                };
-                if found_tx.send((path, read, hinted)).is_err() {
-                    break;
                 }
             });
         }
         drop(found_tx);
         let mut walk = Walk {
-            jobs,
+            jobs: &jobs,
             lock,
             requested: BTreeSet::new(),
-            in_flight: 0,
             arrived: BTreeMap::new(),
             reached: BTreeSet::new(),
             waiting: BTreeMap::new(),
             reqs: BTreeMap::new(),
+            guessed: BTreeMap::new(),
         };
         let mut ready = Vec::new();
         for root in roots {
@@ -99,38 +166,38 @@ pub fn prefetch_index(
         for m in lock.into_iter().flat_map(Lockfile::missions) {
             walk.reach(&m.name, false, &mut ready);
         }
-        while walk.in_flight > 0 {
+        loop {
+            while let Some(name) = ready.pop() {
+                walk.guess(index, &name, likely, &mut ready);
+            }
+            if walk.waiting.is_empty() {
+                break;
+            }
             let Ok((path, read, hinted)) = found.recv() else {
                 break;
             };
-            walk.in_flight -= 1;
             walk.arrived.insert(path.clone(), read);
             for hinted_path in hinted {
-                walk.request(hinted_path, false);
+                walk.request(hinted_path, false, false);
             }
             if let Some(name) = walk.waiting.remove(&path) {
                 if read {
                     ready.push(name);
                 }
             }
-            while let Some(name) = ready.pop() {
-                walk.guess(index, &name, likely, &mut ready);
-            }
         }
-        // Dropping the job sender ends the workers.
-        drop(walk);
+        // Hinted files not started yet are not needed: the workers stop.
+        jobs.close();
     });
 }
 
 /// The state of one walk (see [`prefetch_index`]); names are keyed by index path, which
 /// folds case as the index does.
 struct Walk<'a> {
-    jobs: mpsc::Sender<Job>,
+    jobs: &'a Jobs,
     lock: Option<&'a Lockfile>,
     /// Paths asked for, fetched or not.
     requested: BTreeSet<String>,
-    /// Requests sent and not answered yet.
-    in_flight: usize,
     /// Paths whose fetch has finished: `true` when the file could be read (or the index
     /// has no such file).
     arrived: BTreeMap<String, bool>,
@@ -140,12 +207,18 @@ struct Walk<'a> {
     waiting: BTreeMap<String, String>,
     /// The requirements seen so far on each name, by path.
     reqs: BTreeMap<String, Vec<VersionReq>>,
+    /// The version guessed for each name, by path.
+    guessed: BTreeMap<String, Version>,
 }
 
 impl Walk<'_> {
-    fn request(&mut self, path: String, hint: bool) {
-        if self.requested.insert(path.clone()) && self.jobs.send((path, hint)).is_ok() {
-            self.in_flight += 1;
+    /// Queues `path` unless it was asked for already; `needed` (a reached name's file)
+    /// goes before files only hinted, and moves such a file to the front.
+    fn request(&mut self, path: String, hint: bool, needed: bool) {
+        if self.requested.insert(path.clone()) {
+            self.jobs.push((path, hint), needed);
+        } else if needed {
+            self.jobs.promote(&path);
         }
     }
 
@@ -154,6 +227,14 @@ impl Walk<'_> {
         let Ok(path) = layout::entry_path(name) else {
             return;
         };
+        // A requirement the earlier guess does not meet: guess again with all of them.
+        if self
+            .guessed
+            .get(&path)
+            .is_some_and(|version| !req.matches(version))
+        {
+            ready.push(name.to_owned());
+        }
         self.reqs.entry(path).or_default().push(req.clone());
         self.reach(name, hint, ready);
     }
@@ -173,7 +254,7 @@ impl Walk<'_> {
             Some(false) => {}
             None => {
                 self.waiting.insert(path.clone(), name.to_owned());
-                self.request(path, hint);
+                self.request(path, hint, true);
             }
         }
     }
@@ -209,9 +290,13 @@ impl Walk<'_> {
                 let b_locked = Some(b) == locked.as_ref();
                 a_locked.cmp(&b_locked).then_with(|| a.cmp(b))
             });
-        let Some((_, entry)) = likely_entry else {
+        let Some((version, entry)) = likely_entry else {
             return;
         };
+        if self.guessed.get(&path) == Some(&version) {
+            return;
+        }
+        self.guessed.insert(path, version);
         likely(entry);
         for dep in &entry.deps {
             match VersionReq::parse(&dep.req) {

@@ -3,19 +3,21 @@
 //! An install:
 //!
 //! 1. reads `missions.lock` in the current folder (when there is one);
-//! 2. unless offline, fetches the node's `config.json`, then its signed snapshot, which it
+//! 2. unless offline, fetches the node's `config.json` (the requested names' index files,
+//!    with the node's prefetch hint, come meanwhile), then its signed snapshot, which it
 //!    verifies with the node key pinned in the trust store (pinned from `config.json` on
 //!    first contact unless `config.toml` names it): signed by that key, `seq` not below the
-//!    last one seen (stored), not expired. The snapshot is checked beside the first index
+//!    last one seen (stored), not expired. The snapshot is checked beside the index
 //!    requests of step 3, but nothing the node serves reaches the cache, and no archive is
 //!    downloaded, before it verified;
 //! 3. resolves the requested missions over the sparse index (only the index files the
-//!    resolution reaches are fetched, each cached with its ETag), preferring the lock. The
-//!    index files are fetched in waves before resolving: the requested names (and the
-//!    locked ones) at once, then the dependencies of the versions likely to be chosen, and
-//!    so on, a few requests at a time; the resolver then reads them from memory, while the
-//!    last archives arrive. The archive of each likely version is downloaded as soon as its
-//!    wave is read, so downloads overlap the index round trips: once its checksum matches
+//!    resolution reaches, or the node hints it will, are fetched, each cached with its
+//!    ETag), preferring the lock. The index files are fetched before resolving, a few
+//!    requests at a time (see [`crate::index_walk`]): the requested names (and the locked
+//!    ones), every file the node's hint names, and the dependencies of the versions
+//!    likely to be chosen as their files arrive; the resolver then reads them from memory,
+//!    while the last archives arrive. The archive of each likely version is downloaded as
+//!    soon as its file is read, so downloads overlap the index requests: once its checksum matches
 //!    it is unpacked into the staging folder of step 5, and the signatures of a dozen such
 //!    archives are verified at once (a batch costs about half as much per signature);
 //!    only an archive whose signature holds is cached or used;
@@ -286,14 +288,17 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         // The roots' index files (with the node's prefetch hint) are fetched while
         // config.json is, saving a round trip: the index walk finds them in memory. A
         // failure here is only a miss; the walk fetches again and reports it.
+        // At most PARALLEL_DOWNLOADS of them, each on its own connection; the walk
+        // fetches any others.
         let (config, node_key) = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                for root in &roots {
-                    if let Ok(path) = layout::entry_path(&root.name) {
+            for root in roots.iter().take(PARALLEL_DOWNLOADS) {
+                if let Ok(path) = layout::entry_path(&root.name) {
+                    let index = &index;
+                    scope.spawn(move || {
                         let _ = index.fetch_with_hint(&path);
-                    }
+                    });
                 }
-            });
+            }
             fetch_config(&index, &mut trust)
         })?;
         Some((DownloadTemplate::new(&config, &registry)?, node_key))
@@ -877,7 +882,7 @@ impl Drop for Progress {
 }
 
 /// Archives downloaded while the resolution still reads the index: the archive of the
-/// version each name will likely get (see [`prefetch_index`]) is fetched (or read from the
+/// version each name will likely get (see [`index_walk::prefetch_index`]) is fetched (or read from the
 /// cache), checked against its index entry's checksum and unpacked into the staging
 /// folder by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work
 /// overlaps the index round trips; signatures are then verified in batches, and only a

@@ -30,20 +30,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mission_index::entry::IndexEntry;
-use mission_index::layout;
+use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as CLOSURE_PREFERENCE};
 use mission_index::resolve::IndexReader;
 
 use crate::registry::Registry;
 
 /// The most bytes one index file may have.
 const MAX_INDEX_FILE: u64 = 64 * 1024 * 1024;
-
-/// The `Prefer` token asking a node for the prefetch hint.
-const CLOSURE_PREFERENCE: &str = "mission-closure";
-
-/// At most this many index files are taken from one hint (the node sends at most 256): a
-/// bound on the requests a hostile node can make a client send.
-pub const MAX_HINTED: usize = 256;
 
 /// Why an index file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +118,7 @@ pub struct SparseIndex {
     /// (see [`SparseIndex::hold_cache`]).
     held: AtomicBool,
     /// Index files parsed in this run, by path (a resolution reads each name more than
-    /// once: the prefetch waves, then the resolver).
+    /// once: the index walk, then the resolver).
     parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
 }
 

@@ -56,6 +56,15 @@ fn dir_of(lower: &str) -> String {
     }
 }
 
+/// The `Prefer` token with which a client asks a node for the prefetch hint of an index
+/// file: a `Link` header naming the index files of everything the mission may need
+/// (docs/sparse-index.md).
+pub const PREFETCH_PREFERENCE: &str = "mission-closure";
+
+/// The most index files one prefetch hint names (a node sends no more, a client takes no
+/// more from one answer).
+pub const MAX_HINTED: usize = 256;
+
 /// The path of `name`'s index file, e.g. `fi/x_/fix_build`.
 pub fn entry_path(name: &str) -> Result<String, LayoutError> {
     check(name)?;

@@ -16,29 +16,29 @@
 //! Targets are relative to the request's URL, so the hint stays right behind a proxy that
 //! serves the index under another prefix. The closure follows the dependencies of every
 //! unyanked version (yanked ones are chosen only when a lockfile names them, and a client
-//! fetches locked names anyway), nearest first, at most [`MAX_HINTED`] names.
+//! fetches locked names anyway), nearest first, at most [`MAX_HINTED`] names and
+//! [`MAX_HINT_BYTES`] bytes.
 //!
 //! A hint is only advice about what to fetch early: a client still reads and checks every
 //! file it uses as it would without one, and a wrong or hostile hint costs it at most
-//! [`MAX_HINTED`] extra requests, never a wrong answer. The same hint is sent on `304 Not
+//! [`MAX_HINTED`] extra requests per hint, never a wrong answer. The same hint is sent on `304 Not
 //! Modified`, so a warm client revalidates its whole tree at once too.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::RwLock;
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use mission_index::layout;
+use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as PREFERENCE};
 use serde::Deserialize;
 
 use crate::server::SharedState;
 use crate::sparse::read_head;
 
-/// The `Prefer` token a client sends to ask for the hint.
-pub const PREFERENCE: &str = "mission-closure";
-
-/// At most this many names in one hint (about 10 KiB of header): enough for any real
-/// dependency tree, and a bound on what one request can make a client fetch.
-pub const MAX_HINTED: usize = 256;
+/// At most this many bytes of `Link` value (the nearest names first): proxies in front of
+/// a node often refuse a response whose headers exceed one 4 KiB page (nginx's default
+/// `proxy_buffer_size`), and the hint must never cost the file itself. About 70 names
+/// of 20 characters.
+const MAX_HINT_BYTES: usize = 3 * 1024;
 
 /// Whether the request's `Prefer` headers ask for the closure: any preference (of a
 /// comma-separated list, parameters after `;` or `=` ignored) whose token is
@@ -69,6 +69,11 @@ pub async fn link_header(state: &SharedState, name: &str, path: &str) -> Option<
     }
     let names = closure(state, &key).await;
     let value = link_value(path, &names);
+    // Kept only if no publish moved the head meanwhile (the files read may then mix two
+    // heads; the next request computes it again).
+    if state.writer.head().as_deref() != Some(head.as_str()) {
+        return value;
+    }
     if let Ok(mut guard) = LINKS.write() {
         if guard
             .as_ref()
@@ -101,10 +106,12 @@ pub async fn add_to(
     if !wanted(request) {
         return;
     }
-    if let Some(link) = link_header(state, name, path).await {
-        let headers = response.headers_mut();
+    // Applied even when there is nothing to name: the client learns that none is needed.
+    let link = link_header(state, name, path).await;
+    let headers = response.headers_mut();
+    headers.insert("preference-applied", HeaderValue::from_static(PREFERENCE));
+    if let Some(link) = link {
         headers.insert(header::LINK, link);
-        headers.insert("preference-applied", HeaderValue::from_static(PREFERENCE));
     }
 }
 
@@ -116,8 +123,9 @@ struct LinkCache {
 
 static LINKS: RwLock<Option<LinkCache>> = RwLock::new(None);
 
-/// Bounds the cache's memory: past this many names it starts again empty.
-const MAX_CACHED: usize = 100_000;
+/// Bounds the cache's memory (at most [`MAX_HINT_BYTES`] a name, about 60 MiB): past this
+/// many names it starts again empty.
+const MAX_CACHED: usize = 20_000;
 
 /// The lowercase names `root`'s unyanked versions need, directly or not, nearest first,
 /// `root` itself left out; at most [`MAX_HINTED`]. Files that cannot be read or lines that
@@ -212,15 +220,24 @@ async fn direct_deps(state: &SharedState, name: &str) -> Vec<String> {
 fn link_value(path: &str, names: &[String]) -> Option<HeaderValue> {
     // From `ab/cd/abcd` (two folders deep) back to the index root is `../../`.
     let up = "../".repeat(path.matches('/').count());
-    let links: Vec<String> = names
+    let mut value = String::new();
+    for target in names
         .iter()
         .filter_map(|name| layout::entry_path(name).ok())
-        .map(|target| format!("<{up}{target}>; rel=\"prefetch\""))
-        .collect();
-    if links.is_empty() {
+    {
+        let link = format!("<{up}{target}>; rel=\"prefetch\"");
+        if value.len() + 2 + link.len() > MAX_HINT_BYTES {
+            break;
+        }
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        value.push_str(&link);
+    }
+    if value.is_empty() {
         return None;
     }
-    HeaderValue::from_str(&links.join(", ")).ok()
+    HeaderValue::from_str(&value).ok()
 }
 
 #[cfg(test)]
@@ -309,5 +326,18 @@ mod tests {
             "<../1/b>; rel=\"prefetch\", <../ab/cd/abcd>; rel=\"prefetch\""
         );
         assert!(link_value("1/a", &[]).is_none());
+    }
+
+    #[test]
+    fn a_link_value_stays_within_its_bytes_nearest_first() {
+        let names: Vec<String> = (0..MAX_HINTED)
+            .map(|i| format!("dependency_{i:03}"))
+            .collect();
+        let value = link_value("de/pe/dependency_root", &names).unwrap();
+        let value = value.to_str().unwrap();
+        assert!(value.len() <= MAX_HINT_BYTES, "{}", value.len());
+        assert!(value.len() > MAX_HINT_BYTES - 60, "{}", value.len());
+        assert!(value.starts_with("<../../de/pe/dependency_000>; rel=\"prefetch\", "));
+        assert!(value.ends_with("; rel=\"prefetch\""));
     }
 }

@@ -124,9 +124,12 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
     };
     crate::execute::start(&state).context("starting the execution runners")?;
 
-    // The address it listens on, which is what scripts (and the tests) connect to; the
-    // public URL, which may be a proxy's, is in the log line below.
+    // The address it listens on first, which is what scripts (and the tests) connect to;
+    // then the public URL, when it differs (a proxy's, say).
     println!("mission-node listening on http://{addr}");
+    if base_url != format!("http://{addr}") {
+        println!("mission-node public URL {base_url}");
+    }
     tracing::info!(%addr, %base_url, "serving");
     // Responses streamed after their headers (archives, git packs) are written in several
     // pieces; with Nagle's algorithm on, a piece that follows another on a kept-alive

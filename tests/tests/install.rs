@@ -1302,6 +1302,7 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
     assert_eq!(revalidated.header("link"), expected);
     let last = get_hinted(&node, &index_path("hc_5"), None).expect(200);
     assert!(last.headers.get("link").is_none(), "{last:?}");
+    assert_eq!(last.header("preference-applied"), "mission-closure");
 
     // The client: with the hint, hc_5's file is asked for while hc_1's is still on its
     // way (a walk level by level cannot know of hc_5 before hc_4's file arrived).
@@ -1309,7 +1310,7 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
     front.hold(
         &index_path("hc_1"),
         &index_path("hc_5"),
-        Duration::from_secs(30),
+        Duration::from_secs(10),
     );
     let client = Client::new(&front.url);
     client.ok(&["install", "hc_top"]);
@@ -1336,7 +1337,7 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
     front.hold(
         &index_path("hc_1"),
         &index_path("hc_5"),
-        Duration::from_secs(30),
+        Duration::from_secs(10),
     );
     client.ok(&["update"]);
     assert_eq!(
@@ -1363,6 +1364,25 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
         front.requested()
     );
     assert_eq!(other.lock(), client.lock());
+
+    // A publish that lengthens the chain changes the hint at once.
+    node.publish(&token, &alice, "hc_6", "1.0.0", &[], "New last.");
+    node.publish(
+        &token,
+        &alice,
+        "hc_5",
+        "1.1.0",
+        &[("hc_6", "^1")],
+        "Longer.",
+    );
+    let longer = get_hinted(&node, &top, None).expect(200);
+    assert_eq!(
+        longer.header("link"),
+        format!(
+            "{expected}, <../..{}>; rel=\"prefetch\"",
+            &index_path("hc_6")[6..]
+        )
+    );
 }
 
 /// `mission_downloads_total` from the node's /metrics (0 before the first download).
