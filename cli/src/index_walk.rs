@@ -37,6 +37,31 @@ use semver::{Version, VersionReq};
 
 use crate::sparse_client::{SparseIndex, PARALLEL_REQUESTS};
 
+/// Where a walk reads index files: the sparse index (or, in tests, a stand-in).
+pub trait Source: Sync {
+    /// Reads the file at index path `path` into memory (asking the node for its prefetch
+    /// hint when `hint`); returns the paths hinted. Missing from the index is not an error.
+    fn fetch_file(&self, path: &str, hint: bool) -> Result<Vec<String>, String>;
+    /// The entries of `name`, read from memory after [`Source::fetch_file`]; `None` when
+    /// there is no such file or it cannot be parsed.
+    fn entries_of(&self, name: &str) -> Option<Vec<IndexEntry>>;
+}
+
+impl Source for SparseIndex {
+    fn fetch_file(&self, path: &str, hint: bool) -> Result<Vec<String>, String> {
+        let fetched = if hint {
+            self.fetch_with_hint(path).map(|(_, hinted)| hinted)
+        } else {
+            self.fetch(path).map(|_| Vec::new())
+        };
+        fetched.map_err(|e| e.to_string())
+    }
+
+    fn entries_of(&self, name: &str) -> Option<Vec<IndexEntry>> {
+        IndexReader::entries(self, name).ok().flatten()
+    }
+}
+
 /// One fetch for the workers: an index path, and whether to ask for the prefetch hint.
 type Job = (String, bool);
 
@@ -44,11 +69,14 @@ type Job = (String, bool);
 /// and the paths the node hinted.
 type Found = (String, bool, Vec<String>);
 
-/// The workers' queue: files a reached name needs go before files only hinted.
+/// The workers' queue: files a reached name needs go before files only hinted, and one
+/// worker is always left for them (a hint can name many files nothing turns out to need).
 #[derive(Default)]
 struct JobQueue {
     needed: VecDeque<Job>,
     hinted: VecDeque<Job>,
+    /// Hinted files being fetched; at most `PARALLEL_REQUESTS - 1`.
+    hinted_in_flight: usize,
     /// No more jobs: the workers stop (what is still queued is not fetched).
     closed: bool,
 }
@@ -79,6 +107,8 @@ impl Jobs {
                 }
             }
         }
+        // A worker kept back from hinted files may take it now.
+        self.ready.notify_one();
     }
 
     fn close(&self) {
@@ -88,16 +118,33 @@ impl Jobs {
         self.ready.notify_all();
     }
 
-    fn next(&self) -> Option<Job> {
+    /// The next job, and whether it was a hinted one (to hand back to [`Jobs::done`]).
+    fn next(&self) -> Option<(Job, bool)> {
         let mut q = self.queue.lock().ok()?;
         loop {
             if q.closed {
                 return None;
             }
-            if let Some(job) = q.needed.pop_front().or_else(|| q.hinted.pop_front()) {
-                return Some(job);
+            if let Some(job) = q.needed.pop_front() {
+                return Some((job, false));
+            }
+            if q.hinted_in_flight + 1 < PARALLEL_REQUESTS {
+                if let Some(job) = q.hinted.pop_front() {
+                    q.hinted_in_flight += 1;
+                    return Some((job, true));
+                }
             }
             q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    /// A job from [`Jobs::next`] is finished.
+    fn done(&self, hinted: bool) {
+        if hinted {
+            if let Ok(mut q) = self.queue.lock() {
+                q.hinted_in_flight -= 1;
+            }
+            self.ready.notify_one();
         }
     }
 }
@@ -109,7 +156,7 @@ impl Jobs {
 /// could not be fetched is read again by the resolver, which reports the error where it
 /// matters.
 pub fn prefetch_index(
-    index: &SparseIndex,
+    index: &impl Source,
     roots: &[Requirement],
     lock: Option<&Lockfile>,
     likely: &dyn Fn(&IndexEntry),
@@ -124,16 +171,11 @@ pub fn prefetch_index(
             let found_tx = found_tx.clone();
             let jobs = &jobs;
             scope.spawn(move || {
-                while let Some((path, hint)) = jobs.next() {
+                while let Some(((path, hint), hinted_job)) = jobs.next() {
                     // Whatever happens, the walk hears back about this path, or it would
                     // wait for it forever.
-                    let fetched = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        if hint {
-                            index.fetch_with_hint(&path).map(|(_, hinted)| hinted)
-                        } else {
-                            index.fetch(&path).map(|_| Vec::new())
-                        }
-                    }));
+                    let fetched =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| index.fetch_file(&path, hint)));
                     let (read, hinted) = match fetched {
                         Ok(Ok(hinted)) => (true, hinted),
                         Ok(Err(e)) => {
@@ -142,6 +184,7 @@ pub fn prefetch_index(
                         }
                         Err(_) => (false, Vec::new()),
                     };
+                    jobs.done(hinted_job);
                     if found_tx.send((path, read, hinted)).is_err() {
                         break;
                     }
@@ -177,13 +220,17 @@ pub fn prefetch_index(
                 break;
             };
             walk.arrived.insert(path.clone(), read);
-            for hinted_path in hinted {
-                walk.request(hinted_path, false, false);
-            }
             if let Some(name) = walk.waiting.remove(&path) {
                 if read {
                     ready.push(name);
                 }
+            }
+            // What this file makes needed is queued before what it only hints.
+            while let Some(name) = ready.pop() {
+                walk.guess(index, &name, likely, &mut ready);
+            }
+            for hinted_path in hinted {
+                walk.request(hinted_path, false, false);
             }
         }
         // Hinted files not started yet are not needed: the workers stop.
@@ -263,12 +310,12 @@ impl Walk<'_> {
     /// reaches its dependencies.
     fn guess(
         &mut self,
-        index: &SparseIndex,
+        index: &impl Source,
         name: &str,
         likely: &dyn Fn(&IndexEntry),
         ready: &mut Vec<String>,
     ) {
-        let Ok(Some(entries)) = IndexReader::entries(index, name) else {
+        let Some(entries) = index.entries_of(name) else {
             return;
         };
         let Ok(path) = layout::entry_path(name) else {
@@ -304,5 +351,291 @@ impl Walk<'_> {
                 Err(_) => self.reach(&dep.name, false, ready),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    /// A stand-in index: files by path, each with its entries, the hint it gives, and how
+    /// its fetch behaves; every fetch is recorded.
+    #[derive(Default)]
+    struct Fake {
+        files: HashMap<String, (Vec<IndexEntry>, Vec<String>)>,
+        slow: HashMap<String, Duration>,
+        failing: BTreeSet<String>,
+        panicking: BTreeSet<String>,
+        fetched: Mutex<Vec<(String, bool)>>,
+        started: Mutex<Vec<(String, Instant)>>,
+    }
+
+    fn path(name: &str) -> String {
+        layout::entry_path(name).unwrap()
+    }
+
+    fn entry(name: &str, vers: &str, deps: &[(&str, &str)]) -> IndexEntry {
+        let deps: Vec<_> = deps
+            .iter()
+            .map(|(n, r)| serde_json::json!({"name": n, "req": r}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "name": name, "vers": vers, "deps": deps, "cksum": format!("{name}-{vers}"),
+            "sig": "", "key": "", "pubtime": "", "origin": "",
+        }))
+        .unwrap()
+    }
+
+    impl Fake {
+        fn add(&mut self, entries: Vec<IndexEntry>, hint: &[&str]) {
+            let name = entries[0].name.clone();
+            let hint = hint.iter().map(|n| path(n)).collect();
+            self.files.insert(path(&name), (entries, hint));
+        }
+
+        /// The paths whose fetch started more than `after` later than `path`'s.
+        fn started_after(&self, path: &str, after: Duration) -> Vec<String> {
+            let started = self.started.lock().unwrap();
+            let Some((_, at)) = started.iter().find(|(p, _)| p == path) else {
+                return Vec::new();
+            };
+            started
+                .iter()
+                .filter(|(_, t)| *t > *at + after)
+                .map(|(p, _)| p.clone())
+                .collect()
+        }
+
+        fn fetches_of(&self, name: &str) -> usize {
+            let p = path(name);
+            self.fetched
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(f, _)| *f == p)
+                .count()
+        }
+    }
+
+    impl Source for Fake {
+        fn fetch_file(&self, path: &str, hint: bool) -> Result<Vec<String>, String> {
+            self.fetched.lock().unwrap().push((path.to_owned(), hint));
+            self.started
+                .lock()
+                .unwrap()
+                .push((path.to_owned(), Instant::now()));
+            if let Some(d) = self.slow.get(path) {
+                std::thread::sleep(*d);
+            }
+            if self.panicking.contains(path) {
+                panic!("a fetch of {path} panicked");
+            }
+            if self.failing.contains(path) {
+                return Err(format!("{path}: connection reset"));
+            }
+            Ok(self
+                .files
+                .get(path)
+                .filter(|_| hint)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default())
+        }
+
+        fn entries_of(&self, name: &str) -> Option<Vec<IndexEntry>> {
+            let p = path(name);
+            let fetched = self.fetched.lock().unwrap().iter().any(|(f, _)| *f == p);
+            assert!(fetched, "{name} was read before its file was fetched");
+            self.files.get(&p).map(|(e, _)| e.clone())
+        }
+    }
+
+    fn root(name: &str, req: &str) -> Requirement {
+        Requirement {
+            name: name.to_owned(),
+            req: VersionReq::parse(req).unwrap(),
+        }
+    }
+
+    /// Walks from `roots`; returns the guesses, as `name version`, in the order made.
+    fn walk(fake: &Fake, roots: &[Requirement]) -> Vec<String> {
+        let guesses = Mutex::new(Vec::new());
+        prefetch_index(fake, roots, None, &|e| {
+            guesses
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", e.name, e.vers))
+        });
+        guesses.into_inner().unwrap()
+    }
+
+    /// app -> a1 -> a2 -> a3, app -> b1; app's file hints all four.
+    fn chain() -> Fake {
+        let mut fake = Fake::default();
+        fake.add(
+            vec![entry("app", "1.0.0", &[("a1", "^1"), ("b1", "^1")])],
+            &["a1", "b1", "a2", "a3"],
+        );
+        fake.add(vec![entry("a1", "1.0.0", &[("a2", "^1")])], &[]);
+        fake.add(vec![entry("a2", "1.0.0", &[("a3", "^1")])], &[]);
+        fake.add(vec![entry("a3", "1.0.0", &[])], &[]);
+        fake.add(vec![entry("b1", "1.0.0", &[])], &[]);
+        fake
+    }
+
+    #[test]
+    fn a_hinted_tree_is_fetched_once_and_every_name_guessed() {
+        let fake = chain();
+        let mut guesses = walk(&fake, &[root("app", "*")]);
+        guesses.sort();
+        assert_eq!(
+            guesses,
+            ["a1 1.0.0", "a2 1.0.0", "a3 1.0.0", "app 1.0.0", "b1 1.0.0"]
+        );
+        for name in ["app", "a1", "a2", "a3", "b1"] {
+            assert_eq!(fake.fetches_of(name), 1, "{name}");
+        }
+        // Only the root asks for a hint.
+        let fetched = fake.fetched.lock().unwrap().clone();
+        assert_eq!(fetched[0], (path("app"), true));
+        assert!(fetched[1..].iter().all(|(_, hint)| !hint));
+    }
+
+    #[test]
+    fn hinted_files_are_fetched_before_the_files_naming_them_arrive() {
+        // app -> c1 -> c2 -> ... -> c6, all hinted; c1's file takes 400 ms.
+        let mut fake = Fake::default();
+        let names: Vec<String> = (1..=6).map(|i| format!("c{i}")).collect();
+        let hint: Vec<&str> = names.iter().map(String::as_str).collect();
+        fake.add(vec![entry("app", "1.0.0", &[("c1", "^1")])], &hint);
+        for (i, name) in names.iter().enumerate() {
+            let deps: Vec<(&str, &str)> = names
+                .get(i + 1)
+                .map(|n| (n.as_str(), "^1"))
+                .into_iter()
+                .collect();
+            fake.add(vec![entry(name, "1.0.0", &deps)], &[]);
+        }
+        fake.slow.insert(path("c1"), Duration::from_millis(400));
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert_eq!(guesses.len(), 7, "{guesses:?}");
+        // Every other file was asked for while c1's was on its way, not after.
+        let order: Vec<String> = fake
+            .fetched
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(order.len(), 7, "{order:?}");
+        assert_eq!(order[1], path("c1"), "{order:?}");
+        let after_c1 = fake.started_after(&path("c1"), Duration::from_millis(300));
+        assert!(
+            after_c1.is_empty(),
+            "asked for only once c1 arrived: {after_c1:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_hint_the_walk_follows_the_files() {
+        let mut fake = chain();
+        fake.files.get_mut(&path("app")).unwrap().1.clear();
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert_eq!(guesses.len(), 5, "{guesses:?}");
+        // a3 can only be known once a2's file is read.
+        let order: Vec<String> = fake
+            .fetched
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        let at = |n: &str| order.iter().position(|p| *p == path(n)).unwrap();
+        assert!(at("a1") < at("a2") && at("a2") < at("a3"), "{order:?}");
+    }
+
+    #[test]
+    fn hinted_files_nothing_needs_are_not_waited_for() {
+        let mut fake = chain();
+        // Twenty hinted names no version needs, each slow to fetch.
+        let unused: Vec<String> = (0..20).map(|i| format!("unused_{i:02}")).collect();
+        let mut hint: Vec<&str> = unused.iter().map(String::as_str).collect();
+        hint.extend(["a1", "b1", "a2", "a3"]);
+        fake.files.get_mut(&path("app")).unwrap().1 = hint.iter().map(|n| path(n)).collect();
+        for name in &unused {
+            fake.add(vec![entry(name, "1.0.0", &[])], &[]);
+            fake.slow.insert(path(name), Duration::from_millis(300));
+        }
+        let started = Instant::now();
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert_eq!(guesses.len(), 5, "{guesses:?}");
+        // Only those already started when the last needed file came are fetched: at most
+        // one per worker but the one kept for needed files, not twenty at 300 ms over
+        // three workers (2 s).
+        let started_unused = unused.iter().filter(|n| fake.fetches_of(n) > 0).count();
+        assert!(
+            started_unused < PARALLEL_REQUESTS,
+            "{started_unused} started: {:?}",
+            fake.fetched.lock().unwrap()
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn failed_and_panicking_fetches_end_the_walk_without_their_names() {
+        let mut fake = chain();
+        fake.failing.insert(path("a2"));
+        fake.panicking.insert(path("b1"));
+        let mut guesses = walk(&fake, &[root("app", "*")]);
+        guesses.sort();
+        // a2 failed (the resolver reads it again and reports it), so a3 was never reached.
+        assert_eq!(guesses, ["a1 1.0.0", "app 1.0.0"]);
+    }
+
+    #[test]
+    fn names_differing_in_case_are_one_file() {
+        let mut fake = Fake::default();
+        fake.add(
+            vec![entry(
+                "app",
+                "1.0.0",
+                &[("Shared_Dep", "^1"), ("other", "^1")],
+            )],
+            &[],
+        );
+        fake.add(vec![entry("other", "1.0.0", &[("shared_dep", "^1")])], &[]);
+        fake.add(vec![entry("shared_dep", "1.0.0", &[])], &[]);
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert_eq!(guesses.len(), 3, "{guesses:?}");
+        assert_eq!(fake.fetches_of("shared_dep"), 1);
+    }
+
+    #[test]
+    fn a_later_requirement_that_rules_out_the_guess_is_guessed_again() {
+        let mut fake = Fake::default();
+        // app needs x ^1 and y; y (whose file comes late) needs x =1.0.0, whose version
+        // needs z, which x 1.1.0 does not.
+        fake.add(
+            vec![entry("app", "1.0.0", &[("xx", "^1"), ("yy", "^1")])],
+            &["xx", "yy", "zz"],
+        );
+        fake.add(
+            vec![
+                entry("xx", "1.0.0", &[("zz", "^1")]),
+                entry("xx", "1.1.0", &[]),
+            ],
+            &[],
+        );
+        fake.add(vec![entry("yy", "1.0.0", &[("xx", "=1.0.0")])], &[]);
+        fake.add(vec![entry("zz", "1.0.0", &[])], &[]);
+        fake.slow.insert(path("yy"), Duration::from_millis(200));
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert!(guesses.contains(&"xx 1.0.0".to_owned()), "{guesses:?}");
+        assert!(guesses.contains(&"zz 1.0.0".to_owned()), "{guesses:?}");
     }
 }
