@@ -652,6 +652,16 @@ fn remove_optional(path: &Path) -> Result<(), SparseError> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
+    write_replacing(path, bytes, false)
+}
+
+/// [`write_atomic`], with the new bytes and the rename made durable (synced) before it
+/// returns: for files whose loss matters more than a few milliseconds.
+pub fn write_atomic_synced(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
+    write_replacing(path, bytes, true)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<(), SparseError> {
     let cache_err = |message: String| SparseError::Cache {
         path: path.to_owned(),
         message,
@@ -670,8 +680,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
     };
     let mut tmp = tmp.map_err(|e| cache_err(format!("creating a temporary file: {e}")))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| cache_err(format!("writing: {e}")))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| cache_err(format!("syncing: {e}")))?;
+    }
     tmp.persist(path)
         .map_err(|e| cache_err(format!("writing: {}", e.error)))?;
+    if sync {
+        // The rename itself; a folder some filesystems cannot sync is not worth failing
+        // over, as the file is complete either way.
+        if let Ok(folder) = std::fs::File::open(dir) {
+            let _ = folder.sync_all();
+        }
+    }
     Ok(())
 }
 

@@ -34,6 +34,9 @@ pub struct TrustStore {
     /// collision key of the name -> `RW...`.
     #[serde(default)]
     authors: BTreeMap<String, String>,
+    /// The text last read or written, so that saving what did not change writes nothing.
+    #[serde(skip)]
+    on_disk: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -59,20 +62,30 @@ impl TrustStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TrustStore::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        toml::from_str(&text).with_context(|| {
+        let mut store: TrustStore = toml::from_str(&text).with_context(|| {
             format!(
                 "reading {}: fix it by hand, or delete it to trust every registry and author anew",
                 path.display()
             )
-        })
+        })?;
+        store.on_disk = Some(text);
+        Ok(store)
     }
 
     /// Writes the trust store atomically.
-    pub fn save(&self) -> Result<()> {
+    /// Durably: pinned keys and the last snapshot are what protect the next install, so a
+    /// crash must leave either the old store or the new one, never an empty file. Nothing
+    /// is written when nothing changed.
+    pub fn save(&mut self) -> Result<()> {
         let path = path()?;
         let text = toml::to_string(self).context("writing the trust store as TOML")?;
-        crate::sparse_client::write_atomic(&path, text.as_bytes())
-            .with_context(|| format!("saving {}", path.display()))
+        if self.on_disk.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        crate::sparse_client::write_atomic_synced(&path, text.as_bytes())
+            .with_context(|| format!("saving {}", path.display()))?;
+        self.on_disk = Some(text);
+        Ok(())
     }
 
     /// The node key configured for `registry` in `config.toml` (`node-key`), else the pinned

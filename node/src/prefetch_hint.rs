@@ -25,7 +25,7 @@
 //! Modified`, so a warm client revalidates its whole tree at once too.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as PREFERENCE};
@@ -135,7 +135,7 @@ async fn closure(state: &SharedState, root: &str) -> Vec<String> {
     let mut walk = Closure::new(root);
     while let Some(name) = walk.next_to_expand() {
         let deps = direct_deps(state, &name).await;
-        walk.expand(deps);
+        walk.expand(deps.to_vec());
     }
     walk.names
 }
@@ -180,7 +180,38 @@ impl Closure {
 }
 
 /// The lowercase names of the dependencies of `name`'s unyanked versions, in file order.
-async fn direct_deps(state: &SharedState, name: &str) -> Vec<String> {
+/// Kept by the file's blob id, so a publish elsewhere in the index costs no new parse.
+async fn direct_deps(state: &SharedState, name: &str) -> Arc<[String]> {
+    let Ok(path) = layout::entry_path(name) else {
+        return Arc::from([]);
+    };
+    let Ok(Some(file)) = read_head(state, path).await else {
+        return Arc::from([]);
+    };
+    if let Some(known) = DEPS
+        .read()
+        .ok()
+        .and_then(|deps| deps.get(&file.etag).cloned())
+    {
+        return known;
+    }
+    let deps: Arc<[String]> = Arc::from(parse_deps(&file.bytes));
+    if let Ok(mut cache) = DEPS.write() {
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(file.etag, deps.clone());
+    }
+    deps
+}
+
+/// Direct dependencies by index file blob id (its ETag).
+static DEPS: LazyLock<RwLock<HashMap<String, Arc<[String]>>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// The lowercase dependency names of the unyanked lines of an index file, in order, each
+/// once; lines that are not entries, and names the layout refuses, are passed over.
+fn parse_deps(file: &[u8]) -> Vec<String> {
     #[derive(Deserialize)]
     struct Line {
         #[serde(default)]
@@ -192,14 +223,8 @@ async fn direct_deps(state: &SharedState, name: &str) -> Vec<String> {
     struct Dep {
         name: String,
     }
-    let Ok(path) = layout::entry_path(name) else {
-        return Vec::new();
-    };
-    let Ok(Some(file)) = read_head(state, path).await else {
-        return Vec::new();
-    };
     let mut out: Vec<String> = Vec::new();
-    for line in file.bytes.split(|&b| b == b'\n') {
+    for line in file.split(|&b| b == b'\n') {
         let Ok(line) = serde_json::from_slice::<Line>(line) else {
             continue;
         };
@@ -310,6 +335,21 @@ mod tests {
         let found = walk(&[("m0", &wide[..])], "m0");
         assert_eq!(found.len(), MAX_HINTED);
         assert_eq!(found[MAX_HINTED - 1], format!("m{MAX_HINTED}"));
+    }
+
+    #[test]
+    fn dependencies_come_from_unyanked_entries_only() {
+        let file = concat!(
+            r#"{"name":"app","vers":"0.9.0","deps":[{"name":"Old_Dep","req":"^1"}],"yanked":true}"#,
+            "\n",
+            r#"{"name":"app","vers":"1.0.0","deps":[{"name":"Shared","req":"^1"},{"name":"b","req":"^1"}]}"#,
+            "\n",
+            "not json\n",
+            r#"{"name":"app","vers":"1.1.0","deps":[{"name":"shared","req":"^2"},{"name":"../x","req":"*"},{"name":"c","req":"*"}]}"#,
+            "\n",
+        );
+        assert_eq!(parse_deps(file.as_bytes()), ["shared", "b", "c"]);
+        assert!(parse_deps(b"").is_empty());
     }
 
     #[test]

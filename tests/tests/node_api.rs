@@ -873,4 +873,23 @@ fn a_private_node_serves_its_index_and_archives_only_with_a_token() {
     .expect(200)
     .json();
     assert_eq!(config["auth-required"], true);
+
+    // The prefetch hint is no way around the token.
+    let hinted = |token: Option<&str>| {
+        let mut request = agent()
+            .get(node.url(&format!("/index/{SEEDED_PATH}")))
+            .header("Prefer", "mission-closure");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Reply::from(request.call())
+    };
+    let denied = hinted(None).expect(401);
+    assert!(denied.headers.get("link").is_none(), "{denied:?}");
+    assert!(
+        denied.headers.get("preference-applied").is_none(),
+        "{denied:?}"
+    );
+    let allowed = hinted(Some(&tokens[0])).expect(200);
+    assert_eq!(allowed.header("preference-applied"), "mission-closure");
 }
