@@ -408,6 +408,16 @@ mod tests {
                 .collect()
         }
 
+        /// The paths fetched, in the order the fetches started.
+        fn order(&self) -> Vec<String> {
+            self.fetched
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect()
+        }
+
         fn fetches_of(&self, name: &str) -> usize {
             let p = path(name);
             self.fetched
@@ -521,13 +531,7 @@ mod tests {
         let guesses = walk(&fake, &[root("app", "*")]);
         assert_eq!(guesses.len(), 7, "{guesses:?}");
         // Every other file was asked for while c1's was on its way, not after.
-        let order: Vec<String> = fake
-            .fetched
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let order = fake.order();
         assert_eq!(order.len(), 7, "{order:?}");
         assert_eq!(order[1], path("c1"), "{order:?}");
         let after_c1 = fake.started_after(&path("c1"), Duration::from_millis(300));
@@ -544,13 +548,7 @@ mod tests {
         let guesses = walk(&fake, &[root("app", "*")]);
         assert_eq!(guesses.len(), 5, "{guesses:?}");
         // a3 can only be known once a2's file is read.
-        let order: Vec<String> = fake
-            .fetched
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let order = fake.order();
         let at = |n: &str| order.iter().position(|p| *p == path(n)).unwrap();
         assert!(at("a1") < at("a2") && at("a2") < at("a3"), "{order:?}");
     }
