@@ -149,6 +149,16 @@ impl Jobs {
     }
 }
 
+/// Closes the queue when dropped, so that the workers stop however the walk ends (a panic
+/// in it too: the scope would otherwise wait for them forever).
+struct CloseOnDrop<'a>(&'a Jobs);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Fetches, in parallel, the index files resolving `roots` (with `lock`) will read, as
 /// described in the module documentation. `likely` is told each guessed version as soon
 /// as its file is read. Returns once every name reached has its file (or failed): hinted
@@ -192,6 +202,8 @@ pub fn prefetch_index(
             });
         }
         drop(found_tx);
+        // Hinted files not started yet when the walk ends are not needed: the workers stop.
+        let _close = CloseOnDrop(&jobs);
         let mut walk = Walk {
             jobs: &jobs,
             lock,
@@ -201,6 +213,7 @@ pub fn prefetch_index(
             waiting: BTreeMap::new(),
             reqs: BTreeMap::new(),
             guessed: BTreeMap::new(),
+            retried: BTreeSet::new(),
         };
         let mut ready = Vec::new();
         for root in roots {
@@ -233,8 +246,6 @@ pub fn prefetch_index(
                 walk.request(hinted_path, false, false);
             }
         }
-        // Hinted files not started yet are not needed: the workers stop.
-        jobs.close();
     });
 }
 
@@ -256,6 +267,8 @@ struct Walk<'a> {
     reqs: BTreeMap<String, Vec<VersionReq>>,
     /// The version guessed for each name, by path.
     guessed: BTreeMap<String, Version>,
+    /// Paths fetched again after their fetch (as a hinted file) failed.
+    retried: BTreeSet<String>,
 }
 
 impl Walk<'_> {
@@ -297,8 +310,15 @@ impl Walk<'_> {
         }
         match self.arrived.get(&path) {
             Some(true) => ready.push(name.to_owned()),
-            // The resolver reads it again and reports why it cannot.
-            Some(false) => {}
+            // Fetched before anything needed it (hinted), and that failed: once more, now
+            // as needed. If that fails too, the resolver reads it again and reports why.
+            Some(false) => {
+                if self.retried.insert(path.clone()) {
+                    self.arrived.remove(&path);
+                    self.waiting.insert(path.clone(), name.to_owned());
+                    self.jobs.push((path, hint), true);
+                }
+            }
             None => {
                 self.waiting.insert(path.clone(), name.to_owned());
                 self.request(path, hint, true);
@@ -360,16 +380,35 @@ mod tests {
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
 
-    /// A stand-in index: files by path, each with its entries, the hint it gives, and how
-    /// its fetch behaves; every fetch is recorded.
+    /// What happened so far in a walk over a [`Fake`].
+    #[derive(Default)]
+    struct Log {
+        /// Paths whose fetch started (with whether the hint was asked for), in order.
+        started: Vec<(String, bool)>,
+        /// Paths whose fetch returned, in order.
+        finished: Vec<String>,
+        /// Guesses told to the caller, as `name version`, in order.
+        guesses: Vec<String>,
+    }
+
+    /// Holds a fetch until the log meets a condition (or 10 s pass, which is recorded).
+    type Gate = Box<dyn Fn(&Log) -> bool + Sync>;
+
+    /// A stand-in index: files by path, each with its entries and the hint it gives, and
+    /// how each fetch behaves; everything that happens is logged. Events, not clocks,
+    /// order the tests' fetches, so a loaded machine makes them slower, not wrong.
     #[derive(Default)]
     struct Fake {
         files: HashMap<String, (Vec<IndexEntry>, Vec<String>)>,
+        gates: HashMap<String, Gate>,
         slow: HashMap<String, Duration>,
         failing: BTreeSet<String>,
+        failing_once: Mutex<BTreeSet<String>>,
         panicking: BTreeSet<String>,
-        fetched: Mutex<Vec<(String, bool)>>,
-        started: Mutex<Vec<(String, Instant)>>,
+        log: Mutex<Log>,
+        changed: Condvar,
+        /// Gates that ran out of time instead of opening.
+        timed_out: Mutex<Vec<String>>,
     }
 
     fn path(name: &str) -> String {
@@ -395,67 +434,70 @@ mod tests {
             self.files.insert(path(&name), (entries, hint));
         }
 
-        /// The paths whose fetch started more than `after` later than `path`'s.
-        fn started_after(&self, path: &str, after: Duration) -> Vec<String> {
-            let started = self.started.lock().unwrap();
-            let Some((_, at)) = started.iter().find(|(p, _)| p == path) else {
-                return Vec::new();
-            };
-            started
-                .iter()
-                .filter(|(_, t)| *t > *at + after)
-                .map(|(p, _)| p.clone())
-                .collect()
+        /// Holds `name`'s fetch until `open` holds.
+        fn gate(&mut self, name: &str, open: impl Fn(&Log) -> bool + Sync + 'static) {
+            self.gates.insert(path(name), Box::new(open));
+        }
+
+        fn note(&self, event: impl FnOnce(&mut Log)) {
+            event(&mut self.log.lock().unwrap());
+            self.changed.notify_all();
         }
 
         /// The paths fetched, in the order the fetches started.
         fn order(&self) -> Vec<String> {
-            self.fetched
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(p, _)| p.clone())
-                .collect()
+            let log = self.log.lock().unwrap();
+            log.started.iter().map(|(p, _)| p.clone()).collect()
         }
 
         fn fetches_of(&self, name: &str) -> usize {
             let p = path(name);
-            self.fetched
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(f, _)| *f == p)
-                .count()
+            let log = self.log.lock().unwrap();
+            log.started.iter().filter(|(f, _)| *f == p).count()
+        }
+
+        fn guesses(&self) -> Vec<String> {
+            self.log.lock().unwrap().guesses.clone()
         }
     }
 
     impl Source for Fake {
         fn fetch_file(&self, path: &str, hint: bool) -> Result<Vec<String>, String> {
-            self.fetched.lock().unwrap().push((path.to_owned(), hint));
-            self.started
-                .lock()
-                .unwrap()
-                .push((path.to_owned(), Instant::now()));
+            self.note(|log| log.started.push((path.to_owned(), hint)));
+            if let Some(open) = self.gates.get(path) {
+                let log = self.log.lock().unwrap();
+                let (log, waited) = self
+                    .changed
+                    .wait_timeout_while(log, Duration::from_secs(10), |log| !open(log))
+                    .unwrap();
+                drop(log);
+                if waited.timed_out() {
+                    self.timed_out.lock().unwrap().push(path.to_owned());
+                }
+            }
             if let Some(d) = self.slow.get(path) {
                 std::thread::sleep(*d);
             }
-            if self.panicking.contains(path) {
+            let result = if self.panicking.contains(path) {
                 panic!("a fetch of {path} panicked");
-            }
-            if self.failing.contains(path) {
-                return Err(format!("{path}: connection reset"));
-            }
-            Ok(self
-                .files
-                .get(path)
-                .filter(|_| hint)
-                .map(|(_, h)| h.clone())
-                .unwrap_or_default())
+            } else if self.failing.contains(path) || self.failing_once.lock().unwrap().remove(path)
+            {
+                Err(format!("{path}: connection reset"))
+            } else {
+                Ok(self
+                    .files
+                    .get(path)
+                    .filter(|_| hint)
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or_default())
+            };
+            self.note(|log| log.finished.push(path.to_owned()));
+            result
         }
 
         fn entries_of(&self, name: &str) -> Option<Vec<IndexEntry>> {
             let p = path(name);
-            let fetched = self.fetched.lock().unwrap().iter().any(|(f, _)| *f == p);
+            let fetched = self.order().contains(&p);
             assert!(fetched, "{name} was read before its file was fetched");
             self.files.get(&p).map(|(e, _)| e.clone())
         }
@@ -470,14 +512,16 @@ mod tests {
 
     /// Walks from `roots`; returns the guesses, as `name version`, in the order made.
     fn walk(fake: &Fake, roots: &[Requirement]) -> Vec<String> {
-        let guesses = Mutex::new(Vec::new());
         prefetch_index(fake, roots, None, &|e| {
-            guesses
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", e.name, e.vers))
+            fake.note(|log| log.guesses.push(format!("{} {}", e.name, e.vers)))
         });
-        guesses.into_inner().unwrap()
+        assert!(
+            fake.timed_out.lock().unwrap().is_empty(),
+            "gates that never opened: {:?}; fetches: {:?}",
+            fake.timed_out.lock().unwrap(),
+            fake.order()
+        );
+        fake.guesses()
     }
 
     /// app -> a1 -> a2 -> a3, app -> b1; app's file hints all four.
@@ -494,27 +538,33 @@ mod tests {
         fake
     }
 
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
     #[test]
     fn a_hinted_tree_is_fetched_once_and_every_name_guessed() {
         let fake = chain();
-        let mut guesses = walk(&fake, &[root("app", "*")]);
-        guesses.sort();
+        let guesses = walk(&fake, &[root("app", "*")]);
         assert_eq!(
-            guesses,
+            sorted(guesses),
             ["a1 1.0.0", "a2 1.0.0", "a3 1.0.0", "app 1.0.0", "b1 1.0.0"]
         );
         for name in ["app", "a1", "a2", "a3", "b1"] {
             assert_eq!(fake.fetches_of(name), 1, "{name}");
         }
         // Only the root asks for a hint.
-        let fetched = fake.fetched.lock().unwrap().clone();
-        assert_eq!(fetched[0], (path("app"), true));
-        assert!(fetched[1..].iter().all(|(_, hint)| !hint));
+        let started = fake.log.lock().unwrap().started.clone();
+        assert_eq!(started[0], (path("app"), true));
+        assert!(started[1..].iter().all(|(_, hint)| !hint), "{started:?}");
     }
 
     #[test]
     fn hinted_files_are_fetched_before_the_files_naming_them_arrive() {
-        // app -> c1 -> c2 -> ... -> c6, all hinted; c1's file takes 400 ms.
+        // app -> c1 -> c2 -> ... -> c6, all hinted; c1's file comes only once every other
+        // file was asked for, which a walk level by level (or one that queued hinted files
+        // behind a stuck worker) never does: its gate would run out.
         let mut fake = Fake::default();
         let names: Vec<String> = (1..=6).map(|i| format!("c{i}")).collect();
         let hint: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -527,18 +577,15 @@ mod tests {
                 .collect();
             fake.add(vec![entry(name, "1.0.0", &deps)], &[]);
         }
-        fake.slow.insert(path("c1"), Duration::from_millis(400));
+        let others: Vec<String> = names[1..].iter().map(|n| path(n)).collect();
+        fake.gate("c1", move |log| {
+            others
+                .iter()
+                .all(|p| log.started.iter().any(|(s, _)| s == p))
+        });
         let guesses = walk(&fake, &[root("app", "*")]);
         assert_eq!(guesses.len(), 7, "{guesses:?}");
-        // Every other file was asked for while c1's was on its way, not after.
-        let order = fake.order();
-        assert_eq!(order.len(), 7, "{order:?}");
-        assert_eq!(order[1], path("c1"), "{order:?}");
-        let after_c1 = fake.started_after(&path("c1"), Duration::from_millis(300));
-        assert!(
-            after_c1.is_empty(),
-            "asked for only once c1 arrived: {after_c1:?}"
-        );
+        assert_eq!(fake.order().len(), 7);
     }
 
     #[test]
@@ -556,29 +603,29 @@ mod tests {
     #[test]
     fn hinted_files_nothing_needs_are_not_waited_for() {
         let mut fake = chain();
-        // Twenty hinted names no version needs, each slow to fetch.
+        // Twenty hinted names no version needs, each taking 2 s.
         let unused: Vec<String> = (0..20).map(|i| format!("unused_{i:02}")).collect();
         let mut hint: Vec<&str> = unused.iter().map(String::as_str).collect();
         hint.extend(["a1", "b1", "a2", "a3"]);
         fake.files.get_mut(&path("app")).unwrap().1 = hint.iter().map(|n| path(n)).collect();
         for name in &unused {
             fake.add(vec![entry(name, "1.0.0", &[])], &[]);
-            fake.slow.insert(path(name), Duration::from_millis(300));
+            fake.slow.insert(path(name), Duration::from_secs(2));
         }
         let started = Instant::now();
         let guesses = walk(&fake, &[root("app", "*")]);
         assert_eq!(guesses.len(), 5, "{guesses:?}");
-        // Only those already started when the last needed file came are fetched: at most
-        // one per worker but the one kept for needed files, not twenty at 300 ms over
-        // three workers (2 s).
+        // The needed files take no time, and one worker is kept for them: the walk ends
+        // while the first unused files (at most one per other worker) are still on their
+        // way, and waits only for those, not for twenty at 2 s over three workers (14 s).
         let started_unused = unused.iter().filter(|n| fake.fetches_of(n) > 0).count();
         assert!(
             started_unused < PARALLEL_REQUESTS,
             "{started_unused} started: {:?}",
-            fake.fetched.lock().unwrap()
+            fake.order()
         );
         assert!(
-            started.elapsed() < Duration::from_millis(1200),
+            started.elapsed() < Duration::from_secs(8),
             "{:?}",
             started.elapsed()
         );
@@ -589,10 +636,26 @@ mod tests {
         let mut fake = chain();
         fake.failing.insert(path("a2"));
         fake.panicking.insert(path("b1"));
-        let mut guesses = walk(&fake, &[root("app", "*")]);
-        guesses.sort();
+        let guesses = walk(&fake, &[root("app", "*")]);
         // a2 failed (the resolver reads it again and reports it), so a3 was never reached.
-        assert_eq!(guesses, ["a1 1.0.0", "app 1.0.0"]);
+        assert_eq!(sorted(guesses), ["a1 1.0.0", "app 1.0.0"]);
+    }
+
+    #[test]
+    fn a_hinted_file_that_failed_is_fetched_again_once_needed() {
+        let mut fake = chain();
+        fake.failing_once.lock().unwrap().insert(path("a2"));
+        // a1's file (which makes a2 needed) comes only after a2's hinted fetch failed.
+        let a2 = path("a2");
+        fake.gate("a1", move |log| log.finished.contains(&a2));
+        // ... and, so that its answer is surely read after a2's, a little later.
+        fake.slow.insert(path("a1"), Duration::from_millis(100));
+        let guesses = walk(&fake, &[root("app", "*")]);
+        assert_eq!(fake.fetches_of("a2"), 2, "{:?}", fake.order());
+        assert_eq!(
+            sorted(guesses),
+            ["a1 1.0.0", "a2 1.0.0", "a3 1.0.0", "app 1.0.0", "b1 1.0.0"]
+        );
     }
 
     #[test]
@@ -616,8 +679,9 @@ mod tests {
     #[test]
     fn a_later_requirement_that_rules_out_the_guess_is_guessed_again() {
         let mut fake = Fake::default();
-        // app needs x ^1 and y; y (whose file comes late) needs x =1.0.0, whose version
-        // needs z, which x 1.1.0 does not.
+        // app needs xx ^1 and yy; yy needs xx =1.0.0, whose version needs zz, which
+        // xx 1.1.0 does not. yy's file comes only once xx was guessed (1.1.0, the highest
+        // meeting ^1), so the later requirement must undo that guess.
         fake.add(
             vec![entry("app", "1.0.0", &[("xx", "^1"), ("yy", "^1")])],
             &["xx", "yy", "zz"],
@@ -631,9 +695,10 @@ mod tests {
         );
         fake.add(vec![entry("yy", "1.0.0", &[("xx", "=1.0.0")])], &[]);
         fake.add(vec![entry("zz", "1.0.0", &[])], &[]);
-        fake.slow.insert(path("yy"), Duration::from_millis(200));
+        fake.gate("yy", |log| log.guesses.iter().any(|g| g == "xx 1.1.0"));
         let guesses = walk(&fake, &[root("app", "*")]);
-        assert!(guesses.contains(&"xx 1.0.0".to_owned()), "{guesses:?}");
-        assert!(guesses.contains(&"zz 1.0.0".to_owned()), "{guesses:?}");
+        let at = |g: &str| guesses.iter().position(|x| x == g);
+        assert!(at("xx 1.1.0") < at("xx 1.0.0"), "{guesses:?}");
+        assert!(at("zz 1.0.0").is_some(), "{guesses:?}");
     }
 }

@@ -3,11 +3,11 @@
 //! An install:
 //!
 //! 1. reads `missions.lock` in the current folder (when there is one);
-//! 2. unless offline, fetches the node's `config.json` (the requested names' index files,
-//!    with the node's prefetch hint, come meanwhile), then its signed snapshot, which it
-//!    verifies with the node key pinned in the trust store (pinned from `config.json` on
-//!    first contact unless `config.toml` names it): signed by that key, `seq` not below the
-//!    last one seen (stored), not expired. The snapshot is checked beside the index
+//! 2. unless offline, fetches the node's `config.json` (the index files of the first
+//!    requested names, with the node's prefetch hint, come meanwhile), then its signed
+//!    snapshot, which it verifies with the node key pinned in the trust store (pinned
+//!    from `config.json` on first contact unless `config.toml` names it): signed by that
+//!    key, `seq` not below the last one seen (stored), not expired. The snapshot is checked beside the index
 //!    requests of step 3, but nothing the node serves reaches the cache, and no archive is
 //!    downloaded, before it verified;
 //! 3. resolves the requested missions over the sparse index (only the index files the

@@ -24,7 +24,7 @@
 //! [`MAX_HINTED`] extra requests per hint, never a wrong answer. The same hint is sent on `304 Not
 //! Modified`, so a warm client revalidates its whole tree at once too.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, LazyLock, RwLock};
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -36,7 +36,7 @@ use crate::sparse::read_head;
 
 /// At most this many bytes of `Link` value (the nearest names first): proxies in front of
 /// a node often refuse a response whose headers exceed one 4 KiB page (nginx's default
-/// `proxy_buffer_size`), and the hint must never cost the file itself. About 70 names
+/// `proxy_buffer_size`), and the hint must never cost the file itself. About 60 names
 /// of 20 characters.
 const MAX_HINT_BYTES: usize = 3 * 1024;
 
@@ -69,12 +69,14 @@ pub async fn link_header(state: &SharedState, name: &str, path: &str) -> Option<
     }
     let names = closure(state, &key).await;
     let value = link_value(path, &names);
-    // Kept only if no publish moved the head meanwhile (the files read may then mix two
-    // heads; the next request computes it again).
-    if state.writer.head().as_deref() != Some(head.as_str()) {
-        return value;
-    }
     if let Ok(mut guard) = LINKS.write() {
+        // Kept only if no publish moved the head meanwhile (the files read may then mix
+        // two heads, and a newer head's cache must not be replaced by this one's); the
+        // next request computes it again. Checked under the lock, so no newer cache can
+        // come in between.
+        if state.writer.head().as_deref() != Some(head.as_str()) {
+            return value;
+        }
         if guard
             .as_ref()
             .is_none_or(|c| c.head != head || c.links.len() >= MAX_CACHED)
@@ -210,7 +212,8 @@ static DEPS: LazyLock<RwLock<HashMap<String, Arc<[String]>>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 
 /// The lowercase dependency names of the unyanked lines of an index file, in order, each
-/// once; lines that are not entries, and names the layout refuses, are passed over.
+/// once, at most [`MAX_HINTED`] (a closure never uses more); lines that are not entries,
+/// and names the layout refuses, are passed over.
 fn parse_deps(file: &[u8]) -> Vec<String> {
     #[derive(Deserialize)]
     struct Line {
@@ -224,6 +227,7 @@ fn parse_deps(file: &[u8]) -> Vec<String> {
         name: String,
     }
     let mut out: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for line in file.split(|&b| b == b'\n') {
         let Ok(line) = serde_json::from_slice::<Line>(line) else {
             continue;
@@ -233,8 +237,11 @@ fn parse_deps(file: &[u8]) -> Vec<String> {
         }
         for dep in line.deps {
             let dep = dep.name.to_ascii_lowercase();
-            if layout::entry_path(&dep).is_ok() && !out.contains(&dep) {
+            if layout::entry_path(&dep).is_ok() && seen.insert(dep.clone()) {
                 out.push(dep);
+                if out.len() >= MAX_HINTED {
+                    return out;
+                }
             }
         }
     }
@@ -350,6 +357,17 @@ mod tests {
         );
         assert_eq!(parse_deps(file.as_bytes()), ["shared", "b", "c"]);
         assert!(parse_deps(b"").is_empty());
+        // A version with more dependencies than a hint can name: cut at the bound.
+        let many: Vec<String> = (0..MAX_HINTED + 10)
+            .map(|i| format!(r#"{{"name":"d{i:04}","req":"*"}}"#))
+            .collect();
+        let line = format!(
+            r#"{{"name":"big","vers":"1.0.0","deps":[{}]}}"#,
+            many.join(",")
+        );
+        let deps = parse_deps(line.as_bytes());
+        assert_eq!(deps.len(), MAX_HINTED);
+        assert_eq!(deps[0], "d0000");
     }
 
     #[test]
