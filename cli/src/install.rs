@@ -246,6 +246,8 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let lock_path = lockfile_path()?;
     let old_lock = load_lock(&lock_path)?;
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
+    // Held to the end: this install has the trust store and caches to itself.
+    let _home_lock = home::lock_home()?;
     let home = home::mission_home()?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");

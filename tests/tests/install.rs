@@ -802,6 +802,8 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     );
     let mut kept = BTreeMap::new();
     walk(&newcomer.home, &newcomer.home, &mut kept);
+    // The empty lock file installs take turns with is all that may be added.
+    assert_eq!(kept.remove(".mission-lock"), Some(Vec::new()));
     assert_eq!(
         kept.keys().collect::<Vec<_>>(),
         vec!["config.toml"],
@@ -1383,6 +1385,63 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
             &index_path("hc_6")[6..]
         )
     );
+}
+
+#[test]
+fn two_installs_in_one_home_take_turns_and_keep_each_others_pins() {
+    let (node, token) = start_node();
+    let alice = author();
+    node.publish(&token, &alice, "lk_one", "1.0.0", &[], "One.");
+    node.publish(&token, &alice, "lk_two", "1.0.0", &[], "Two.");
+    let front = Front::start(&node.url);
+    // The first install stalls on lk_one's index file for 3 s, holding the home.
+    front.hold(&index_path("lk_one"), "/never", Duration::from_secs(3));
+    let first = Client::new(&front.url);
+    let home = first.home.clone();
+    let project = first.project.clone();
+    let running = std::thread::spawn(move || {
+        let mut cmd = mission_e2e::mission(&home);
+        cmd.current_dir(&project).args(["install", "lk_one"]);
+        cmd.output().unwrap()
+    });
+    let asked = index_path("lk_one");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !front.requested().contains(&asked) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first install never asked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A second install in the same home, another project: it waits for the first.
+    let other_project = first.home.parent().unwrap().join("other");
+    std::fs::create_dir_all(&other_project).unwrap();
+    let second = mission_e2e::mission(&first.home)
+        .current_dir(&other_project)
+        .args(["install", "lk_two"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("waiting for another mission command to finish"),
+        "{}",
+        text(&second.stderr)
+    );
+    let first_out = running.join().unwrap();
+    assert!(first_out.status.success(), "{}", text(&first_out.stderr));
+    assert_eq!(front.released_by_request(), Some(false));
+
+    // Neither wrote back a trust store without the other's pin.
+    let trust = std::fs::read_to_string(first.home.join("trust.toml")).unwrap();
+    for name in ["lk_one", "lk_two"] {
+        let pin = format!(
+            "{} = \"{}\"",
+            mission_index::name::collision_key(name),
+            alice.pk.to_base64()
+        );
+        assert!(trust.contains(&pin), "no `{pin}` in trust.toml:\n{trust}");
+    }
 }
 
 /// `mission_downloads_total` from the node's /metrics (0 before the first download).
