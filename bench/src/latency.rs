@@ -80,8 +80,8 @@ fn relay(client: TcpStream, upstream: SocketAddr, rtt: Duration) -> Result<(), E
     Ok(())
 }
 
-/// Copies `from` to `to`, each chunk `delay` after it was read (and not before `ready`),
-/// then shuts `to` for writing.
+/// Copies `from` to `to`, each chunk `delay` after it was read (or, if read before
+/// `ready`, `delay` after `ready`), then shuts `to` for writing.
 fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration, ready: Instant) {
     let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let writer = std::thread::spawn(move || {

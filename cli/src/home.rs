@@ -1,7 +1,7 @@
 //! Where the client keeps its files: `MISSION_HOME` when set, else `mission/` in the user's
 //! config folder (`~/.config/mission` on Linux). Keys live in `keys/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -29,10 +29,10 @@ pub struct HomeLock {
     _file: std::fs::File,
 }
 
-/// Takes the [`HomeLock`], waiting for another install to finish if need be.
-pub fn lock_home() -> Result<Option<HomeLock>> {
-    let home = mission_home()?;
-    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+/// Takes the [`HomeLock`] on `home` (the [`mission_home`]), waiting for another install to
+/// finish if need be.
+pub fn lock_home(home: &Path) -> Result<Option<HomeLock>> {
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     let path = home.join(".mission-lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

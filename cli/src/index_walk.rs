@@ -6,7 +6,7 @@
 //! [`PARALLEL_REQUESTS`] requests in flight:
 //!
 //! - the roots (asking the node for its prefetch hint: the files of everything they may
-//!   need, however deep; ARCHITECTURE section 4) and every name the lockfile pins;
+//!   need, however deep; docs/sparse-index.md) and every name the lockfile pins;
 //! - each file hinted, as soon as the hint arrives;
 //! - as each file arrives, the dependencies of the version its name would likely get (its
 //!   locked version, else the highest unyanked one meeting the requirements seen so far;
@@ -213,7 +213,6 @@ pub fn prefetch_index(
             waiting: BTreeMap::new(),
             reqs: BTreeMap::new(),
             guessed: BTreeMap::new(),
-            retried: BTreeSet::new(),
         };
         let mut ready = Vec::new();
         for root in roots {
@@ -222,13 +221,10 @@ pub fn prefetch_index(
         for m in lock.into_iter().flat_map(Lockfile::missions) {
             walk.reach(&m.name, false, &mut ready);
         }
-        loop {
-            while let Some(name) = ready.pop() {
-                walk.guess(index, &name, likely, &mut ready);
-            }
-            if walk.waiting.is_empty() {
-                break;
-            }
+        while let Some(name) = ready.pop() {
+            walk.guess(index, &name, likely, &mut ready);
+        }
+        while !walk.waiting.is_empty() {
             let Ok((path, read, hinted)) = found.recv() else {
                 break;
             };
@@ -267,8 +263,6 @@ struct Walk<'a> {
     reqs: BTreeMap<String, Vec<VersionReq>>,
     /// The version guessed for each name, by path.
     guessed: BTreeMap<String, Version>,
-    /// Paths fetched again after their fetch (as a hinted file) failed.
-    retried: BTreeSet<String>,
 }
 
 impl Walk<'_> {
@@ -311,13 +305,12 @@ impl Walk<'_> {
         match self.arrived.get(&path) {
             Some(true) => ready.push(name.to_owned()),
             // Fetched before anything needed it (hinted), and that failed: once more, now
-            // as needed. If that fails too, the resolver reads it again and reports why.
+            // as needed (a name is reached once, so this is the only retry). If that fails
+            // too, the resolver reads it again and reports why.
             Some(false) => {
-                if self.retried.insert(path.clone()) {
-                    self.arrived.remove(&path);
-                    self.waiting.insert(path.clone(), name.to_owned());
-                    self.jobs.push((path, hint), true);
-                }
+                self.arrived.remove(&path);
+                self.waiting.insert(path.clone(), name.to_owned());
+                self.jobs.push((path, hint), true);
             }
             None => {
                 self.waiting.insert(path.clone(), name.to_owned());

@@ -7,9 +7,9 @@
 //!    requested names, with the node's prefetch hint, come meanwhile), then its signed
 //!    snapshot, which it verifies with the node key pinned in the trust store (pinned
 //!    from `config.json` on first contact unless `config.toml` names it): signed by that
-//!    key, `seq` not below the last one seen (stored), not expired. The snapshot is checked beside the index
-//!    requests of step 3, but nothing the node serves reaches the cache, and no archive is
-//!    downloaded, before it verified;
+//!    key, `seq` not below the last one seen (stored), not expired. The snapshot is
+//!    checked beside the index requests of step 3, but nothing the node serves reaches the
+//!    cache, and no archive is downloaded, before it verified;
 //! 3. resolves the requested missions over the sparse index (only the index files the
 //!    resolution reaches, or the node hints it will, are fetched, each cached with its
 //!    ETag), preferring the lock. The index files are fetched before resolving, a few
@@ -17,10 +17,10 @@
 //!    ones), every file the node's hint names, and the dependencies of the versions
 //!    likely to be chosen as their files arrive; the resolver then reads them from memory,
 //!    while the last archives arrive. The archive of each likely version is downloaded as
-//!    soon as its file is read, so downloads overlap the index requests: once its checksum matches
-//!    it is unpacked into the staging folder of step 5, and the signatures of a dozen such
-//!    archives are verified at once (a batch costs about half as much per signature);
-//!    only an archive whose signature holds is cached or used;
+//!    soon as its file is read, so downloads overlap the index requests: once its
+//!    checksum matches it is unpacked into the staging folder of step 5, and the
+//!    signatures of a dozen such archives are verified at once (a batch costs about half
+//!    as much per signature); only an archive whose signature holds is cached or used;
 //! 4. downloads the archives not already in `MISSION_HOME/cache/archives/<cksum>.mission`
 //!    (a few at a time, from the URL `config.json`'s `dl` template gives, see
 //!    [`crate::download`]), and verifies every archive before it is cached or put in
@@ -246,9 +246,9 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let lock_path = lockfile_path()?;
     let old_lock = load_lock(&lock_path)?;
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
-    // Held to the end: this install has the trust store and caches to itself.
-    let _home_lock = home::lock_home()?;
     let home = home::mission_home()?;
+    // Held to the end: this install has the trust store and caches to itself.
+    let _home_lock = home::lock_home(&home)?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
     let dir = install_dir(opts.dir.as_deref())?;
@@ -287,11 +287,10 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let online = if offline {
         None
     } else {
-        // The roots' index files (with the node's prefetch hint) are fetched while
-        // config.json is, saving a round trip: the index walk finds them in memory. A
-        // failure here is only a miss; the walk fetches again and reports it.
-        // At most PARALLEL_DOWNLOADS of them, each on its own connection; the walk
-        // fetches any others.
+        // The index files of the first PARALLEL_DOWNLOADS roots (with the node's prefetch
+        // hint) are fetched while config.json is, each on its own connection, saving a
+        // round trip: the index walk finds them in memory. A failure here is only a miss;
+        // the walk fetches again and reports it.
         let (config, node_key) = std::thread::scope(|scope| {
             for root in roots.iter().take(PARALLEL_DOWNLOADS) {
                 if let Ok(path) = layout::entry_path(&root.name) {
@@ -884,10 +883,10 @@ impl Drop for Progress {
 }
 
 /// Archives downloaded while the resolution still reads the index: the archive of the
-/// version each name will likely get (see [`index_walk::prefetch_index`]) is fetched (or read from the
-/// cache), checked against its index entry's checksum and unpacked into the staging
-/// folder by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this work
-/// overlaps the index round trips; signatures are then verified in batches, and only a
+/// version each name will likely get (see [`index_walk::prefetch_index`]) is fetched (or
+/// read from the cache), checked against its index entry's checksum and unpacked into the
+/// staging folder by [`PARALLEL_DOWNLOADS`] workers as soon as the guess is made, so this
+/// work overlaps the index round trips; signatures are then verified in batches, and only a
 /// verified archive is cached and counted as done. The workers start only once the node's
 /// snapshot verified. A guess the resolution does not take costs one download and a cache
 /// file (named by checksum), never other bytes: an archive is used only for the very entry

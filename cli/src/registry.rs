@@ -283,17 +283,9 @@ pub fn store_token(registry: &Registry, token: &str) -> Result<PathBuf> {
     registries.insert(registry.key().to_owned(), toml::Value::Table(entry));
     let text = toml::to_string(&table).context("writing the credentials as TOML")?;
 
-    // tempfile creates its files with mode 0600 on Unix (O_CREAT with 0600, O_EXCL).
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".credentials")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(&path)
+    // Through a tempfile temporary file, created with mode 0600 on Unix (O_CREAT with
+    // 0600, O_EXCL), synced, then renamed.
+    crate::sparse_client::write_atomic_synced(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

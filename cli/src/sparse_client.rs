@@ -17,7 +17,7 @@
 //! [`SparseIndex`] implements [`IndexReader`], so `resolve()` drives which files are fetched:
 //! only those of the names the resolution reaches. Each file is fetched at most once per run
 //! (kept in memory). [`SparseIndex::fetch_with_hint`] also asks the node for its prefetch
-//! hint (`Prefer: mission-closure`; ARCHITECTURE section 4): the index files of everything
+//! hint (`Prefer: mission-closure`; docs/sparse-index.md): the index files of everything
 //! the file's versions may need, so a caller can fetch a whole dependency tree in parallel
 //! instead of one level per round trip. A hint is only a list of files to fetch early:
 //! what is used is still what the resolution reads and checks.

@@ -143,14 +143,10 @@ pub fn verify_batch(batch: &[&ArchiveSignature]) -> Result<(), SignError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::{generate_keypair, sign_archive, sign_bytes, SecretKey};
+    use crate::signing::{sign_archive, sign_bytes, SecretKey};
 
     fn pair() -> (SecretKey, PublicKey) {
-        let g = generate_keypair(None).unwrap();
-        (
-            SecretKey::parse(&g.secret_key_text, None).unwrap(),
-            PublicKey::parse(&g.public_key_text).unwrap(),
-        )
+        crate::signing::new_test_keys()
     }
 
     fn sha(data: &[u8]) -> String {

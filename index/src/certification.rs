@@ -487,15 +487,10 @@ pub fn parse_certs_file(text: &str) -> Result<Vec<SignedCertification>, CertErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::generate_keypair;
     use std::sync::OnceLock;
 
     fn new_keys() -> (SecretKey, PublicKey) {
-        let g = generate_keypair(None).unwrap();
-        (
-            SecretKey::parse(&g.secret_key_text, None).unwrap(),
-            PublicKey::parse(&g.public_key_text).unwrap(),
-        )
+        crate::signing::new_test_keys()
     }
 
     fn keys() -> &'static (SecretKey, PublicKey) {

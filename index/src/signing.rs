@@ -637,6 +637,16 @@ pub fn verify_hashed_archive(
     .verify()
 }
 
+/// A fresh unencrypted key pair, parsed back from its files, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn new_test_keys() -> (SecretKey, PublicKey) {
+    let g = generate_keypair(None).unwrap();
+    (
+        SecretKey::parse(&g.secret_key_text, None).unwrap(),
+        PublicKey::parse(&g.public_key_text).unwrap(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,21 +656,11 @@ mod tests {
     /// also proves our own file format round-trips).
     fn pair() -> &'static (SecretKey, PublicKey) {
         static PAIR: OnceLock<(SecretKey, PublicKey)> = OnceLock::new();
-        PAIR.get_or_init(|| {
-            let g = generate_keypair(None).unwrap();
-            (
-                SecretKey::parse(&g.secret_key_text, None).unwrap(),
-                PublicKey::parse(&g.public_key_text).unwrap(),
-            )
-        })
+        PAIR.get_or_init(new_test_keys)
     }
 
     fn other_pair() -> (SecretKey, PublicKey) {
-        let g = generate_keypair(None).unwrap();
-        (
-            SecretKey::parse(&g.secret_key_text, None).unwrap(),
-            PublicKey::parse(&g.public_key_text).unwrap(),
-        )
+        new_test_keys()
     }
 
     #[test]

@@ -271,7 +271,6 @@ fn verify_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::generate_keypair;
     use std::sync::OnceLock;
 
     const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -282,11 +281,7 @@ mod tests {
     }
 
     fn new_keys() -> (SecretKey, PublicKey) {
-        let g = generate_keypair(None).unwrap();
-        (
-            SecretKey::parse(&g.secret_key_text, None).unwrap(),
-            PublicKey::parse(&g.public_key_text).unwrap(),
-        )
+        crate::signing::new_test_keys()
     }
 
     fn now() -> DateTime<Utc> {

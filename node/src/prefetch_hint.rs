@@ -1,4 +1,5 @@
-//! Dependency prefetch hints on the sparse index (ARCHITECTURE section 4).
+//! Dependency prefetch hints on the sparse index (docs/sparse-index.md; ARCHITECTURE
+//! section 4 does not have them yet).
 //!
 //! A client resolving `app` learns that it needs `b` only once `app`'s index file has
 //! arrived, and that `b` needs `c` only once `b`'s has: a chain of twenty dependencies costs
@@ -137,7 +138,7 @@ async fn closure(state: &SharedState, root: &str) -> Vec<String> {
     let mut walk = Closure::new(root);
     while let Some(name) = walk.next_to_expand() {
         let deps = direct_deps(state, &name).await;
-        walk.expand(deps.to_vec());
+        walk.expand(&deps);
     }
     walk.names
 }
@@ -168,14 +169,14 @@ impl Closure {
         self.queue.pop_front()
     }
 
-    fn expand(&mut self, deps: Vec<String>) {
+    fn expand(&mut self, deps: &[String]) {
         for dep in deps {
             if self.names.len() >= MAX_HINTED {
                 return;
             }
             if self.seen.insert(dep.clone()) {
                 self.names.push(dep.clone());
-                self.queue.push_back(dep);
+                self.queue.push_back(dep.clone());
             }
         }
     }
@@ -302,12 +303,12 @@ mod tests {
     fn walk(graph: &[(&str, &[&str])], root: &str) -> Vec<String> {
         let mut walk = Closure::new(root);
         while let Some(name) = walk.next_to_expand() {
-            let deps = graph
+            let deps: Vec<String> = graph
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
                 .unwrap_or_default();
-            walk.expand(deps);
+            walk.expand(&deps);
         }
         walk.names
     }

@@ -126,8 +126,9 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
 
     // The address it listens on first, which is what scripts (and the tests) connect to;
     // then the public URL, when it differs (a proxy's, say).
-    println!("mission-node listening on http://{addr}");
-    if base_url != format!("http://{addr}") {
+    let listen_url = format!("http://{addr}");
+    println!("mission-node listening on {listen_url}");
+    if base_url != listen_url {
         println!("mission-node public URL {base_url}");
     }
     tracing::info!(%addr, %base_url, "serving");
