@@ -314,7 +314,13 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         None => resolve::resolve(&index, &roots, resolve_lock.as_ref()),
         Some((download, node_key)) => {
             let previous = trust.last_snapshot(&registry)?;
-            let ahead = Ahead::new(&index, download, &archive_cache, &staging.fresh, &progress);
+            let ahead = Ahead::new(
+                &index,
+                Some(download),
+                &archive_cache,
+                &staging.fresh,
+                &progress,
+            );
             let (snapshot, resolved, flushed) = std::thread::scope(|scope| {
                 // Should this thread panic, the workers must not wait for work forever.
                 let _cancel = CancelOnPanic(&ahead);
@@ -710,40 +716,74 @@ fn signature_error(entry: &IndexEntry, e: signing::SignError) -> anyhow::Error {
 /// `ahead` holds, by checksum, the index entries whose archives [`Ahead`] already
 /// downloaded, verified against that entry and unpacked into `fresh/NAME`; those are taken
 /// as they are when the entry is the chosen one. A guessed version that was not chosen is
-/// removed from `fresh` first.
+/// replaced in `fresh`.
+///
+/// The rest go through an [`Ahead`] queue of their own, so their signatures are verified
+/// in batches too (a warm or `--locked` install spends most of its time there). An archive
+/// that queue could not verify is tried once more alone, which either succeeds (a network
+/// blip) or says exactly what is wrong with it.
 fn fetch_archives(
     index: &SparseIndex,
     download: Option<&DownloadTemplate>,
     entries: &[IndexEntry],
     cache: &Path,
     fresh: &Path,
-    (progress, ahead): (&Progress, BTreeMap<String, IndexEntry>),
+    (progress, mut ahead): (&Progress, BTreeMap<String, IndexEntry>),
 ) -> Result<()> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let is_ahead = |e: &IndexEntry| ahead.get(&e.cksum).is_some_and(|v| v == e);
-    let to_download = entries
-        .iter()
-        .filter(|e| !is_ahead(e) && !archive_path(cache, &e.cksum).is_file())
-        .count();
-    progress.expect(to_download as u64);
-    let todo: Vec<&IndexEntry> = entries.iter().filter(|e| !is_ahead(e)).collect();
-    // No thread for an archive that was all done ahead.
-    let workers = PARALLEL_DOWNLOADS.min(todo.len());
-    let queue = Mutex::new(todo);
+    let is_done =
+        |done: &BTreeMap<String, IndexEntry>, e: &IndexEntry| done.get(&e.cksum) == Some(e);
+    let todo: Vec<&IndexEntry> = entries.iter().filter(|e| !is_done(&ahead, e)).collect();
+    let mut failed = BTreeMap::new();
+    if !todo.is_empty() {
+        let queue = Ahead::new(index, download, cache, fresh, progress);
+        for entry in &todo {
+            queue.push(entry);
+        }
+        queue.close();
+        // No thread for an archive that was all done ahead.
+        let workers = PARALLEL_DOWNLOADS.min(todo.len());
+        std::thread::scope(|scope| {
+            let _cancel = CancelOnPanic(&queue);
+            for _ in 0..workers {
+                scope.spawn(|| queue.work());
+            }
+        });
+        let (done, why) = queue.into_results();
+        ahead.extend(done);
+        failed = why;
+    }
+    let left: Vec<&IndexEntry> = todo.into_iter().filter(|e| !is_done(&ahead, e)).collect();
     let results: Mutex<Vec<Result<()>>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some(entry) = next else { break };
-                let got = one_archive(index, download, entry, cache, progress)
-                    .and_then(|bytes| unpack(entry, &bytes, fresh));
-                if let Ok(mut r) = results.lock() {
-                    r.push(got);
+    match download {
+        // Offline, trying again reads the same cache: the first failure is the answer.
+        None => {
+            if let Ok(mut results) = results.lock() {
+                for entry in left {
+                    results.push(Err(failed.remove(&entry.cksum).unwrap_or_else(|| {
+                        anyhow!("internal: `{}` {} was not unpacked", entry.name, entry.vers)
+                    })));
+                }
+            }
+        }
+        Some(_) => {
+            let left = Mutex::new(left);
+            let workers = PARALLEL_DOWNLOADS.min(left.lock().map(|l| l.len()).unwrap_or(0));
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| loop {
+                        let next = left.lock().ok().and_then(|mut l| l.pop());
+                        let Some(entry) = next else { break };
+                        let got = one_archive(index, download, entry, cache, progress)
+                            .and_then(|bytes| unpack(entry, &bytes, fresh));
+                        if let Ok(mut r) = results.lock() {
+                            r.push(got);
+                        }
+                    });
                 }
             });
         }
-    });
+    }
     progress.finish();
     let results = results
         .into_inner()
@@ -891,11 +931,13 @@ impl Drop for Progress {
 /// snapshot verified. A guess the resolution does not take costs one download and a cache
 /// file (named by checksum), never other bytes: an archive is used only for the very entry
 /// it was verified against, and the author-key check of the chosen versions comes before
-/// anything is installed. A failure here is only logged: [`fetch_archives`] tries again
-/// and reports it.
+/// anything is installed. A failure here is only recorded: [`fetch_archives`] tries again
+/// (online) and reports it. [`fetch_archives`] also runs a queue of its own for the
+/// archives the resolution chose that were not done ahead, for the batched signatures.
 struct Ahead<'a> {
     index: &'a SparseIndex,
-    download: &'a DownloadTemplate,
+    /// `None`: offline, archives come from the cache only.
+    download: Option<&'a DownloadTemplate>,
     cache: &'a Path,
     fresh: &'a Path,
     progress: &'a Progress,
@@ -905,6 +947,8 @@ struct Ahead<'a> {
     done: Mutex<BTreeMap<String, IndexEntry>>,
     /// Archives unpacked in `fresh` whose signatures wait to be verified in a batch.
     unchecked: Mutex<Vec<(IndexEntry, Unverified)>>,
+    /// Checksum -> why that archive could not be fetched, verified or unpacked.
+    failed: Mutex<BTreeMap<String, anyhow::Error>>,
 }
 
 /// How many archives' signatures [`Ahead`] verifies in one batch (two signatures each).
@@ -930,7 +974,7 @@ struct AheadQueue {
 impl<'a> Ahead<'a> {
     fn new(
         index: &'a SparseIndex,
-        download: &'a DownloadTemplate,
+        download: Option<&'a DownloadTemplate>,
         cache: &'a Path,
         fresh: &'a Path,
         progress: &'a Progress,
@@ -945,6 +989,7 @@ impl<'a> Ahead<'a> {
             ready: Condvar::new(),
             done: Mutex::new(BTreeMap::new()),
             unchecked: Mutex::new(Vec::new()),
+            failed: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -999,13 +1044,8 @@ impl<'a> Ahead<'a> {
     /// left, so the last one out leaves nothing unchecked.
     fn work(&self) {
         while let Some((entry, expected)) = self.next() {
-            let got = fetch_unverified(
-                self.index,
-                Some(self.download),
-                &entry,
-                self.cache,
-                self.progress,
-            );
+            let got =
+                fetch_unverified(self.index, self.download, &entry, self.cache, self.progress);
             if got.is_err() && expected {
                 self.progress.forget();
             }
@@ -1026,7 +1066,8 @@ impl<'a> Ahead<'a> {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed; retried after resolution");
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "fetching ahead failed");
+                    self.fail(&entry, e);
                 }
             }
         }
@@ -1062,14 +1103,34 @@ impl<'a> Ahead<'a> {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "checking ahead failed; retried after resolution");
+                    tracing::debug!(name = %entry.name, version = %entry.vers, error = %format!("{e:#}"), "checking ahead failed");
+                    self.fail(&entry, e);
                 }
             }
         }
     }
 
+    fn fail(&self, entry: &IndexEntry, error: anyhow::Error) {
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.insert(entry.cksum.clone(), error);
+        }
+    }
+
     fn into_done(self) -> BTreeMap<String, IndexEntry> {
         self.done.into_inner().unwrap_or_default()
+    }
+
+    /// What was done, and why the rest failed (both by checksum).
+    fn into_results(
+        self,
+    ) -> (
+        BTreeMap<String, IndexEntry>,
+        BTreeMap<String, anyhow::Error>,
+    ) {
+        (
+            self.done.into_inner().unwrap_or_default(),
+            self.failed.into_inner().unwrap_or_default(),
+        )
     }
 }
 
@@ -1149,11 +1210,21 @@ fn fetch_unverified(
                     cached: true,
                 })
             }
-            // A corrupt cached copy is dropped and fetched again; any other failure is the
-            // index's, and fetching again would not help.
-            Err(_) if archive::cksum(&bytes) != entry.cksum && download.is_some() => {
-                tracing::warn!(path = %path.display(), "dropping a corrupt cached archive");
+            // A corrupt cached copy is dropped (and fetched again when online); any other
+            // failure is the index's, and fetching again would not help.
+            Err(_) if archive::cksum(&bytes) != entry.cksum => {
                 let _ = std::fs::remove_file(&path);
+                if download.is_some() {
+                    tracing::warn!(path = %path.display(), "downloading again a corrupt cached archive");
+                } else {
+                    bail!(
+                        "the cached archive of `{}` {} ({}) is corrupt: its SHA-256 is not {}, the checksum the index gives. It was removed from the cache; nothing was installed. Run the install again online to download it again",
+                        entry.name,
+                        entry.vers,
+                        path.display(),
+                        entry.cksum
+                    );
+                }
             }
             Err(e) => return Err(e),
         }

@@ -263,20 +263,25 @@ impl Lockfile {
         };
 
         let mut missions: BTreeMap<String, LockedMission> = BTreeMap::new();
-        let mut lines: BTreeMap<String, usize> = BTreeMap::new();
-        // Dependencies are checked once every mission is known; keep their lines until then.
+        let mut offsets: BTreeMap<String, usize> = BTreeMap::new();
+        // Dependencies are checked once every mission is known; keep where they are until then.
         let mut pending: Vec<(String, usize, String)> = Vec::new();
+        // Lines are counted only for an error: counting them for every mission would make
+        // parsing quadratic in the file's length.
         for m in &raw_missions {
-            let line = line_of(text, m.name.span().start);
+            let offset = m.name.span().start;
             let name = m.name.get_ref().clone();
-            validate_name(&name).map_err(|source| LockfileError::Name { line, source })?;
+            validate_name(&name).map_err(|source| LockfileError::Name {
+                line: line_of(text, offset),
+                source,
+            })?;
             let key = collision_key(&name);
             if let Some(first) = missions.get(&key) {
                 return Err(LockfileError::Duplicate {
-                    line,
+                    line: line_of(text, offset),
                     name,
                     first: first.name.clone(),
-                    first_line: lines.get(&key).copied().unwrap_or(0),
+                    first_line: offsets.get(&key).map_or(0, |o| line_of(text, *o)),
                 });
             }
             let field = |field: &'static str, span: &Spanned<String>, problem: String| {
@@ -309,13 +314,9 @@ impl Lockfile {
                 ));
             }
             for dep in &m.dependencies {
-                pending.push((
-                    key.clone(),
-                    line_of(text, dep.span().start),
-                    dep.get_ref().clone(),
-                ));
+                pending.push((key.clone(), dep.span().start, dep.get_ref().clone()));
             }
-            lines.insert(key.clone(), line);
+            offsets.insert(key.clone(), offset);
             missions.insert(
                 key,
                 LockedMission {
@@ -329,18 +330,18 @@ impl Lockfile {
             );
         }
 
-        for (owner, line, text) in pending {
+        for (owner, offset, dependency) in pending {
             let owner_name = missions
                 .get(&owner)
                 .map(|m| m.name.clone())
                 .unwrap_or_default();
             let problem = |problem: String| LockfileError::Dependency {
-                line,
+                line: line_of(text, offset),
                 mission: owner_name.clone(),
-                dependency: text.clone(),
+                dependency: dependency.clone(),
                 problem,
             };
-            let Some((name, version)) = text.split_once(' ') else {
+            let Some((name, version)) = dependency.split_once(' ') else {
                 return Err(problem(
                     "is not `NAME VERSION`, such as `rust_toolchain_check 1.0.3`".to_owned(),
                 ));

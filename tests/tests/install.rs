@@ -611,6 +611,72 @@ fn install_locks_reproduces_and_works_from_the_cache() {
     assert!(user.lock().is_empty());
 }
 
+/// A cached archive altered on the user's disk is never installed: offline (or a
+/// `--locked` install that would otherwise make no request) it is refused with a message
+/// naming the mission and the file, and removed, so the next install downloads it again.
+#[test]
+fn a_corrupt_cached_archive_is_refused_and_fetched_again() {
+    let (node, token) = start_node();
+    let alice = author();
+    let base = node.publish(&token, &alice, "base_tools", "1.0.0", &[], "Base tools.");
+    node.publish(
+        &token,
+        &alice,
+        "app_main",
+        "1.0.0",
+        &[("base_tools", "^1")],
+        "The app.",
+    );
+    let user = Client::new(&node.url);
+    user.ok(&["install", "app_main"]);
+    let installed = user.tree();
+    let cached = user
+        .home
+        .join("cache/archives")
+        .join(format!("{}.mission", archive::cksum(&base)));
+    let corrupt = |path: &Path| {
+        let mut bytes = std::fs::read(path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        std::fs::write(path, bytes).unwrap();
+    };
+
+    for args in [&["install", "--offline"][..], &["install", "--locked"][..]] {
+        corrupt(&cached);
+        std::fs::remove_dir_all(user.project.join("missions/app_main")).unwrap();
+        let before = user.tree();
+        let err = user.fails(args);
+        assert!(
+            err.contains("the cached archive of `base_tools` 1.0.0")
+                && err.contains(&cached.display().to_string())
+                && err.contains("is corrupt")
+                && err.contains("Run the install again online"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            user.tree(),
+            before,
+            "{args:?}: a refused install changes nothing"
+        );
+        assert!(!cached.exists(), "{args:?}: the corrupt copy is removed");
+        // The next install (online) downloads it again and completes.
+        user.ok(&["install", "--locked"]);
+        assert_eq!(user.tree(), installed, "{args:?}");
+        assert_eq!(
+            std::fs::read(&cached).unwrap(),
+            base,
+            "{args:?}: cached again"
+        );
+    }
+
+    // Online, a corrupt copy is simply downloaded again.
+    corrupt(&cached);
+    std::fs::remove_dir_all(user.project.join("missions")).unwrap();
+    user.ok(&["install"]);
+    assert_eq!(user.tree(), installed);
+    assert_eq!(std::fs::read(&cached).unwrap(), base);
+}
+
 #[test]
 fn search_and_info_read_the_node() {
     let (node, token) = start_node();
