@@ -79,6 +79,7 @@ use crate::index_walk;
 use crate::registry::{self, Registry};
 use crate::sparse_client::{self, SparseError, SparseIndex};
 use crate::trust::{self, TrustStore};
+use mission_index::atomic_file;
 
 /// How many archives are downloaded at once.
 const PARALLEL_DOWNLOADS: usize = sparse_client::PARALLEL_REQUESTS;
@@ -1170,7 +1171,7 @@ impl Unverified {
         if self.cached {
             return Ok(());
         }
-        sparse_client::write_atomic(&archive_path(cache, &entry.cksum), &self.bytes)
+        atomic_file::write(&archive_path(cache, &entry.cksum), &self.bytes)
             .with_context(|| format!("caching `{}` {}", entry.name, entry.vers))
     }
 }

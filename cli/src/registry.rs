@@ -285,7 +285,7 @@ pub fn store_token(registry: &Registry, token: &str) -> Result<PathBuf> {
 
     // Through a tempfile temporary file, created with mode 0600 on Unix (O_CREAT with
     // 0600, O_EXCL), synced, then renamed.
-    crate::sparse_client::write_atomic_synced(&path, text.as_bytes())
+    mission_index::atomic_file::write_synced(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

@@ -34,6 +34,7 @@ use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as CLOSURE_PRE
 use mission_index::resolve::IndexReader;
 
 use crate::registry::Registry;
+use mission_index::atomic_file;
 
 /// The most bytes one index file may have.
 const MAX_INDEX_FILE: u64 = 64 * 1024 * 1024;
@@ -165,11 +166,11 @@ impl PendingWrite {
                 bytes.extend_from_slice(tag.as_bytes());
                 bytes.push(b'\n');
                 bytes.extend_from_slice(&self.body);
-                write_atomic(&self.file, &bytes)?;
+                atomic_file::write(&self.file, &bytes)?;
                 false
             }
             _ => {
-                write_atomic(&self.file, &self.body)?;
+                atomic_file::write(&self.file, &self.body)?;
                 true
             }
         };
@@ -650,51 +651,13 @@ fn remove_optional(path: &Path) -> Result<(), SparseError> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
-    write_replacing(path, bytes, false)
-}
-
-/// [`write_atomic`], with the new bytes and the rename made durable (synced) before it
-/// returns: for files whose loss matters more than a few milliseconds.
-pub fn write_atomic_synced(path: &Path, bytes: &[u8]) -> Result<(), SparseError> {
-    write_replacing(path, bytes, true)
-}
-
-fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<(), SparseError> {
-    let cache_err = |message: String| SparseError::Cache {
-        path: path.to_owned(),
-        message,
-    };
-    let dir = path
-        .parent()
-        .ok_or_else(|| cache_err("has no parent folder".into()))?;
-    // The folder usually exists: create it only when the temporary file cannot be made.
-    let tmp = match tempfile::NamedTempFile::new_in(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| cache_err(format!("creating its folder: {e}")))?;
-            tempfile::NamedTempFile::new_in(dir)
-        }
-        made => made,
-    };
-    let mut tmp = tmp.map_err(|e| cache_err(format!("creating a temporary file: {e}")))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| cache_err(format!("writing: {e}")))?;
-    if sync {
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| cache_err(format!("syncing: {e}")))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| cache_err(format!("writing: {}", e.error)))?;
-    if sync {
-        // The rename itself; a folder some filesystems cannot sync is not worth failing
-        // over, as the file is complete either way.
-        if let Ok(folder) = std::fs::File::open(dir) {
-            let _ = folder.sync_all();
+impl From<atomic_file::WriteError> for SparseError {
+    fn from(e: atomic_file::WriteError) -> SparseError {
+        SparseError::Cache {
+            message: format!("{}: {}", e.step, e.source),
+            path: e.path,
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

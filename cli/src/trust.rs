@@ -82,7 +82,7 @@ impl TrustStore {
         if self.on_disk.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        crate::sparse_client::write_atomic_synced(&path, text.as_bytes())
+        mission_index::atomic_file::write_synced(&path, text.as_bytes())
             .with_context(|| format!("saving {}", path.display()))?;
         self.on_disk = Some(text);
         Ok(())

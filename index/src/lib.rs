@@ -38,9 +38,13 @@
 //!
 //! [`resolve`] picks versions (highest compatible, never yanked unless locked) over any
 //! [`resolve::IndexReader`], and [`lockfile`] reads and writes `missions.lock`.
+//!
+//! [`atomic_file`] replaces a file whole (through a temporary file and a rename), for the
+//! node's snapshot and every file the client keeps.
 
 pub mod archive;
 pub mod archive_signature;
+pub mod atomic_file;
 pub mod certification;
 pub mod diagnostic;
 pub mod entry;

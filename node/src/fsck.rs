@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use chrono::Utc;
 use mission_index::archive::{self, ArchiveLimits};
+use mission_index::atomic_file;
 use mission_index::entry::IndexEntry;
 use mission_index::layout;
 use mission_index::name::collision_key;
@@ -463,8 +464,8 @@ fn resign_live(state: &AppState) -> anyhow::Result<()> {
         .writer
         .snapshot()
         .context("the index writer has no snapshot")?;
-    write_atomic(&state.data.snapshot_file(), current.json.as_bytes())?;
-    write_atomic(&state.data.snapshot_sig_file(), current.sig.as_bytes())?;
+    atomic_file::write_synced(&state.data.snapshot_file(), current.json.as_bytes())?;
+    atomic_file::write_synced(&state.data.snapshot_sig_file(), current.sig.as_bytes())?;
     Ok(())
 }
 
@@ -488,22 +489,9 @@ fn sign_snapshot_offline(data: &DataDir, repo: &IndexRepo) -> anyhow::Result<()>
     let snap = Snapshot::new(&config.name, &public, seq, &head, now, validity);
     let (json, sig) =
         snapshot::sign_snapshot(&snap, &secret, &public).context("signing the snapshot")?;
-    write_atomic(&data.snapshot_file(), json.as_bytes())?;
-    write_atomic(&data.snapshot_sig_file(), sig.as_bytes())?;
+    atomic_file::write_synced(&data.snapshot_file(), json.as_bytes())?;
+    atomic_file::write_synced(&data.snapshot_sig_file(), sig.as_bytes())?;
     tracing::info!(%head, seq, "re-signed the index snapshot");
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

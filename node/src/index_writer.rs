@@ -10,6 +10,7 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
+use mission_index::atomic_file;
 use mission_index::entry::IndexEntry;
 use mission_index::name::collision_key;
 use mission_index::repo::{CommitId, IndexError, IndexRepo, YankOutcome};
@@ -523,8 +524,12 @@ impl Worker {
         );
         let (json, sig) = snapshot::sign_snapshot(&snap, &self.parts.secret, &self.parts.public)
             .map_err(|e| WriteError::Snapshot(e.to_string()))?;
-        write_atomic(&self.parts.data.snapshot_file(), json.as_bytes())?;
-        write_atomic(&self.parts.data.snapshot_sig_file(), sig.as_bytes())?;
+        let write = |path: &std::path::Path, bytes: &str| {
+            atomic_file::write_synced(path, bytes.as_bytes())
+                .map_err(|e| WriteError::Snapshot(e.to_string()))
+        };
+        write(&self.parts.data.snapshot_file(), &json)?;
+        write(&self.parts.data.snapshot_sig_file(), &sig)?;
         if let Ok(mut cell) = self.snapshot.write() {
             *cell = Some(SignedSnapshot {
                 seq,
@@ -555,14 +560,4 @@ fn load_snapshot(data: &DataDir) -> Option<SignedSnapshot> {
         json,
         sig,
     })
-}
-
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let fail = |e: std::io::Error| WriteError::Snapshot(format!("writing {}: {e}", path.display()));
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }

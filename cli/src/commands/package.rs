@@ -56,8 +56,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let archive_path = out.join(format!("{name}-{version}.mission"));
     let sig_path = out.join(format!("{name}-{version}.mission.minisig"));
-    write_atomic(&archive_path, &bytes)?;
-    write_atomic(&sig_path, sig.as_bytes())?;
+    // Archives and signatures are public artifacts.
+    mission_index::atomic_file::write_synced_public(&archive_path, &bytes)?;
+    mission_index::atomic_file::write_synced_public(&sig_path, sig.as_bytes())?;
     eprintln!("Packaged {name} {version} ({} bytes)", bytes.len());
     eprintln!("  archive:   {}", archive_path.display());
     eprintln!("  signature: {}", sig_path.display());
@@ -109,28 +110,4 @@ fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
         resolved.push(name);
     }
     Ok(resolved)
-}
-
-/// Writes through a temporary file in the same folder, so a crash leaves the old file or
-/// the new one, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // Archives and signatures are public artifacts; a temporary file starts private.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", path.display()))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
