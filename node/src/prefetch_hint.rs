@@ -26,7 +26,7 @@
 //! Modified`, so a warm client revalidates its whole tree at once too.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as PREFERENCE};
@@ -68,30 +68,88 @@ pub async fn link_header(state: &SharedState, name: &str, path: &str) -> Option<
     }) {
         return known;
     }
-    let names = closure(state, &key).await;
-    let value = link_value(path, &names);
-    if let Ok(mut guard) = LINKS.write() {
-        // Kept only if no publish moved the head meanwhile (the files read may then mix
-        // two heads, and a newer head's cache must not be replaced by this one's); the
-        // next request computes it again. Checked under the lock, so no newer cache can
-        // come in between.
-        if state.writer.head().as_deref() != Some(head.as_str()) {
-            return value;
-        }
-        if guard
-            .as_ref()
-            .is_none_or(|c| c.head != head || c.links.len() >= MAX_CACHED)
-        {
-            *guard = Some(LinkCache {
-                head,
-                links: HashMap::new(),
-            });
-        }
-        if let Some(cache) = guard.as_mut() {
-            cache.links.insert(key, value.clone());
+    // One computation per name and head, however many requests ask at once (right after
+    // a publish, every client installing a popular mission would otherwise walk its
+    // closure at the same moment).
+    let flight = (head.clone(), key.clone());
+    IN_FLIGHT
+        .run(flight, || async {
+            let names = closure(state, &key).await;
+            let value = link_value(path, &names);
+            remember(state, head, key, &value);
+            value
+        })
+        .await
+}
+
+/// Keeps `value` as the hint of `key` at `head`.
+fn remember(state: &SharedState, head: String, key: String, value: &Option<HeaderValue>) {
+    let Ok(mut guard) = LINKS.write() else {
+        return;
+    };
+    // Kept only if no publish moved the head meanwhile (the files read may then mix two
+    // heads, and a newer head's cache must not be replaced by this one's); the next request
+    // computes it again. Checked under the lock, so no newer cache can come in between.
+    if state.writer.head().as_deref() != Some(head.as_str()) {
+        return;
+    }
+    if guard
+        .as_ref()
+        .is_none_or(|c| c.head != head || c.links.len() >= MAX_CACHED)
+    {
+        *guard = Some(LinkCache {
+            head,
+            links: HashMap::new(),
+        });
+    }
+    if let Some(cache) = guard.as_mut() {
+        cache.links.insert(key, value.clone());
+    }
+}
+
+/// The hints being computed, by head and name.
+static IN_FLIGHT: LazyLock<SingleFlight<(String, String), Option<HeaderValue>>> =
+    LazyLock::new(SingleFlight::default);
+
+/// One computation per key at a time: a caller asking for a key while it is being
+/// computed waits for that result instead of computing it again. A computation whose
+/// caller goes away (a client that hung up) is taken over by one of those waiting.
+struct SingleFlight<K, V> {
+    flights: Mutex<HashMap<K, Arc<tokio::sync::OnceCell<V>>>>,
+}
+
+impl<K, V> Default for SingleFlight<K, V> {
+    fn default() -> Self {
+        SingleFlight {
+            flights: Mutex::new(HashMap::new()),
         }
     }
-    value
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
+    async fn run<F, Fut>(&self, key: K, compute: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = V>,
+    {
+        let cell = match self.flights.lock() {
+            Ok(mut flights) => {
+                // A flight nobody holds any more is over (done, or its callers gone): the
+                // map keeps only those under way.
+                flights.retain(|_, cell| Arc::strong_count(cell) > 1);
+                flights.entry(key).or_default().clone()
+            }
+            Err(_) => Arc::default(),
+        };
+        cell.get_or_init(compute).await.clone()
+    }
+
+    #[cfg(test)]
+    fn under_way(&self) -> usize {
+        self.flights.lock().map_or(0, |f| {
+            f.values().filter(|c| Arc::strong_count(c) > 1).count()
+        })
+    }
 }
 
 /// Adds the hint to an index file `response` (200 or 304) when the request asked for it,
@@ -369,6 +427,90 @@ mod tests {
         let deps = parse_deps(line.as_bytes());
         assert_eq!(deps.len(), MAX_HINTED);
         assert_eq!(deps[0], "d0000");
+    }
+
+    /// Waits for `cond`, failing the test after 10 s rather than hanging it.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "never saw {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_for_one_hint_compute_it_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let flights: Arc<SingleFlight<&str, usize>> = Arc::default();
+        let computed = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let ask = |key: &'static str| {
+            let (flights, computed, mut released) =
+                (flights.clone(), computed.clone(), released.clone());
+            tokio::spawn(async move {
+                flights
+                    .run(key, || async move {
+                        let n = computed.fetch_add(1, Ordering::SeqCst) + 1;
+                        let _ = released.wait_for(|go| *go).await;
+                        n
+                    })
+                    .await
+            })
+        };
+        let same: Vec<_> = (0..8).map(|_| ask("app")).collect();
+        let other = ask("lib");
+        // Every caller is in before the first computation ends.
+        until("both keys under way", || {
+            flights.under_way() >= 2 && computed.load(Ordering::SeqCst) >= 2
+        })
+        .await;
+        let _ = release.send(true);
+        let mut answers = Vec::new();
+        for task in same {
+            answers.push(task.await.unwrap());
+        }
+        let other = other.await.unwrap();
+        assert_eq!(computed.load(Ordering::SeqCst), 2, "once per key");
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_ne!(answers[0], other);
+        assert_eq!(flights.under_way(), 0, "nothing kept once done");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_computation_whose_caller_hangs_up_is_taken_over() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+        let flights: Arc<SingleFlight<&str, usize>> = Arc::default();
+        let computed = Arc::new(AtomicUsize::new(0));
+        let run = |hang: bool| {
+            let (flights, computed) = (flights.clone(), computed.clone());
+            tokio::spawn(async move {
+                flights
+                    .run("app", || async move {
+                        let n = computed.fetch_add(1, Ordering::SeqCst) + 1;
+                        if hang {
+                            std::future::pending::<()>().await;
+                        }
+                        n
+                    })
+                    .await
+            })
+        };
+        let first = run(true);
+        until("the first computation", || {
+            computed.load(Ordering::SeqCst) >= 1
+        })
+        .await;
+        let waiting = run(false);
+        until("the flight under way", || flights.under_way() >= 1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second caller waits for the first"
+        );
+        first.abort();
+        assert_eq!(waiting.await.unwrap(), 2, "the waiting caller computes it");
+        assert_eq!(flights.under_way(), 0);
     }
 
     #[test]
