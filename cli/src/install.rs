@@ -28,14 +28,17 @@
 //!    entry's key, name and version, and that key is the one pinned for the name (trust
 //!    store and lockfile). (An archive fetched ahead may be unpacked into the private
 //!    staging folder of step 5 before its signature is checked; it leaves that folder only
-//!    once it is. A process killed mid-install can leave the staging folder behind, as
-//!    before.) On a terminal a progress bar shows the downloads; otherwise nothing is
-//!    printed for them;
+//!    once it is.) On a terminal a progress bar shows the downloads; otherwise nothing
+//!    is printed for them;
 //! 5. unpacks each into a staging folder inside the install folder, then swaps them into
 //!    `missions/NAME/`, removes the missions no longer needed, and renames the new
 //!    `missions.lock` into place (written and synced beside it while the archives
 //!    downloaded). If anything fails, the earlier install and lockfile are left as they
-//!    were.
+//!    were; if the process is killed, the next command puts them back (see
+//!    [`crate::staging`]).
+//!
+//! **Taking turns.** An install holds the project lock, then the home lock, from before it
+//! reads `missions.lock` to the end (see [`crate::locks`]); a second command waits.
 //!
 //! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
 //! starts from them (and from the names given), so a dependency that no chosen version
@@ -76,8 +79,10 @@ use semver::VersionReq;
 use crate::download::DownloadTemplate;
 use crate::home;
 use crate::index_walk;
+use crate::locks;
 use crate::registry::{self, Registry};
 use crate::sparse_client::{self, SparseError, SparseIndex};
+use crate::staging::{self, Journal, Staging};
 use crate::trust::{self, TrustStore};
 use mission_index::atomic_file;
 
@@ -245,14 +250,16 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "{what}");
     };
     let lock_path = lockfile_path()?;
+    let dir = install_dir(opts.dir.as_deref())?;
+    // Held to the end: this install has the project (lockfile and installed missions), then
+    // the trust store and caches, to itself. The lockfile is read only once both are held.
+    let _project_lock = take_project(&lock_path, &dir)?;
+    let home = home::mission_home()?;
+    let _home_lock = locks::lock_home(&home)?;
     let old_lock = load_lock(&lock_path)?;
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
-    let home = home::mission_home()?;
-    // Held to the end: this install has the trust store and caches to itself.
-    let _home_lock = home::lock_home(&home)?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
-    let dir = install_dir(opts.dir.as_deref())?;
     let (roots, resolve_lock) = plan_roots(&request, old_lock.as_ref())?;
     let mut trust = TrustStore::load()?;
 
@@ -475,7 +482,15 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                 .collect()
         })
         .unwrap_or_default();
-    let installed = put_in_place(&dir, staging, &order, &removed, prepared, &lock_path)?;
+    let new_lock_sum = lock_to_write.map(|lock| archive::cksum(lock.to_string().as_bytes()));
+    let installed = put_in_place(
+        &dir,
+        staging,
+        &order,
+        &removed,
+        prepared.map(|p| (p, new_lock_sum)),
+        &lock_path,
+    )?;
 
     phase("missions in place");
     for entry in &order {
@@ -490,6 +505,20 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         lockfile: lock_path,
         network: index.used_network(),
     })
+}
+
+/// Takes the project lock on the lockfile's folder, then cleans up after any install that
+/// was killed in the install folder `dir` (see [`staging`]), saying what it did.
+fn take_project(lock_path: &Path, dir: &Path) -> Result<Option<locks::Held>> {
+    let project = lock_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let held = locks::lock_project(project)?;
+    for line in staging::recover(dir, project)? {
+        note(&line);
+    }
+    Ok(held)
 }
 
 fn cwd_display() -> String {
@@ -817,49 +846,6 @@ fn unpack(entry: &IndexEntry, bytes: &[u8], fresh: &Path) -> Result<()> {
         },
     )?;
     Ok(())
-}
-
-/// A staging folder in the install folder: `new/` receives the unpacked missions, `old/`
-/// what they replace. Dropping it deletes both, and the install folder too when it was
-/// created for this install and nothing was put in it.
-struct Staging {
-    dir: Option<tempfile::TempDir>,
-    fresh: PathBuf,
-    backup: PathBuf,
-    /// The install folder, when this install created it and has not completed.
-    created: Option<PathBuf>,
-}
-
-impl Staging {
-    fn new(dir: &Path) -> Result<Staging> {
-        let created = (!dir.exists()).then(|| dir.to_owned());
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".mission-install-")
-            .tempdir_in(dir)
-            .with_context(|| format!("creating a staging folder in {}", dir.display()))?;
-        let fresh = staging.path().join("new");
-        let backup = staging.path().join("old");
-        for d in [&fresh, &backup] {
-            std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
-        }
-        Ok(Staging {
-            dir: Some(staging),
-            fresh,
-            backup,
-            created,
-        })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        drop(self.dir.take());
-        if let Some(dir) = &self.created {
-            // Only an empty folder goes; anything else in it stays.
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
 }
 
 /// The download bar and the bytes it counts: drawn on stderr once something is to be
@@ -1274,7 +1260,7 @@ fn put_in_place(
     mut staging: Staging,
     order: &[IndexEntry],
     removed: &[String],
-    mut lock: Option<PreparedLockfile>,
+    lock: Option<(PreparedLockfile, Option<String>)>,
     lock_path: &Path,
 ) -> Result<Vec<Installed>> {
     let fresh = staging.fresh.clone();
@@ -1284,6 +1270,19 @@ fn put_in_place(
             bail!("internal: `{}` was not unpacked", entry.name);
         }
     }
+    let (mut lock, new_lock) = match lock {
+        Some((prepared, sum)) => (Some(prepared), sum),
+        None => (None, None),
+    };
+    // From here on a killed install can be undone by the next command (see `staging`).
+    staging.write_journal(&Journal {
+        lockfile: std::path::absolute(lock_path)
+            .with_context(|| format!("locating {}", lock_path.display()))?,
+        old_lock: staging::file_sha256(lock_path)?,
+        new_lock,
+        place: order.iter().map(|e| e.name.clone()).collect(),
+        remove: removed.to_vec(),
+    })?;
 
     // Swap: each step recorded so it can be undone.
     enum Step {
@@ -1343,7 +1342,7 @@ fn put_in_place(
         undo(&mut steps);
         return Err(e.context("the earlier install and missions.lock were left as they were"));
     }
-    staging.created = None;
+    staging.keep_install_dir();
     drop(staging);
     Ok(order
         .iter()
@@ -1369,6 +1368,8 @@ pub struct Removal {
 /// are moved aside first and put back if the lockfile cannot be written.
 pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     let lock_path = lockfile_path()?;
+    let dir = install_dir(dir)?;
+    let _project_lock = take_project(&lock_path, &dir)?;
     let Some(mut lock) = load_lock(&lock_path)? else {
         bail!(
             "there is no missions.lock in {}: nothing is installed here",
@@ -1400,53 +1401,26 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     }
     lock.remove(&locked.name);
     let pruned = lock.prune();
-    let dir = install_dir(dir)?;
-    let mut aside: Vec<(PathBuf, PathBuf)> = Vec::new();
-    // Created when the first folder is moved aside; dropping it deletes what was removed.
-    let mut tmp: Option<tempfile::TempDir> = None;
-    let put_back = |aside: &[(PathBuf, PathBuf)]| {
-        for (target, moved) in aside.iter().rev() {
-            let _ = std::fs::rename(moved, target);
-        }
-    };
-    for m in std::iter::once(&locked).chain(&pruned) {
-        let target = dir.join(&m.name);
-        if std::fs::symlink_metadata(&target).is_err() {
-            continue;
-        }
-        if tmp.is_none() {
-            match tempfile::Builder::new()
-                .prefix(".mission-remove-")
-                .tempdir_in(&dir)
-            {
-                Ok(t) => tmp = Some(t),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("creating a temporary folder in {}", dir.display())
-                    })
-                }
-            }
-        }
-        let Some(aside_dir) = tmp.as_ref() else {
-            bail!(
-                "internal: no temporary folder to move {} into",
-                target.display()
-            );
-        };
-        let moved = aside_dir.path().join(&m.name);
-        if let Err(e) = std::fs::rename(&target, &moved) {
-            put_back(&aside);
-            return Err(e).with_context(|| {
-                format!("moving {} aside; nothing was removed", target.display())
-            });
-        }
-        aside.push((target, moved));
-    }
-    if let Err(e) = lock.write_atomic(&lock_path) {
-        put_back(&aside);
-        return Err(e)
-            .with_context(|| format!("writing {}; nothing was removed", lock_path.display()));
-    }
+    let names: Vec<String> = std::iter::once(&locked)
+        .chain(&pruned)
+        .map(|m| m.name.clone())
+        .collect();
+    // The folders are moved aside as an install moves what it replaces, so a failure (or
+    // a kill) puts them back with the lock as it was.
+    let staging = Staging::new(&dir)?;
+    let prepared = lock
+        .prepare_write(&lock_path)
+        .with_context(|| format!("writing {}; nothing was removed", lock_path.display()))?;
+    let sum = archive::cksum(lock.to_string().as_bytes());
+    put_in_place(
+        &dir,
+        staging,
+        &[],
+        &names,
+        Some((prepared, Some(sum))),
+        &lock_path,
+    )
+    .context("nothing was removed")?;
     for m in &pruned {
         tracing::info!(name = %m.name, version = %m.version, "removed: no remaining mission needs it");
     }

@@ -10,9 +10,11 @@ mod home;
 mod index_walk;
 mod install;
 mod keys;
+mod locks;
 mod password;
 mod registry;
 mod sparse_client;
+mod staging;
 mod trust;
 
 use std::process::ExitCode;

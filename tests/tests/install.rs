@@ -1649,3 +1649,171 @@ fn a_terminal_gets_a_download_progress_bar() {
     assert!(shown.contains("Installed app_main 1.0.0"), "{shown:?}");
     assert_eq!(user.installed(), ["app_main", "base_tools"]);
 }
+
+/// Two installs in one project from two homes (so only the project lock can make them
+/// take turns): the second waits for the first, and the lock lists both, as does the
+/// folder.
+#[test]
+fn two_installs_in_one_project_take_turns_and_keep_each_others_missions() {
+    let (node, token) = start_node();
+    let alice = author();
+    node.publish(&token, &alice, "pj_one", "1.0.0", &[], "One.");
+    node.publish(&token, &alice, "pj_two", "1.0.0", &[], "Two.");
+    let front = Front::start(&node.url);
+    // The first install stalls on pj_one's index file for 3 s, holding the project.
+    front.hold(&index_path("pj_one"), "/never", Duration::from_secs(3));
+    let first = Client::new(&front.url);
+    let (home, project) = (first.home.clone(), first.project.clone());
+    let running = std::thread::spawn(move || {
+        let mut cmd = mission_e2e::mission(&home);
+        cmd.current_dir(&project).args(["install", "pj_one"]);
+        cmd.output().unwrap()
+    });
+    let asked = index_path("pj_one");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !front.requested().contains(&asked) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first install never asked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let other = Client::new(&node.url);
+    let second = mission_e2e::mission(&other.home)
+        .current_dir(&first.project)
+        .args(["install", "pj_two"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr)
+            .contains("waiting for another mission command to finish with this project"),
+        "{}",
+        text(&second.stderr)
+    );
+    let first_out = running.join().unwrap();
+    assert!(first_out.status.success(), "{}", text(&first_out.stderr));
+
+    let lock = first.lock();
+    assert_eq!(versions(&lock), ["pj_one 1.0.0", "pj_two 1.0.0"]);
+    assert_eq!(roots(&lock), ["pj_one", "pj_two"]);
+    let mut folders: Vec<String> = std::fs::read_dir(first.project.join("missions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert_eq!(folders, ["pj_one", "pj_two"]);
+}
+
+/// `mission install` SIGKILLed at seeded random moments while it replaces a tree of 13
+/// missions: the next command finds the project as the lockfile on disk describes it,
+/// after undoing what the killed one had half done, and leaves no staging folder or
+/// lockfile temporary behind. `MISSION_CRASH_SEED=N` replays a failing run.
+#[test]
+fn an_install_killed_at_any_moment_is_undone_by_the_next_command() {
+    const KILLS: usize = 12;
+    const LEAVES: usize = 12;
+    let (node, token) = start_node();
+    let alice = author();
+    for major in ["1", "2"] {
+        let mut deps = Vec::new();
+        for i in 0..LEAVES {
+            let name = format!("kl_leaf_{i:02}");
+            node.publish(
+                &token,
+                &alice,
+                &name,
+                &format!("{major}.0.0"),
+                &[],
+                "A leaf.",
+            );
+            deps.push((name, format!("^{major}")));
+        }
+        let deps: Vec<(&str, &str)> = deps.iter().map(|(n, r)| (n.as_str(), r.as_str())).collect();
+        node.publish(
+            &token,
+            &alice,
+            "kl_root",
+            &format!("{major}.0.0"),
+            &deps,
+            "The root.",
+        );
+    }
+    let user = Client::new(&node.url);
+    let started = std::time::Instant::now();
+    user.ok(&["install", "kl_root@=2.0.0"]);
+    // Kills land anywhere from the start to a little past a whole install's duration.
+    let span = started.elapsed().as_micros() as u64 * 6 / 5;
+    user.ok(&["install", "kl_root@=1.0.0"]);
+
+    let mut seed: u64 = std::env::var("MISSION_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0fc0_ffee);
+    eprintln!("MISSION_CRASH_SEED={seed}");
+    let consistent = |when: &str| {
+        let lock = user.lock();
+        let mut folders: Vec<String> = std::fs::read_dir(user.project.join("missions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        let mut locked: Vec<String> = lock.missions().map(|m| m.name.clone()).collect();
+        locked.sort();
+        assert_eq!(
+            folders, locked,
+            "{when}: the folder holds what the lock lists"
+        );
+        for m in lock.missions() {
+            let yaml = std::fs::read_to_string(
+                user.project
+                    .join("missions")
+                    .join(&m.name)
+                    .join("mission.yaml"),
+            )
+            .unwrap();
+            assert!(
+                yaml.contains(&format!("version: {}", m.version)),
+                "{when}: {} is not at its locked {}",
+                m.name,
+                m.version
+            );
+        }
+        let stray: Vec<String> = std::fs::read_dir(&user.project)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".missions.lock."))
+            .collect();
+        assert!(stray.is_empty(), "{when}: lockfile temporaries {stray:?}");
+    };
+    for kill in 0..KILLS {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros((seed >> 33) % span.max(1));
+        let target = if kill % 2 == 0 {
+            "kl_root@=2.0.0"
+        } else {
+            "kl_root@=1.0.0"
+        };
+        let mut child = mission_e2e::mission(&user.home)
+            .current_dir(&user.project)
+            .args(["install", target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        // The next command cleans up first, then installs what the lock on disk lists.
+        let out = user.run(&["install"]);
+        assert!(
+            out.status.success(),
+            "kill {kill} after {delay:?}: {}",
+            text(&out.stderr)
+        );
+        consistent(&format!("kill {kill} after {delay:?}"));
+    }
+}
