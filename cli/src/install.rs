@@ -181,13 +181,27 @@ fn keep_req(version: &semver::Version) -> VersionReq {
     }
 }
 
-/// The roots to resolve and the lock to resolve with.
+/// What the user asked for: each root's name, with the requirement they gave if any (kept
+/// in the lock, so that `update` stays within it).
+type Asked = Vec<(String, Option<VersionReq>)>;
+
+/// The roots to resolve, the lock to resolve with, and what the user asked for.
 fn plan_roots(
     request: &Request,
     lock: Option<&Lockfile>,
-) -> Result<(Vec<Requirement>, Option<Lockfile>)> {
+) -> Result<(Vec<Requirement>, Option<Lockfile>, Asked)> {
     let mut roots = Vec::new();
+    let mut asked = Asked::new();
     let mut resolve_lock = lock.cloned();
+    // A locked root: the requirement it was asked with, else `keep` (any version).
+    let locked_root = |m: &LockedMission, lock: &Lockfile, keep: VersionReq| {
+        let asked_with = lock.root_requirement(&m.name).cloned();
+        let req = asked_with.clone().unwrap_or(keep);
+        (
+            Requirement::new(m.name.clone(), req),
+            (m.name.clone(), asked_with),
+        )
+    };
     match request {
         Request::Install(args) => {
             let mut given = BTreeSet::new();
@@ -196,12 +210,15 @@ fn plan_roots(
                     "give missions as NAME or NAME@REQ, such as `fix_build@^1.2`".to_string()
                 })?;
                 given.insert(collision_key(&req.name));
+                asked.push((req.name.clone(), arg.contains('@').then(|| req.req.clone())));
                 roots.push(req);
             }
             if let Some(lock) = lock {
                 for m in lock.roots() {
                     if !given.contains(&collision_key(&m.name)) {
-                        roots.push(Requirement::new(m.name.clone(), keep_req(&m.version)));
+                        let (req, root) = locked_root(m, lock, keep_req(&m.version));
+                        roots.push(req);
+                        asked.push(root);
                     }
                 }
             }
@@ -230,17 +247,28 @@ fn plan_roots(
             // Dependencies come back through the graph, so one no chosen version needs any
             // more is dropped.
             for m in lock.roots() {
-                let req = if unlocked.get(&m.name).is_some() {
+                let keep = if unlocked.get(&m.name).is_some() {
                     keep_req(&m.version)
                 } else {
                     VersionReq::STAR
                 };
-                roots.push(Requirement::new(m.name.clone(), req));
+                let (req, root) = locked_root(m, lock, keep);
+                roots.push(req);
+                asked.push(root);
             }
             resolve_lock = Some(unlocked);
         }
     }
-    Ok((roots, resolve_lock))
+    Ok((roots, resolve_lock, asked))
+}
+
+/// The lock for `resolution`, with each root's requirement as the user asked for it.
+fn new_lockfile(resolution: &resolve::Resolution, registry: &Registry, asked: &Asked) -> Lockfile {
+    let mut lock = Lockfile::from_resolution(resolution, registry.key());
+    for (name, req) in asked {
+        lock.set_root(name, req.clone());
+    }
+    lock
 }
 
 /// Runs an install or update.
@@ -260,7 +288,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
-    let (roots, resolve_lock) = plan_roots(&request, old_lock.as_ref())?;
+    let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
     let mut trust = TrustStore::load()?;
 
     // --locked with everything cached: no request at all.
@@ -270,7 +298,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             let cached = SparseIndex::new(registry.clone(), &index_cache, true);
             let complete = resolve::resolve(&cached, &roots, resolve_lock.as_ref())
                 .ok()
-                .map(|res| Lockfile::from_resolution(&res, registry.key()))
+                .map(|res| new_lockfile(&res, &registry, &asked))
                 .is_some_and(|lock| {
                     lock == *old
                         && lock
@@ -389,7 +417,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     };
     let resolution = resolved.map_err(|e| resolve_error(e, &index, offline))?;
     phase("resolved");
-    let new_lock = Lockfile::from_resolution(&resolution, registry.key());
+    let new_lock = new_lockfile(&resolution, &registry, &asked);
 
     if opts.locked {
         match &old_lock {
@@ -560,6 +588,18 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
             } else {
                 format!("`{}` would no longer be recorded as asked for", m.name)
             });
+        } else if new.is_root(&m.name)
+            && new.root_requirement(&m.name) != old.root_requirement(&m.name)
+        {
+            let shown = |req: Option<&VersionReq>| {
+                req.map_or_else(|| "any version".to_owned(), |r| format!("`{r}`"))
+            };
+            changes.push(format!(
+                "`{}` would be asked for with {} instead of {}",
+                m.name,
+                shown(new.root_requirement(&m.name)),
+                shown(old.root_requirement(&m.name))
+            ));
         }
     }
     changes

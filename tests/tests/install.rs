@@ -1817,3 +1817,50 @@ fn an_install_killed_at_any_moment_is_undone_by_the_next_command() {
         consistent(&format!("kill {kill} after {delay:?}"));
     }
 }
+
+/// `mission update` stays within the requirement the user installed a mission with, as
+/// `cargo update` stays within Cargo.toml; installing it again without one lifts it.
+#[test]
+fn update_stays_within_the_requirement_asked_for() {
+    let (node, token) = start_node();
+    let alice = author();
+    for v in ["1.0.0", "1.1.0"] {
+        node.publish(&token, &alice, "rq_base", v, &[], "Base.");
+    }
+    let user = Client::new(&node.url);
+    user.ok(&["install", "rq_base@=1.0.0"]);
+    node.publish(&token, &alice, "rq_base", "1.2.0", &[], "Base.");
+    node.publish(&token, &alice, "rq_base", "2.0.0", &[], "Base.");
+    user.ok(&["update"]);
+    assert_eq!(
+        versions(&user.lock()),
+        ["rq_base 1.0.0"],
+        "pinned with =1.0.0"
+    );
+    let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
+    assert!(text.contains("\"rq_base@=1.0.0\""), "{text}");
+
+    // --locked refuses a new requirement, and says so.
+    let err = user.fails(&["install", "rq_base@^1", "--locked"]);
+    assert!(
+        err.contains("`rq_base` would be asked for with `^1` instead of `=1.0.0`"),
+        "{err}"
+    );
+    user.ok(&["install", "rq_base@^1"]);
+    user.ok(&["update", "rq_base"]);
+    assert_eq!(versions(&user.lock()), ["rq_base 1.2.0"], "within ^1");
+    user.ok(&["install", "rq_base"]);
+    assert_eq!(
+        versions(&user.lock()),
+        ["rq_base 1.2.0"],
+        "the lock is kept"
+    );
+    user.ok(&["update"]);
+    assert_eq!(
+        versions(&user.lock()),
+        ["rq_base 2.0.0"],
+        "no requirement any more"
+    );
+    let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
+    assert!(text.contains("version = 2\n"), "{text}");
+}
