@@ -74,6 +74,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -98,9 +99,38 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, joined by `: ` as anyhow's `{:#}` does, leaving out a cause
+/// whose text an earlier message already carries (many errors quote their source).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+/// `mission search | head -1` must stop quietly when `head` exits, as other command-line
+/// tools do. Rust ignores SIGPIPE, so a write to the closed pipe fails and `println!`
+/// panics instead; with the default action back, the process simply ends.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; it only
+    // resets the disposition of one signal to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -118,4 +148,24 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let err = anyhow::anyhow!("unexpected character 'g'")
+            .context("`x@g`: `g` is not a semver requirement: unexpected character 'g'");
+        assert_eq!(
+            error_text(&err),
+            "`x@g`: `g` is not a semver requirement: unexpected character 'g'"
+        );
+        let err = anyhow::anyhow!("connection refused").context("GET http://node/index/");
+        assert_eq!(
+            error_text(&err),
+            "GET http://node/index/: connection refused"
+        );
+    }
 }

@@ -366,3 +366,38 @@ fn package_refuses_an_output_folder_inside_the_package_and_a_file_path() {
     assert!(ran.stderr.contains("is a file"), "{ran:?}");
     assert!(!ran.stderr.contains("error: error"), "{ran:?}");
 }
+
+/// A reader that stops early (`mission ... | head -1`) ends `mission` quietly, as it ends
+/// any command-line tool: no panic, no "failed printing to stdout".
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    fs::write(&good, PLAIN_MISSION).unwrap();
+    // Far more output than a pipe holds, so writes go on after the reader has gone.
+    let mut child = mission(home.path())
+        .arg("validate")
+        .args(std::iter::repeat_n(&good, 20_000))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.ends_with(": ok\n"), "{first}");
+    // The reader is dropped here, closing the pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("failed printing"),
+        "{stderr}"
+    );
+    // Ended by SIGPIPE (13 on Linux and the BSDs), as `yes | head -1` ends `yes`.
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+}
