@@ -113,6 +113,8 @@ pub struct Options {
 pub struct Installed {
     pub name: String,
     pub version: String,
+    /// The version the lock had before, when it had this mission.
+    pub previous: Option<String>,
     pub cksum: String,
     pub key: String,
     pub path: PathBuf,
@@ -135,14 +137,10 @@ pub fn lockfile_path() -> Result<PathBuf> {
         .join(LOCKFILE_NAME))
 }
 
-/// The install folder: `--dir`, else `./missions`.
+/// The install folder, absolute: `--dir`, else `./missions`.
 pub fn install_dir(dir: Option<&Path>) -> Result<PathBuf> {
-    match dir {
-        Some(d) => Ok(d.to_owned()),
-        None => Ok(std::env::current_dir()
-            .context("reading the current folder")?
-            .join("missions")),
-    }
+    let dir = dir.unwrap_or(Path::new("missions"));
+    std::path::absolute(dir).with_context(|| format!("locating {}", dir.display()))
 }
 
 pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
@@ -511,7 +509,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         })
         .unwrap_or_default();
     let new_lock_sum = lock_to_write.map(|lock| archive::cksum(lock.to_string().as_bytes()));
-    let installed = put_in_place(
+    let mut installed = put_in_place(
         &dir,
         staging,
         &order,
@@ -519,6 +517,12 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         prepared.map(|p| (p, new_lock_sum)),
         &lock_path,
     )?;
+    for m in &mut installed {
+        m.previous = old_lock
+            .as_ref()
+            .and_then(|old| old.get(&m.name))
+            .map(|locked| locked.version.to_string());
+    }
 
     phase("missions in place");
     for entry in &order {
@@ -1389,6 +1393,7 @@ fn put_in_place(
         .map(|e| Installed {
             name: e.name.clone(),
             version: e.vers.clone(),
+            previous: None,
             cksum: e.cksum.clone(),
             key: e.key.clone(),
             path: dir.join(&e.name),

@@ -557,7 +557,7 @@ fn install_locks_reproduces_and_works_from_the_cache() {
 
     // update re-resolves ignoring the lock.
     let out = user.ok(&["update", "base_tools"]);
-    assert!(out.contains("base_tools 1.2.0"), "{out}");
+    assert!(out.contains("Updated base_tools 1.1.0 -> 1.2.0"), "{out}");
     assert_eq!(
         user.lock().get("base_tools").unwrap().version.to_string(),
         "1.2.0"
@@ -1170,7 +1170,11 @@ fn update_drops_a_dependency_the_new_version_no_longer_needs() {
     );
 
     let out = user.ok(&["update"]);
-    assert!(out.contains("Updated aa_top 1.1.0"), "{out}");
+    assert!(out.contains("Updated aa_top 1.0.0 -> 1.1.0"), "{out}");
+    assert!(
+        !out.contains("cc_base"),
+        "unchanged missions are only counted: {out}"
+    );
     assert!(
         out.contains("Removed bb_middle (no longer needed)"),
         "{out}"

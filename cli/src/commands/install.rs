@@ -49,25 +49,46 @@ impl Common {
 pub fn run(args: Args) -> Result<ExitCode> {
     let opts = args.common.options(args.locked);
     let outcome = install::run(Request::Install(args.missions), &opts)?;
-    report(&outcome, args.common.json, "Installed")
+    report(&outcome, args.common.json)
 }
 
 /// Prints what an install or update did.
-pub fn report(outcome: &Outcome, json: bool, verb: &str) -> Result<ExitCode> {
+pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(outcome)?);
         return Ok(ExitCode::SUCCESS);
     }
+    // What changed against the lock, as cargo reports it; missions that stayed at their
+    // locked version are only counted.
+    let mut unchanged = 0;
     for m in &outcome.installed {
-        println!("{verb} {} {} -> {}", m.name, m.version, m.path.display());
+        match m.previous.as_deref() {
+            None => println!("Installed {} {} -> {}", m.name, m.version, m.path.display()),
+            Some(old) if old == m.version => unchanged += 1,
+            Some(old) => {
+                let newer = match (
+                    semver::Version::parse(old),
+                    semver::Version::parse(&m.version),
+                ) {
+                    (Ok(old), Ok(new)) => new > old,
+                    _ => true,
+                };
+                let verb = if newer { "Updated" } else { "Downgraded" };
+                println!("{verb} {} {old} -> {}", m.name, m.version);
+            }
+        }
     }
     for name in &outcome.removed {
         println!("Removed {name} (no longer needed)");
     }
     println!(
-        "Locked {} mission(s) in {}",
+        "Locked {} mission(s) in {}{}",
         outcome.installed.len(),
-        outcome.lockfile.display()
+        outcome.lockfile.display(),
+        match unchanged {
+            0 => String::new(),
+            n => format!(" ({n} unchanged)"),
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,5 +17,5 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let opts = args.common.options(false);
     let outcome = install::run(Request::Update(args.missions), &opts)?;
-    super::install::report(&outcome, args.common.json, "Updated")
+    super::install::report(&outcome, args.common.json)
 }
