@@ -235,6 +235,10 @@ fn plan_roots(
             for name in names {
                 if lock.get(name).is_none() {
                     let listed: Vec<String> = lock.missions().map(|m| m.name.clone()).collect();
+                    let close = closest(name, listed.iter().map(String::as_str));
+                    if let Some(best) = close.first() {
+                        bail!("`{name}` is not in missions.lock; did you mean `{best}`?");
+                    }
                     bail!(
                         "`{name}` is not in missions.lock (it lists: {}); install it with `mission install {name}`",
                         if listed.is_empty() { "nothing".into() } else { listed.join(", ") }
@@ -741,7 +745,8 @@ pub fn closest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Vec<Stri
             if key.contains(&wanted) || wanted.contains(&key) {
                 score = score.max(0.6);
             }
-            (score >= 0.5 && key != wanted).then(|| (score, n.to_owned()))
+            // The same name spelled with `-` for `_` (or another case) is the best guess.
+            (score >= 0.5 && n != name).then(|| (score, n.to_owned()))
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
@@ -1485,5 +1490,7 @@ mod tests {
         assert_eq!(closest("fix_buidl", names.into_iter())[0], "fix_build");
         assert!(closest("zzzzzz", names.into_iter()).is_empty());
         assert_eq!(closest("lint", names.into_iter()), vec!["lint_rust"]);
+        assert_eq!(closest("Fix-Build", names.into_iter())[0], "fix_build");
+        assert!(!closest("fix_build", names.into_iter()).contains(&"fix_build".to_owned()));
     }
 }

@@ -1865,6 +1865,14 @@ fn update_stays_within_the_requirement_asked_for() {
         ["rq_base 2.0.0"],
         "no requirement any more"
     );
+    // Close names are suggested, the same name spelled with `-` first.
+    let err = user.fails(&["update", "rq_bse"]);
+    assert!(err.contains("did you mean `rq_base`?"), "{err}");
+    let err = user.fails(&["install", "rq-base"]);
+    assert!(
+        err.contains("no mission named `rq-base`") && err.contains("`rq_base`"),
+        "{err}"
+    );
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
     assert!(text.contains("version = 2\n"), "{text}");
 }
