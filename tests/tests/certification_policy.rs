@@ -503,6 +503,28 @@ fn only_trusted_signatures_over_these_bytes_count() {
     user.ok(&["install", "app_main"]);
     assert_eq!(user.installed(), ["app_main 1.0.0", "base_tools 1.0.0"]);
 
+    // [trust.node-keys] pins the node key: another key is refused at the snapshot check,
+    // the node's own key works, and it may not contradict [registries.test] node-key.
+    let stranger = keys().pk.to_base64();
+    user.trust(&format!("[trust.node-keys]\ntest = \"{stranger}\"\n"));
+    let err = user.fails(&["install"]);
+    assert!(err.contains("snapshot check failed"), "{err}");
+    user.trust(&format!(
+        "[trust.node-keys]\ntest = \"{}\"\n",
+        nk.pk.to_base64()
+    ));
+    user.ok(&["install"]);
+    // (Written right after `index = ...`, so inside [registries.test].)
+    user.trust(&format!(
+        "node-key = \"{stranger}\"\n[trust.node-keys]\ntest = \"{}\"\n",
+        nk.pk.to_base64()
+    ));
+    let err = user.fails(&["install"]);
+    assert!(
+        err.contains("two different node keys for the registry `test`") && err.contains(&stranger),
+        "{err}"
+    );
+
     // A bad [trust] table is refused before anything else, naming what is wrong.
     user.trust("[trust]\nminimum-certification = \"gold\"\n");
     let err = user.fails(&["install"]);
