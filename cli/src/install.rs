@@ -76,6 +76,7 @@ use mission_index::signing::{self, PublicKey};
 use mission_index::snapshot;
 use semver::VersionReq;
 
+use crate::certification_policy;
 use crate::download::DownloadTemplate;
 use crate::home;
 use crate::index_walk;
@@ -306,6 +307,11 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
                         && lock
                             .missions()
                             .all(|m| archive_path(&archive_cache, &m.cksum).is_file())
+                        // A [trust] minimum is checked from the cached certs files.
+                        && certification_policy::cached(
+                            &cached,
+                            lock.missions().map(|m| m.name.as_str()),
+                        )
                 });
             if complete {
                 offline = true;
@@ -462,6 +468,14 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             }
         }
     }
+
+    // [trust] minimum-certification: every archive to install must carry it.
+    certification_policy::enforce(
+        resolution.packages.values().map(|p| &p.entry),
+        &index,
+        online.as_ref().map(|(_, node_key)| node_key),
+        &trust,
+    )?;
 
     let order: Vec<IndexEntry> = resolution
         .install_order()

@@ -4,6 +4,7 @@
 //! command line, sets up logging and dispatches. Configuration and keys live under
 //! `MISSION_HOME` (see [`home`]).
 
+mod certification_policy;
 mod commands;
 mod download;
 mod home;

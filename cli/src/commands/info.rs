@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use mission_index::repo::IndexConfig;
+use mission_index::signing::PublicKey;
+
+use crate::certification_policy;
 use crate::registry;
 use crate::sparse_client::SparseIndex;
+use crate::trust::{TrustConfig, TrustStore};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -156,5 +161,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .join(", ")
     );
     println!("downloads: {}", details["downloads"].as_u64().unwrap_or(0));
+    let lines: Vec<&str> = details["certifications"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let keys = certifier_keys(&index)?;
+    let findings = certification_policy::review(
+        &s(&details["name"]),
+        &s(&chosen["vers"]),
+        &s(&chosen["cksum"]),
+        &lines.join("\n"),
+        &keys,
+    );
+    println!(
+        "certifications: {}",
+        if findings.is_empty() {
+            "none".to_owned()
+        } else {
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The keys whose certifications count for this registry: its node key (pinned or
+/// configured; before the first install, the one its config.json names) and
+/// `[trust] certifiers`.
+fn certifier_keys(index: &SparseIndex) -> Result<certification_policy::Keys> {
+    let config = TrustConfig::load()?;
+    let node = match TrustStore::load()?.node_key(index.registry())? {
+        Some(key) => Some(key),
+        None => index
+            .fetch("config.json")
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<IndexConfig>(&bytes).ok())
+            .map(|c| c.node.key),
+    };
+    Ok(certification_policy::Keys {
+        // Only shown here; an install checks the key for real.
+        node: node.and_then(|k| PublicKey::parse(&k).ok()),
+        certifiers: config.certifiers,
+    })
 }

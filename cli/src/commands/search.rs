@@ -1,9 +1,10 @@
-//! `mission search QUERY [--category C] [--free] [--json]`: the node's search endpoint
-//! (`GET /api/v1/missions?q=...`).
+//! `mission search QUERY [--category C] [--certification L] [--free] [--json]`: the node's
+//! search endpoint (`GET /api/v1/missions?q=...`).
 
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
+use mission_index::certification::CertificationLevel;
 
 use crate::registry;
 use crate::sparse_client::SparseIndex;
@@ -16,6 +17,9 @@ pub struct Args {
     /// Only missions in this category (such as `build-automation`)
     #[arg(long)]
     pub category: Option<String>,
+    /// Only missions certified at this level: community, verified, professional or enterprise
+    #[arg(long, value_name = "LEVEL")]
+    pub certification: Option<String>,
     /// Only free missions
     #[arg(long)]
     pub free: bool,
@@ -44,6 +48,19 @@ pub fn encode(value: &str) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Checked before any request: a typo would otherwise just find nothing.
+    let certification = args
+        .certification
+        .as_deref()
+        .map(|level| {
+            level.trim().parse::<CertificationLevel>().map_err(|_| {
+                anyhow!(
+                    "--certification {level:?} is not a certification level; use one of {}",
+                    crate::trust::levels()
+                )
+            })
+        })
+        .transpose()?;
     let registry = registry::resolve(args.registry.as_deref())?;
     let home = crate::home::mission_home()?;
     let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);
@@ -54,6 +71,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     if let Some(c) = &args.category {
         path.push_str(&format!("&category={}", encode(c)));
+    }
+    if let Some(level) = certification {
+        path.push_str(&format!("&certification={level}"));
     }
     if args.free {
         path.push_str("&pricing=free");
