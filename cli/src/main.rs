@@ -6,6 +6,7 @@
 
 mod commands;
 mod download;
+mod git_index;
 mod home;
 mod index_walk;
 mod install;
