@@ -121,10 +121,7 @@ mod tests {
     }
 
     fn registry() -> Registry {
-        Registry {
-            name: Some("test".into()),
-            base_url: "http://node.example:7878".into(),
-        }
+        Registry::sparse(Some("test".into()), "http://node.example:7878")
     }
 
     #[test]

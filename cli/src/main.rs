@@ -7,6 +7,7 @@
 mod certification_policy;
 mod commands;
 mod download;
+mod git_index;
 mod home;
 mod index_walk;
 mod install;

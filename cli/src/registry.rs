@@ -8,23 +8,47 @@
 //!
 //! [registries.local]
 //! index = "sparse+http://127.0.0.1:7878/index/"   # or the node's base URL
+//!
+//! [registries.mirror]
+//! index = "git+http://127.0.0.1:7878/git/index.git"   # the index read over git
 //! ```
 //!
-//! `--registry` takes such a name or a URL: the node's base URL (`http://127.0.0.1:7878`)
-//! or its sparse index URL (`sparse+http://127.0.0.1:7878/index/`), from which the base
-//! URL is derived. Every route of a node hangs off its base URL (`/api/v1/...`,
-//! `/git/...`, `/index/...`).
+//! `--registry` takes such a name or a URL. The URLs a registry may be given as:
+//! - the node's base URL, `http(s)://HOST[:PORT][/PATH]`;
+//! - its sparse index URL, `sparse+http(s)://HOST/index/`;
+//! - its git index URL, `git+http(s)://HOST/git/index.git`, or the same without `git+`
+//!   (as for cargo, a URL ending in `.git` is a git index). The index is then cloned and
+//!   fetched with git (see [`crate::sparse_client`]); a git URL of another shape is
+//!   refused, as the node's other routes could not be found from it.
+//!
+//! The node's base URL is derived from each (the sparse URL without `/index/`, the git URL
+//! without `/git/index.git`). Every route of a node hangs off its base URL (`/api/v1/...`,
+//! `/git/...`, `/index/...`), so the API, the downloads (`dl` of `config.json`) and the
+//! signed snapshot (`/index/snapshot.json`) come from there whichever way the index is read.
+//!
+//! Environment overrides, as cargo's `CARGO_REGISTRIES_<NAME>_INDEX` and
+//! `CARGO_REGISTRY_DEFAULT` (`<NAME>` is the registry name upper-cased, `-` as `_`):
+//! - `MISSION_REGISTRIES_<NAME>_INDEX` sets registry NAME's index URL, overriding
+//!   `config.toml`, and defines NAME when `config.toml` has no such registry;
+//! - `MISSION_REGISTRY_DEFAULT` overrides `[registry] default`.
+//!
+//! Keys of `[registry]` (`default`) and `[registries.NAME]` (`index`, `node-key`) that this
+//! client does not know are reported with a warning naming the key and the file, as cargo
+//! warns about unused keys. (`[trust]` belongs to [`crate::trust`].) A name that is neither
+//! configured nor a URL is refused with the closest configured names.
 //!
 //! Tokens live in `MISSION_HOME/credentials.toml` (`[registries.KEY] token = "..."`, KEY
 //! being the registry's name, or its base URL when it has none), a file only its owner
 //! may read: it is created with mode 0600 and replaced atomically. `MISSION_TOKEN`
-//! overrides every stored token, and `MISSION_REGISTRIES_<NAME>_TOKEN` (the name
-//! upper-cased, `-` as `_`) the token of one named registry, as cargo's
-//! `CARGO_REGISTRIES_<NAME>_TOKEN` does.
+//! overrides every stored token, and `MISSION_REGISTRIES_<NAME>_TOKEN` the token of one
+//! named registry, as cargo's `CARGO_REGISTRIES_<NAME>_TOKEN` does. A token a node refuses
+//! that came from one of these variables is reported as such: `mission login` cannot
+//! replace it while the variable is set.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -34,6 +58,9 @@ use crate::home;
 
 /// The environment variable that overrides every stored token.
 pub const TOKEN_ENV: &str = "MISSION_TOKEN";
+
+/// The environment variable that overrides `[registry] default`.
+pub const DEFAULT_ENV: &str = "MISSION_REGISTRY_DEFAULT";
 
 /// `MISSION_HOME/config.toml`, as far as registries go.
 #[derive(Debug, Default, Deserialize)]
@@ -51,8 +78,14 @@ struct RegistrySection {
 
 #[derive(Debug, Deserialize)]
 struct RegistryConfig {
-    index: String,
+    /// Optional here: `MISSION_REGISTRIES_<NAME>_INDEX` may give it (and `node-key` alone
+    /// is a valid entry for it).
+    index: Option<String>,
 }
+
+/// The keys this client reads in `[registry]` and in each `[registries.NAME]`.
+const REGISTRY_KEYS: &[&str] = &["default"];
+const REGISTRIES_KEYS: &[&str] = &["index", "node-key"];
 
 /// A resolved registry: where it is and under which key its token is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +94,37 @@ pub struct Registry {
     pub name: Option<String>,
     /// The node's base URL, without a trailing `/`: `http://127.0.0.1:7878`.
     pub base_url: String,
+    /// The index's git URL in its `git+` form (`git+http://127.0.0.1:7878/git/index.git`)
+    /// when the index is read over git; `None` for the sparse index.
+    pub git_index: Option<String>,
 }
 
 impl Registry {
-    /// The key of this registry's token in `credentials.toml`: its name, else its base URL.
+    /// A registry reading the sparse index of the node at `base_url`.
+    #[cfg(test)]
+    pub fn sparse(name: Option<String>, base_url: impl Into<String>) -> Registry {
+        Registry {
+            name,
+            base_url: base_url.into(),
+            git_index: None,
+        }
+    }
+
+    /// The key of this registry's token in `credentials.toml`: its name, else its git index
+    /// URL (`git+...`, so that a lockfile naming the registry reads its index the same way
+    /// again), else its base URL.
     pub fn key(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.base_url)
+        self.name
+            .as_deref()
+            .or(self.git_index.as_deref())
+            .unwrap_or(&self.base_url)
+    }
+
+    /// The URL git fetches the index from (`http://HOST/git/index.git`), for a git index.
+    pub fn git_url(&self) -> Option<&str> {
+        self.git_index
+            .as_deref()
+            .map(|u| u.strip_prefix("git+").unwrap_or(u))
     }
 
     /// How to name this registry on the command line (`--registry X`).
@@ -81,25 +139,50 @@ impl Registry {
 
     /// The environment variable holding this registry's token, when it has a name.
     pub fn token_env(&self) -> Option<String> {
-        self.name.as_ref().map(|name| {
-            format!(
-                "MISSION_REGISTRIES_{}_TOKEN",
-                name.to_ascii_uppercase().replace('-', "_")
-            )
-        })
+        self.name.as_deref().map(|name| name_env(name, "TOKEN"))
     }
 }
 
-/// The base URL of a node from a URL a user gives: the base URL itself, or the sparse
-/// index URL `sparse+http://HOST/index/`.
-pub fn base_url_from(url: &str) -> Result<String> {
+/// `MISSION_REGISTRIES_<NAME>_<WHAT>`: the name upper-cased, `-` as `_`.
+pub fn name_env(name: &str, what: &str) -> String {
+    format!(
+        "MISSION_REGISTRIES_{}_{what}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// Where a registry URL leads: the node's base URL, and the git index URL (`git+...`)
+/// when the index is read over git.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub base_url: String,
+    pub git_index: Option<String>,
+}
+
+/// The shapes a registry URL may have, for error messages.
+const SHAPES: &str =
+    "give http://HOST[:PORT], sparse+http://HOST/index/ or git+http://HOST/git/index.git";
+
+/// The git index route of every node, below its base URL.
+const GIT_INDEX_SUFFIX: &str = "/git/index.git";
+
+/// Where a URL a user gives leads: the base URL itself, the sparse index URL
+/// `sparse+http(s)://HOST/index/`, or the git index URL `git+http(s)://HOST/git/index.git`
+/// (`git+` may be left out: a URL ending in `.git` is a git index, as for cargo).
+pub fn parse_url(url: &str) -> Result<Location> {
     let trimmed = url.trim();
-    let plain = trimmed.strip_prefix("sparse+").unwrap_or(trimmed);
+    let (kind, plain) = if let Some(rest) = trimmed.strip_prefix("sparse+") {
+        (Some("sparse"), rest)
+    } else if let Some(rest) = trimmed.strip_prefix("git+") {
+        (Some("git"), rest)
+    } else {
+        (None, trimmed)
+    };
     let Some((scheme, rest)) = plain.split_once("://") else {
-        bail!("`{url}` is not a URL: give http://HOST[:PORT] or sparse+http://HOST/index/");
+        bail!("`{url}` is not a URL: {SHAPES}");
     };
     if scheme != "http" && scheme != "https" {
-        bail!("`{url}`: a registry URL starts with http:// or https:// (or sparse+http://)");
+        bail!("`{url}`: a registry URL starts with http:// or https:// (or sparse+http://, git+http://): {SHAPES}");
     }
     if rest.is_empty() || rest.starts_with('/') {
         bail!("`{url}` has no host");
@@ -107,16 +190,28 @@ pub fn base_url_from(url: &str) -> Result<String> {
     if rest.contains(['?', '#']) {
         bail!("`{url}`: a registry URL has no query or fragment");
     }
-    let mut base = plain.trim_end_matches('/');
-    if let Some(stripped) = base.strip_suffix("/index") {
-        // Only the sparse form names the index; `http://host/index` could be a node
-        // mounted under /index, but that is the index URL's shape, so read it as one.
-        base = stripped;
-    }
+    let trimmed_path = plain.trim_end_matches('/');
+    let git = kind == Some("git") || (kind.is_none() && trimmed_path.ends_with(".git"));
+    let base = if git {
+        let Some(base) = trimmed_path.strip_suffix(GIT_INDEX_SUFFIX) else {
+            bail!("`{url}` is not a node's git index: a git index URL is the node's base URL followed by {GIT_INDEX_SUFFIX}, as in git+http://HOST[:PORT]{GIT_INDEX_SUFFIX}");
+        };
+        base
+    } else if kind == Some("sparse") {
+        // Only the sparse form names the index.
+        trimmed_path.strip_suffix("/index").unwrap_or(trimmed_path)
+    } else {
+        // `http://host/index` could be a node mounted under /index, but that is the
+        // index URL's shape, so read it as one.
+        trimmed_path.strip_suffix("/index").unwrap_or(trimmed_path)
+    };
     if base.len() <= scheme.len() + 3 {
         bail!("`{url}` has no host");
     }
-    Ok(base.to_owned())
+    Ok(Location {
+        base_url: base.to_owned(),
+        git_index: git.then(|| format!("git+{base}{GIT_INDEX_SUFFIX}")),
+    })
 }
 
 fn looks_like_url(arg: &str) -> bool {
@@ -131,6 +226,30 @@ fn credentials_path() -> Result<PathBuf> {
     Ok(home::mission_home()?.join("credentials.toml"))
 }
 
+/// The keys of `[registry]` and `[registries.NAME]` in `config` this client does not know,
+/// as dotted paths (`registries.local.indx`).
+fn unknown_keys(config: &toml::Table) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let mut check = |prefix: &str, table: Option<&toml::Value>, known: &[&str]| {
+        if let Some(table) = table.and_then(toml::Value::as_table) {
+            for key in table.keys() {
+                if !known.contains(&key.as_str()) {
+                    unknown.push(format!("{prefix}.{key}"));
+                }
+            }
+        }
+    };
+    check("registry", config.get("registry"), REGISTRY_KEYS);
+    if let Some(registries) = config.get("registries").and_then(toml::Value::as_table) {
+        for (name, entry) in registries {
+            check(&format!("registries.{name}"), Some(entry), REGISTRIES_KEYS);
+        }
+    }
+    unknown
+}
+
+static WARNED: Once = Once::new();
+
 fn load_config() -> Result<(PathBuf, Config)> {
     let path = config_path()?;
     let text = match std::fs::read_to_string(&path) {
@@ -138,50 +257,135 @@ fn load_config() -> Result<(PathBuf, Config)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((path, Config::default())),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let config: Config =
+    let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    // Once per run: a command may resolve its registry more than once.
+    WARNED.call_once(|| {
+        for key in unknown_keys(&table) {
+            eprintln!(
+                "warning: unused key `{key}` in {}: known are `registry.default`, `registries.NAME.index` and `registries.NAME.node-key`",
+                path.display()
+            );
+        }
+    });
+    let config: Config = table
+        .try_into()
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok((path, config))
 }
 
-/// The registry `--registry` names (a name from `config.toml` or a URL), or the
-/// configured default when `arg` is `None`.
+/// The environment, as far as registries go (a function argument, so tests need not
+/// change the process's environment).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process's environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The registry `--registry` names (a name from `config.toml` or the environment, or a
+/// URL), or the default (`MISSION_REGISTRY_DEFAULT`, else `[registry] default`) when
+/// `arg` is `None`.
 pub fn resolve(arg: Option<&str>) -> Result<Registry> {
     let (path, config) = load_config()?;
+    resolve_in(arg, &path, &config, &ProcessEnv)
+}
+
+fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) -> Result<Registry> {
+    // The index URL of a name, and where it was given.
+    let index_of = |name: &str| -> Option<(String, String)> {
+        let var = name_env(name, "INDEX");
+        if let Some(url) = env.var(&var) {
+            return Some((url, var));
+        }
+        let entry = config.registries.get(name)?;
+        let url = entry.index.clone();
+        match url {
+            Some(url) => Some((
+                url,
+                format!("{}: `registries.{name}.index`", path.display()),
+            )),
+            None => Some((
+                String::new(),
+                format!("{}: `registries.{name}`", path.display()),
+            )),
+        }
+    };
     let configured = |name: &str| -> Result<Registry> {
-        let Some(entry) = config.registries.get(name) else {
+        let Some((url, origin)) = index_of(name) else {
             let known: Vec<&str> = config.registries.keys().map(String::as_str).collect();
+            let close = crate::install::closest(name, known.iter().copied());
             let known = if known.is_empty() {
                 format!("none are configured in {}", path.display())
-            } else {
+            } else if close.is_empty() {
                 format!("configured in {}: {}", path.display(), known.join(", "))
+            } else {
+                format!(
+                    "did you mean {}? configured in {}: {}",
+                    close
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    path.display(),
+                    known.join(", ")
+                )
             };
-            bail!("no registry named `{name}` ({known}); pass its URL with --registry http://HOST:PORT or add `[registries.{name}] index = \"...\"`");
+            bail!(
+                "no registry named `{name}` ({known}); pass its URL with --registry http://HOST:PORT, add `[registries.{name}] index = \"...\"`, or set {}",
+                name_env(name, "INDEX")
+            );
         };
-        let base_url = base_url_from(&entry.index)
-            .with_context(|| format!("{}: `registries.{name}.index`", path.display()))?;
+        if url.is_empty() {
+            bail!(
+                "{origin} has no `index`: add `index = \"sparse+http://HOST/index/\"` (or a git index URL), or set {}",
+                name_env(name, "INDEX")
+            );
+        }
+        let location = parse_url(&url).with_context(|| origin.clone())?;
         Ok(Registry {
             name: Some(name.to_owned()),
-            base_url,
+            base_url: location.base_url,
+            git_index: location.git_index,
         })
     };
     match arg {
         Some(arg) if looks_like_url(arg) => {
-            let base_url = base_url_from(arg)?;
-            // A URL of a configured registry shares that registry's stored token.
-            let name = config.registries.iter().find_map(|(name, entry)| {
-                (base_url_from(&entry.index).ok().as_deref() == Some(base_url.as_str()))
-                    .then(|| name.clone())
+            let location = parse_url(arg)?;
+            // A URL of a configured registry (read the same way) shares that registry's
+            // name and stored token.
+            let name = config.registries.keys().find_map(|name| {
+                let (url, _) = index_of(name)?;
+                (parse_url(&url).ok().as_ref() == Some(&location)).then(|| name.clone())
             });
-            Ok(Registry { name, base_url })
+            Ok(Registry {
+                name,
+                base_url: location.base_url,
+                git_index: location.git_index,
+            })
         }
         Some(name) => configured(name),
-        None => match &config.registry.default {
-            Some(name) => configured(name),
-            None => bail!(
-                "no registry given: pass --registry NAME|URL, or set `[registry] default = \"NAME\"` in {}",
-                path.display()
-            ),
-        },
+        None => {
+            if let Some(name) = env.var(DEFAULT_ENV) {
+                return configured(&name).with_context(|| format!("{DEFAULT_ENV}={name}"));
+            }
+            match &config.registry.default {
+                Some(name) => configured(name),
+                None => bail!(
+                    "no registry given: pass --registry NAME|URL, set `[registry] default = \"NAME\"` in {}, or set {DEFAULT_ENV}",
+                    path.display()
+                ),
+            }
+        }
     }
 }
 
@@ -261,6 +465,27 @@ pub fn token(registry: &Registry) -> Result<(String, TokenSource)> {
     )
 }
 
+/// What to do about a token `registry` refused (401/403), knowing where it came from: a
+/// token from `MISSION_TOKEN` or `MISSION_REGISTRIES_<NAME>_TOKEN` must be fixed there,
+/// as `mission login` cannot replace it while the variable is set.
+pub fn refused_token_advice(registry: &Registry, source: Option<&TokenSource>) -> String {
+    match source {
+        Some(TokenSource::Env(var)) => format!(
+            "the token in the environment variable {var} was refused: set a valid token in {var}, or unset it to use the one `mission login --registry {}` stores",
+            registry.display()
+        ),
+        Some(TokenSource::File(path)) => format!(
+            "the token stored in {} was refused: run `mission login --registry {}` with a valid token",
+            path.display(),
+            registry.display()
+        ),
+        None => format!(
+            "the node needs a valid token: run `mission login --registry {}`",
+            registry.display()
+        ),
+    }
+}
+
 /// Stores `token` for `registry` in `credentials.toml` and returns the file's path. The
 /// file is written to a temporary file created with mode 0600 and renamed over the old
 /// one, so it is never readable by others, not even for a moment, and never half-written.
@@ -307,12 +532,13 @@ pub struct Client {
     agent: ureq::Agent,
     pub registry: Registry,
     token: String,
+    source: TokenSource,
 }
 
 impl Client {
     /// A client for `registry` with its token (see [`token`]).
     pub fn new(registry: Registry) -> Result<Client> {
-        let (token, _) = token(&registry)?;
+        let (token, source) = token(&registry)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
@@ -322,6 +548,7 @@ impl Client {
             agent,
             registry,
             token,
+            source,
         })
     }
 
@@ -384,7 +611,7 @@ impl Client {
     }
 
     /// Fails with the node's own words unless the answer is a success. A 401 adds how to
-    /// log in.
+    /// fix the token (where it came from: see [`refused_token_advice`]).
     pub fn expect_success(&self, answer: Answer) -> Result<Answer> {
         if (200..300).contains(&answer.status) {
             return Ok(answer);
@@ -397,8 +624,8 @@ impl Client {
         };
         if answer.status == 401 {
             message.push_str(&format!(
-                "\n       (run `mission login --registry {}` with a valid token)",
-                self.registry.display()
+                "\n       ({})",
+                refused_token_advice(&self.registry, Some(&self.source))
             ));
         }
         bail!(message)
@@ -451,6 +678,20 @@ pub fn error_details(answer: &Answer) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn sparse_at(base: &str) -> Location {
+        Location {
+            base_url: base.to_owned(),
+            git_index: None,
+        }
+    }
+
+    fn git_at(base: &str) -> Location {
+        Location {
+            base_url: base.to_owned(),
+            git_index: Some(format!("git+{base}/git/index.git")),
+        }
+    }
+
     #[test]
     fn base_urls_come_from_base_and_sparse_urls() {
         for (given, base) in [
@@ -466,7 +707,7 @@ mod tests {
             ),
             ("https://example.org/mission", "https://example.org/mission"),
         ] {
-            assert_eq!(base_url_from(given).unwrap(), base, "{given}");
+            assert_eq!(parse_url(given).unwrap(), sparse_at(base), "{given}");
         }
         for bad in [
             "ftp://x",
@@ -474,27 +715,231 @@ mod tests {
             "sparse+http:///index/",
             "127.0.0.1:7878",
             "http://h/?q",
+            "ssh://git@h/git/index.git",
+            "git+ssh://h/git/index.git",
+            "git+file:///srv/index.git",
         ] {
-            let err = base_url_from(bad).unwrap_err().to_string();
+            let err = format!("{:#}", parse_url(bad).unwrap_err());
             assert!(err.contains(bad), "{bad}: {err}");
         }
     }
 
     #[test]
+    fn git_index_urls_lead_to_the_node_they_hang_off() {
+        for (given, base) in [
+            (
+                "git+http://127.0.0.1:7878/git/index.git",
+                "http://127.0.0.1:7878",
+            ),
+            (
+                "git+https://reg.example.org/git/index.git/",
+                "https://reg.example.org",
+            ),
+            // Without `git+`: a URL ending in .git is a git index, as for cargo.
+            (
+                "http://127.0.0.1:7878/git/index.git",
+                "http://127.0.0.1:7878",
+            ),
+            // A node mounted under a path.
+            (
+                "https://example.org/mission/git/index.git",
+                "https://example.org/mission",
+            ),
+        ] {
+            assert_eq!(parse_url(given).unwrap(), git_at(base), "{given}");
+        }
+        // Git URLs the node's routes cannot be found from.
+        for bad in [
+            "git+http://127.0.0.1:7878",
+            "git+http://127.0.0.1:7878/index/",
+            "git+http://h/index.git",
+            "http://h/other/index.git",
+            "https://h/git/missions/fix.git",
+            "git+http:///git/index.git",
+            "git+http://h/git/index.git?ref=main",
+        ] {
+            let err = format!("{:#}", parse_url(bad).unwrap_err());
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        let err = format!("{:#}", parse_url("git+http://h/index.git").unwrap_err());
+        assert!(err.contains("/git/index.git"), "{err}");
+    }
+
+    /// A fixed environment.
+    struct FakeEnv(Vec<(&'static str, &'static str)>);
+
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn config(text: &str) -> Config {
+        toml::from_str(text).unwrap()
+    }
+
+    const CONFIG: &str = r#"
+[registry]
+default = "local"
+
+[registries.local]
+index = "sparse+http://127.0.0.1:7878/index/"
+
+[registries.my-git]
+index = "git+http://127.0.0.1:7979/git/index.git"
+
+[registries.keyed]
+node-key = "RWQ"
+"#;
+
+    fn resolved(arg: Option<&str>, env: &[(&'static str, &'static str)]) -> Result<Registry> {
+        resolve_in(
+            arg,
+            Path::new("/home/u/.mission/config.toml"),
+            &config(CONFIG),
+            &FakeEnv(env.to_vec()),
+        )
+    }
+
+    #[test]
+    fn names_resolve_through_config_and_environment() {
+        let local = resolved(None, &[]).unwrap();
+        assert_eq!(local.name.as_deref(), Some("local"));
+        assert_eq!(local.base_url, "http://127.0.0.1:7878");
+        assert_eq!(local.git_index, None);
+
+        let git = resolved(Some("my-git"), &[]).unwrap();
+        assert_eq!(git.base_url, "http://127.0.0.1:7979");
+        assert_eq!(git.git_url(), Some("http://127.0.0.1:7979/git/index.git"));
+        assert_eq!(git.key(), "my-git");
+
+        // MISSION_REGISTRY_DEFAULT overrides [registry] default.
+        let default = resolved(None, &[("MISSION_REGISTRY_DEFAULT", "my-git")]).unwrap();
+        assert_eq!(default.name.as_deref(), Some("my-git"));
+        let err = format!(
+            "{:#}",
+            resolved(None, &[("MISSION_REGISTRY_DEFAULT", "nope")]).unwrap_err()
+        );
+        assert!(err.contains("MISSION_REGISTRY_DEFAULT=nope"), "{err}");
+
+        // MISSION_REGISTRIES_<NAME>_INDEX overrides config.toml (name upper-cased, - as _)...
+        let moved = resolved(
+            Some("my-git"),
+            &[(
+                "MISSION_REGISTRIES_MY_GIT_INDEX",
+                "http://10.0.0.1:80/git/index.git",
+            )],
+        )
+        .unwrap();
+        assert_eq!(moved.base_url, "http://10.0.0.1:80");
+        assert!(moved.git_index.is_some());
+        // ...completes an entry that has no index...
+        let keyed = resolved(
+            Some("keyed"),
+            &[("MISSION_REGISTRIES_KEYED_INDEX", "sparse+http://k/index/")],
+        )
+        .unwrap();
+        assert_eq!(keyed.base_url, "http://k");
+        let err = format!("{:#}", resolved(Some("keyed"), &[]).unwrap_err());
+        assert!(
+            err.contains("registries.keyed") && err.contains("has no `index`"),
+            "{err}"
+        );
+        // ...and defines a registry config.toml does not have.
+        let new = resolved(
+            Some("ci"),
+            &[(
+                "MISSION_REGISTRIES_CI_INDEX",
+                "git+http://ci:1/git/index.git",
+            )],
+        )
+        .unwrap();
+        assert_eq!(new.name.as_deref(), Some("ci"));
+        assert_eq!(
+            new.token_env().as_deref(),
+            Some("MISSION_REGISTRIES_CI_TOKEN")
+        );
+        // A bad URL there names the variable.
+        let err = format!(
+            "{:#}",
+            resolved(Some("ci"), &[("MISSION_REGISTRIES_CI_INDEX", "ftp://x")]).unwrap_err()
+        );
+        assert!(err.contains("MISSION_REGISTRIES_CI_INDEX"), "{err}");
+
+        // A URL of a configured registry, read the same way, takes its name.
+        let by_url = resolved(Some("git+http://127.0.0.1:7979/git/index.git"), &[]).unwrap();
+        assert_eq!(by_url.name.as_deref(), Some("my-git"));
+        // The same node read over sparse HTTP is another registry entry.
+        let other = resolved(Some("http://127.0.0.1:7979"), &[]).unwrap();
+        assert_eq!(other.name, None);
+        // An unnamed git registry is keyed (lockfile, credentials) by its git URL.
+        let unnamed = resolved(Some("http://10.1.1.1/git/index.git"), &[]).unwrap();
+        assert_eq!(unnamed.key(), "git+http://10.1.1.1/git/index.git");
+    }
+
+    #[test]
+    fn an_unknown_name_suggests_the_closest_configured_ones() {
+        let err = format!("{:#}", resolved(Some("locl"), &[]).unwrap_err());
+        assert!(err.contains("no registry named `locl`"), "{err}");
+        assert!(err.contains("did you mean `local`?"), "{err}");
+        assert!(err.contains("MISSION_REGISTRIES_LOCL_INDEX"), "{err}");
+        let err = format!("{:#}", resolved(Some("zzzzzz"), &[]).unwrap_err());
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_found_outside_trust() {
+        let table: toml::Table = toml::from_str(
+            r#"
+[registry]
+default = "a"
+defualt = "b"
+
+[registries.a]
+index = "http://h"
+node-key = "RWQ"
+token = "secret"
+
+[trust]
+anything = true
+
+[trust.more]
+x = 1
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            unknown_keys(&table),
+            ["registry.defualt", "registries.a.token"]
+        );
+    }
+
+    #[test]
+    fn a_refused_token_from_the_environment_names_its_variable() {
+        let r = Registry::sparse(Some("g".into()), "http://h");
+        let advice = refused_token_advice(
+            &r,
+            Some(&TokenSource::Env("MISSION_REGISTRIES_G_TOKEN".into())),
+        );
+        assert!(advice.contains("MISSION_REGISTRIES_G_TOKEN"), "{advice}");
+        let advice = refused_token_advice(&r, Some(&TokenSource::Env(TOKEN_ENV.into())));
+        assert!(advice.contains("MISSION_TOKEN"), "{advice}");
+        let advice = refused_token_advice(&r, None);
+        assert!(advice.contains("mission login --registry g"), "{advice}");
+    }
+
+    #[test]
     fn named_registries_have_cargo_style_token_variables() {
-        let r = Registry {
-            name: Some("my-node".into()),
-            base_url: "http://h".into(),
-        };
+        let r = Registry::sparse(Some("my-node".into()), "http://h");
         assert_eq!(
             r.token_env().as_deref(),
             Some("MISSION_REGISTRIES_MY_NODE_TOKEN")
         );
         assert_eq!(r.key(), "my-node");
-        let r = Registry {
-            name: None,
-            base_url: "http://h".into(),
-        };
+        let r = Registry::sparse(None, "http://h");
         assert_eq!(r.token_env(), None);
         assert_eq!(r.key(), "http://h");
         assert_eq!(r.url("/api/v1/x"), "http://h/api/v1/x");

@@ -21,6 +21,14 @@
 //! the file's versions may need, so a caller can fetch a whole dependency tree in parallel
 //! instead of one level per round trip. A hint is only a list of files to fetch early:
 //! what is used is still what the resolution reads and checks.
+//!
+//! A registry whose index is read over git ([`Registry::git_index`]) is answered from a bare
+//! clone instead ([`crate::git_index`]): the index files come from the commit fetched once
+//! per run (the last accepted one when offline; that one moves where the sparse cache would
+//! be written, so [`SparseIndex::hold_cache`] holds it too), with no prefetch hints, and
+//! everything else (the API, archives, the signed snapshot) still from the node's base URL.
+//! The snapshot read through [`SparseIndex::get`] must then name the fetched commit as its
+//! `head` ([`SparseIndex::git_commit`]), or it is refused, as a mirror refuses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -33,7 +41,8 @@ use mission_index::entry::IndexEntry;
 use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as CLOSURE_PREFERENCE};
 use mission_index::resolve::IndexReader;
 
-use crate::registry::Registry;
+use crate::git_index::GitIndex;
+use crate::registry::{Registry, TokenSource};
 use mission_index::atomic_file;
 
 /// The most bytes one index file may have.
@@ -56,6 +65,15 @@ pub enum SparseError {
     },
     #[error("`{name}` is not a valid mission name: {message}")]
     Name { name: String, message: String },
+    #[error("{message}")]
+    Git { message: String },
+    #[error("{url}: the signed snapshot names index commit {head}, but the git index {git_url} was fetched at commit {fetched}: the node serves a snapshot of another index than its git index, so neither is trusted (if the node just published, run the command again)")]
+    SnapshotHead {
+        url: String,
+        head: String,
+        git_url: String,
+        fetched: String,
+    },
 }
 
 /// The folder name of a registry's cache: its key with anything but letters, digits, `-`,
@@ -105,7 +123,12 @@ pub struct SparseIndex {
     agent: ureq::Agent,
     registry: Registry,
     token: Option<String>,
+    /// Where the token came from, to advise on a refusal.
+    token_source: Option<TokenSource>,
     cache: PathBuf,
+    /// For a registry whose index is read over git: the clone that answers the index
+    /// files instead of the node's sparse index.
+    git: Option<GitIndex>,
     offline: bool,
     /// Index paths answered from the network in this run (fetched or revalidated).
     requested: Mutex<BTreeSet<String>>,
@@ -122,6 +145,9 @@ pub struct SparseIndex {
     /// once: the index walk, then the resolver).
     parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
 }
+
+/// Where a node serves its signed snapshot.
+const SNAPSHOT_PATH: &str = "/index/snapshot.json";
 
 /// The first line of a cached index file that carries its ETag.
 const ETAG_LINE: &[u8] = b"mission-cache-etag ";
@@ -235,14 +261,38 @@ impl Drop for SparseIndex {
 
 impl SparseIndex {
     /// A reader of `registry` caching under `cache_root/<cache key>/`.
+    ///
+    /// A registry with a git index ([`Registry::git_index`]) is read from its bare clone in
+    /// `<cache_root>/../git/<cache key>` (`MISSION_HOME/cache/git/...`), fetched on first use
+    /// (not when `offline`), instead of over sparse HTTP; see [`crate::git_index`].
     pub fn new(registry: Registry, cache_root: &Path, offline: bool) -> SparseIndex {
-        let token = crate::registry::token(&registry).ok().map(|(t, _)| t);
+        let (token, token_source) = match crate::registry::token(&registry) {
+            Ok((token, source)) => (Some(token), Some(source)),
+            Err(_) => (None, None),
+        };
         let cache = cache_root.join(cache_key(&registry));
+        let git = registry.git_url().map(|url| {
+            let dir = cache_root
+                .parent()
+                .unwrap_or(cache_root)
+                .join("git")
+                .join(cache_key(&registry));
+            GitIndex::new(
+                url,
+                &registry.base_url,
+                dir,
+                offline,
+                token.clone(),
+                crate::registry::refused_token_advice(&registry, token_source.as_ref()),
+            )
+        });
         SparseIndex {
             agent: agent(),
             registry,
             token,
+            token_source,
             cache,
+            git,
             offline,
             requested: Mutex::new(BTreeSet::new()),
             memo: Mutex::new(BTreeMap::new()),
@@ -271,6 +321,10 @@ impl SparseIndex {
     pub fn flush_cache(&self) -> Result<(), SparseError> {
         if self.held.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if let Some(git) = &self.git {
+            git.accept()
+                .map_err(|message| SparseError::Git { message })?;
         }
         let pending = match self.pending.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
@@ -307,7 +361,21 @@ impl SparseIndex {
 
     /// Whether a network request was made through this reader.
     pub fn used_network(&self) -> bool {
-        self.requested.lock().map(|r| !r.is_empty()).unwrap_or(true)
+        self.git.as_ref().is_some_and(GitIndex::fetched)
+            || self.requested.lock().map(|r| !r.is_empty()).unwrap_or(true)
+    }
+
+    /// For a git index: the commit its files are read from (fetched in this run, or when
+    /// offline the last one accepted), fetching it if not done yet. `None` for a sparse
+    /// index.
+    pub fn git_commit(&self) -> Result<Option<String>, SparseError> {
+        match &self.git {
+            Some(git) => git
+                .commit()
+                .map(Some)
+                .map_err(|message| SparseError::Git { message }),
+            None => Ok(None),
+        }
     }
 
     /// A GET of `BASE/path` with the token when there is one.
@@ -316,7 +384,38 @@ impl SparseIndex {
     }
 
     fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
-        self.get_url(&self.registry.url(path), etag, limit, true)
+        let reply = self.get_url(&self.registry.url(path), etag, limit, true)?;
+        if path == SNAPSHOT_PATH && reply.status == 200 {
+            self.check_snapshot_head(&reply)?;
+        }
+        Ok(reply)
+    }
+
+    /// With a git index, the signed snapshot must name the commit fetched, as a mirror
+    /// checks (ARCHITECTURE section 6): the files read came from that commit, and the
+    /// snapshot vouches for the head it names. (Its signature, `seq` and expiry are checked
+    /// by the caller.) A sparse index has no commit to compare.
+    fn check_snapshot_head(&self, reply: &Reply) -> Result<(), SparseError> {
+        let (Some(git), Some(fetched)) = (&self.git, self.git_commit()?) else {
+            return Ok(());
+        };
+        let head = serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("head")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if head != fetched {
+            return Err(SparseError::SnapshotHead {
+                url: reply.url.clone(),
+                head: if head.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    head
+                },
+                git_url: git.url().to_owned(),
+                fetched,
+            });
+        }
+        Ok(())
     }
 
     /// A GET of the absolute `url` reading at most `limit` bytes of the body; the token is
@@ -438,6 +537,12 @@ impl SparseIndex {
         path: &str,
         hint: bool,
     ) -> Result<(Option<Vec<u8>>, Vec<String>), SparseError> {
+        if let Some(git) = &self.git {
+            let file = git
+                .read(path)
+                .map_err(|message| SparseError::Git { message })?;
+            return Ok((file, Vec::new()));
+        }
         let file = self.cache.join(path);
         let (cached, etag, legacy) = match read_cached(&file)? {
             Some(Cached { body, etag, legacy }) => (Some(body), etag, legacy),
@@ -488,9 +593,9 @@ impl SparseIndex {
                 }
                 Ok((None, Vec::new()))
             }
-            401 | 403 => Err(reply.error(&format!(
-                "the node needs a valid token: run `mission login --registry {}`",
-                self.registry.display()
+            401 | 403 => Err(reply.error(&crate::registry::refused_token_advice(
+                &self.registry,
+                self.token_source.as_ref(),
             ))),
             _ => Err(reply.error("unexpected answer")),
         }
@@ -546,6 +651,12 @@ impl SparseIndex {
 
     /// The names whose index files are in the cache (for suggestions when offline).
     pub fn cached_names(&self) -> Vec<String> {
+        if let Some(git) = &self.git {
+            let mut names = git.names();
+            names.sort();
+            names.dedup();
+            return names;
+        }
         let mut names = Vec::new();
         collect_names(&self.cache, &self.cache, &mut names);
         names.sort();
@@ -666,10 +777,7 @@ mod tests {
 
     fn index_at(base_url: &str) -> (tempfile::TempDir, SparseIndex) {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry {
-            name: None,
-            base_url: base_url.to_owned(),
-        };
+        let registry = Registry::sparse(None, base_url.to_owned());
         let index = SparseIndex::new(registry, dir.path(), true);
         (dir, index)
     }

@@ -745,7 +745,10 @@ fn publish_pushes_the_signed_tag_and_the_node_indexes_it() {
         .args(["--registry", &node.url])
         .env("MISSION_TOKEN", "mrt_wrong"));
     assert!(!ran.success);
-    assert!(ran.stderr.contains("mission login"), "{ran:?}");
+    assert!(
+        ran.stderr.contains("mission login") && ran.stderr.contains("MISSION_TOKEN was refused"),
+        "{ran:?}"
+    );
 }
 
 #[test]
@@ -842,10 +845,13 @@ fn publish_over_http_then_yank_and_manage_owners() {
     assert!(ran.success, "{ran:?}");
     assert_eq!(owners(home.path()), vec!["alice"]);
 
-    // A bad token: the node's words and how to log in.
+    // A bad token: the node's words, and that the variable it came from is to fix.
     let ran = run(mission_cmd(home.path())
         .args(["yank", "uploaded_one@0.1.0", "--registry", &node.url])
         .env("MISSION_TOKEN", "mrt_wrong"));
     assert!(!ran.success);
-    assert!(ran.stderr.contains("mission login"), "{ran:?}");
+    assert!(
+        ran.stderr.contains("mission login") && ran.stderr.contains("MISSION_TOKEN was refused"),
+        "{ran:?}"
+    );
 }

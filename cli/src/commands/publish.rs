@@ -24,7 +24,7 @@ use mission_index::wire::{PublishBody, PublishMetadata, TagMessage};
 
 use super::tag::{self, Built, Repo};
 use crate::keys;
-use crate::registry::{self, Client, Registry};
+use crate::registry::{self, Client, Registry, TokenSource};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,18 +45,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     keys::check_key_name(&args.key)?;
     let registry = registry::resolve(args.registry.as_deref())?;
     // Before any signing: no token, no point asking for the key's password.
-    let (token, _) = registry::token(&registry)?;
+    let (token, source) = registry::token(&registry)?;
     let dir = args.path.unwrap_or_else(|| PathBuf::from("."));
     if args.http {
         publish_http(&registry, &dir, &args.key)
     } else {
-        publish_git(&registry, &token, &dir, &args.key)
+        publish_git(&registry, (&token, &source), &dir, &args.key)
     }
 }
 
 fn publish_git(
     registry: &Registry,
-    token: &str,
+    (token, source): (&str, &TokenSource),
     dir: &std::path::Path,
     key: &str,
 ) -> Result<ExitCode> {
@@ -95,7 +95,7 @@ fn publish_git(
     }
     let url = registry.url(&format!("/git/missions/{}.git", built.name));
     eprintln!("Pushing {tag_name} to {url}");
-    push(&repo, registry, token, &url, &tag_name)?;
+    push(&repo, registry, (token, source), &url, &tag_name)?;
     eprintln!(
         "Published {} {} to {}",
         built.name,
@@ -108,7 +108,13 @@ fn publish_git(
 
 /// `git push URL refs/tags/TAG`, authenticated through the environment. git's output is
 /// shown as it comes and kept, to explain an authentication failure.
-fn push(repo: &Repo, registry: &Registry, token: &str, url: &str, tag_name: &str) -> Result<()> {
+fn push(
+    repo: &Repo,
+    registry: &Registry,
+    (token, source): (&str, &TokenSource),
+    url: &str,
+    tag_name: &str,
+) -> Result<()> {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("mission:{token}"));
     // Config entries by environment, appended to any the caller already passes.
     let first: usize = std::env::var("GIT_CONFIG_COUNT")
@@ -170,8 +176,8 @@ fn push(repo: &Repo, registry: &Registry, token: &str, url: &str, tag_name: &str
         || said.contains(" 403");
     if auth_failed {
         bail!(
-            "the node refused the push's credentials (see git's messages above); check the token: `mission login --registry {}`",
-            registry.display()
+            "the node refused the push's credentials (see git's messages above); {}",
+            registry::refused_token_advice(registry, Some(source))
         );
     }
     if said.contains("remote: error") || said.contains("[remote rejected]") {

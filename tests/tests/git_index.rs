@@ -1,0 +1,573 @@
+//! A registry whose index is read over git (`[registries.NAME] index =
+//! "git+http://HOST/git/index.git"`), end to end: a real `mission-node serve` process,
+//! missions published to it over HTTP with real minisign keys, the real `mission` binary
+//! cloning and fetching the node's `/git/index.git` with the real `git`, and a small TCP
+//! relay in front of two real nodes for a git index that is not the one the snapshot signs.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use mission_e2e::{agent, Node};
+use mission_index::archive::{self, ArchiveLimits};
+use mission_index::lockfile::Lockfile;
+use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::wire::{PublishBody, PublishMetadata};
+
+const NODE_TOML: &str = "name = \"gitnode\"\nseed_library = false\n";
+
+/// A node with one publishing user, alice; returns the node and her token.
+fn start_node() -> (Node, String) {
+    let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish")]);
+    (node, tokens.remove(0))
+}
+
+struct Author {
+    sk: SecretKey,
+    pk: PublicKey,
+}
+
+fn author() -> Author {
+    let g = signing::generate_keypair(None).unwrap();
+    Author {
+        sk: SecretKey::parse(&g.secret_key_text, None).unwrap(),
+        pk: PublicKey::parse(&g.public_key_text).unwrap(),
+    }
+}
+
+fn package(name: &str, version: &str, deps: &[(&str, &str)]) -> Vec<u8> {
+    let deps = if deps.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
+        format!("  dependencies: {{ {} }}\n", list.join(", "))
+    };
+    let yaml = format!(
+        r#"version: "1.0"
+name: {name}
+description: Test mission {name}.
+
+package:
+  name: {name}
+  version: {version}
+  description: Test mission {name}.
+  authors: ["Test Author <author@example.invalid>"]
+  license: MIT
+  categories: [build-automation]
+  keywords: [test]
+  pricing: {{ model: free }}
+{deps}  permissions:
+    network: false
+    commands: []
+    llm: false
+    max_duration_seconds: 60
+
+steps:
+  - id: greet
+    name: Write the greeting
+    step_type: create_file
+    parameters:
+      path: hello.txt
+      content: hello from {name} {version}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        format!("# {name} {version}\n"),
+    )
+    .unwrap();
+    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+}
+
+/// Publishes over the node's HTTP API; returns the archive.
+fn publish(
+    node: &Node,
+    token: &str,
+    author: &Author,
+    name: &str,
+    version: &str,
+    deps: &[(&str, &str)],
+) -> Vec<u8> {
+    let archive = package(name, version, deps);
+    let sig = signing::sign_archive(&author.sk, &author.pk, &archive, name, version).unwrap();
+    let body = PublishBody {
+        metadata: PublishMetadata {
+            name: name.to_owned(),
+            vers: version.to_owned(),
+            cksum: archive::cksum(&archive),
+            key: author.pk.to_base64(),
+            sig,
+        },
+        archive: archive.clone(),
+    }
+    .encode();
+    let mut response = agent()
+        .post(format!("{}/api/v1/missions/publish", node.url))
+        .header("Authorization", format!("Bearer {token}"))
+        .send(body)
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    assert_eq!(status, 200, "publishing {name} {version}: {text}");
+    archive
+}
+
+/// app_main needs helper_kit, which needs base_tools.
+fn publish_chain(node: &Node, token: &str, alice: &Author) -> Vec<Vec<u8>> {
+    vec![
+        publish(node, token, alice, "base_tools", "1.0.0", &[]),
+        publish(
+            node,
+            token,
+            alice,
+            "helper_kit",
+            "1.0.0",
+            &[("base_tools", "^1.0")],
+        ),
+        publish(
+            node,
+            token,
+            alice,
+            "app_main",
+            "1.0.0",
+            &[("helper_kit", "^1")],
+        ),
+    ]
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A user of `mission`: a home (config, trust store, caches) and a project folder.
+struct Client {
+    home: PathBuf,
+    project: PathBuf,
+    env: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Client {
+    /// A user whose config.toml is `config` (none when empty).
+    fn new(config: &str) -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let project = dir.path().join("project");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        if !config.is_empty() {
+            std::fs::write(home.join("config.toml"), config).unwrap();
+        }
+        Client {
+            home,
+            project,
+            env: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A user whose default registry `g` reads the index of the node at `base` over git.
+    fn with_git_registry(base: &str) -> Client {
+        Client::new(&format!(
+            "[registry]\ndefault = \"g\"\n\n[registries.g]\nindex = \"git+{base}/git/index.git\"\n"
+        ))
+    }
+
+    fn run_in(&self, project: &Path, args: &[&str]) -> Output {
+        let mut cmd = mission_e2e::mission(&self.home);
+        cmd.current_dir(project).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.project, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    fn lock_in(&self, project: &Path) -> Lockfile {
+        Lockfile::load(&project.join("missions.lock"))
+            .unwrap()
+            .expect("missions.lock exists")
+    }
+
+    fn lock(&self) -> Lockfile {
+        self.lock_in(&self.project)
+    }
+
+    /// The version installed in `missions/NAME/` (from its mission.yaml).
+    fn installed_version(&self, project: &Path, name: &str) -> String {
+        let path = project.join("missions").join(name).join("mission.yaml");
+        let yaml =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(yaml.contains(&format!("name: {name}")), "{yaml}");
+        // The package's version (the file's own `version: "1.0"` is quoted).
+        yaml.lines()
+            .filter_map(|l| l.trim().strip_prefix("version: "))
+            .find(|v| !v.starts_with('"'))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn versions(lock: &Lockfile) -> Vec<String> {
+    lock.missions()
+        .map(|m| format!("{} {}", m.name, m.version))
+        .collect()
+}
+
+/// The commit of `refs/heads/main` the node's `/git/index.git` advertises, by the real git.
+fn remote_head(base: &str) -> String {
+    let out = Command::new("git")
+        .args([
+            "ls-remote",
+            &format!("{base}/git/index.git"),
+            "refs/heads/main",
+        ])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git ls-remote: {}", text(&out.stderr));
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The commit the client's clone of registry `key` says `--offline` reads.
+fn accepted_head(home: &Path, key: &str) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(home.join("cache/git").join(key))
+        .args(["rev-parse", "refs/mission/index"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git rev-parse: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_git_index_installs_updates_and_works_offline() {
+    if !mission_e2e::require_program("git", "git") {
+        return;
+    }
+    let (mut node, token) = start_node();
+    let alice = author();
+    let archives = publish_chain(&node, &token, &alice);
+
+    let user = Client::with_git_registry(&node.url);
+    let out = user.ok(&["install", "app_main"]);
+    assert!(out.contains("app_main 1.0.0"), "{out}");
+
+    // The whole graph is installed and locked, from registry `g`.
+    let lock = user.lock();
+    assert_eq!(
+        versions(&lock),
+        ["app_main 1.0.0", "base_tools 1.0.0", "helper_kit 1.0.0"]
+    );
+    for (name, bytes) in ["base_tools", "helper_kit", "app_main"]
+        .iter()
+        .zip(&archives)
+    {
+        let m = lock.get(name).unwrap();
+        assert_eq!(m.cksum, archive::cksum(bytes), "{name}");
+        assert_eq!(m.registry, "g");
+        assert_eq!(user.installed_version(&user.project, name), "1.0.0");
+    }
+    // The index came from the git clone (at the node's head), not from the sparse index.
+    assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
+    assert!(
+        !user.home.join("cache/index/g").exists(),
+        "no sparse index file was fetched"
+    );
+
+    // A new version: `mission update` fetches the index again and takes it.
+    publish(&node, &token, &alice, "base_tools", "1.1.0", &[]);
+    let out = user.ok(&["update"]);
+    assert!(out.contains("base_tools 1.1.0"), "{out}");
+    assert_eq!(
+        user.lock().get("base_tools").unwrap().version.to_string(),
+        "1.1.0"
+    );
+    assert_eq!(user.installed_version(&user.project, "base_tools"), "1.1.0");
+    assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
+
+    // The node stopped: --offline installs from the clone (and the archive cache).
+    node.stop();
+    let elsewhere = user.home.parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = user.run_in(&elsewhere, &["install", "app_main", "--offline"]);
+    assert!(
+        out.status.success(),
+        "offline install: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        versions(&user.lock_in(&elsewhere)),
+        ["app_main 1.0.0", "base_tools 1.1.0", "helper_kit 1.0.0"]
+    );
+    assert_eq!(user.installed_version(&elsewhere, "base_tools"), "1.1.0");
+
+    // Online with the node down: the error names the git URL that could not be fetched.
+    let git_url = format!("{}/git/index.git", node.url);
+    let err = user.fails(&["update"]);
+    assert!(
+        err.contains(&format!("fetching the git index {git_url}")),
+        "{err}"
+    );
+
+    // A home that never fetched says so offline.
+    let cold = Client::with_git_registry(&node.url);
+    let err = cold.fails(&["install", "app_main", "--offline"]);
+    assert!(
+        err.contains(&git_url) && err.contains("has not been fetched"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_index_url_can_come_from_the_environment_alone() {
+    if !mission_e2e::require_program("git", "git") {
+        return;
+    }
+    let (node, token) = start_node();
+    let alice = author();
+    publish_chain(&node, &token, &alice);
+
+    // No config.toml at all: the registry `ci-node` exists through the environment only.
+    let mut user = Client::new("");
+    user.env.push((
+        "MISSION_REGISTRIES_CI_NODE_INDEX".into(),
+        format!("git+{}/git/index.git", node.url),
+    ));
+    let out = user.ok(&["install", "helper_kit", "--registry", "ci-node"]);
+    assert!(out.contains("helper_kit 1.0.0"), "{out}");
+    let lock = user.lock();
+    assert_eq!(versions(&lock), ["base_tools 1.0.0", "helper_kit 1.0.0"]);
+    assert!(lock.missions().all(|m| m.registry == "ci-node"));
+    assert!(user.home.join("cache/git/ci-node").is_dir());
+
+    // MISSION_REGISTRY_DEFAULT makes it the default.
+    user.env
+        .push(("MISSION_REGISTRY_DEFAULT".into(), "ci-node".into()));
+    let out = user.ok(&["install", "app_main"]);
+    assert!(out.contains("app_main 1.0.0"), "{out}");
+
+    // A name configured nowhere suggests the configured ones.
+    let typo = Client::with_git_registry(&node.url);
+    let err = typo.fails(&["install", "app_main", "--registry", "gg"]);
+    assert!(
+        err.contains("no registry named `gg`") && err.contains("did you mean `g`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_git_urls_are_refused_naming_them() {
+    if !mission_e2e::require_program("git", "git") {
+        return;
+    }
+    let (node, _token) = start_node();
+    let user = Client::new("");
+
+    // Not the shape of a node's git index.
+    let url = format!("git+{}/index.git", node.url);
+    let err = user.fails(&["install", "x_y", "--registry", &url]);
+    assert!(
+        err.contains(&url) && err.contains("/git/index.git"),
+        "{err}"
+    );
+
+    // The right shape, but no git repository there (the node mounted elsewhere).
+    let url = format!("{}/elsewhere/git/index.git", node.url);
+    let err = user.fails(&["install", "x_y", "--registry", &url]);
+    assert!(
+        err.contains(&format!("fetching the git index {url}")),
+        "{err}"
+    );
+
+    // Nothing listening at all.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/git/index.git");
+    let err = user.fails(&["install", "x_y", "--registry", &format!("git+{url}")]);
+    assert!(
+        err.contains(&format!("fetching the git index {url}")),
+        "{err}"
+    );
+
+    // Unknown keys in config.toml are reported, naming the key and the file.
+    let warned = Client::new(&format!(
+        "[registry]\ndefault = \"g\"\ndefualt = \"x\"\n\n[registries.g]\nindex = \"git+{}/git/index.git\"\ntoken = \"t\"\n\n[trust]\nwhatever = 1\n",
+        node.url
+    ));
+    let out = warned.run(&["install", "nothing_here"]);
+    let err = text(&out.stderr);
+    let file = warned.home.join("config.toml");
+    for key in ["registry.defualt", "registries.g.token"] {
+        assert!(
+            err.contains(&format!(
+                "warning: unused key `{key}` in {}",
+                file.display()
+            )),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("unused key `trust"), "{err}");
+}
+
+// ---- a relay in front of two nodes ----
+
+/// A TCP relay: each connection goes, as a whole, to the node `git` names when its first
+/// request is for `/git/...`, else to `main` (git's and the client's HTTP requests come on
+/// connections of their own).
+struct Relay {
+    url: String,
+    git: Arc<Mutex<String>>,
+}
+
+impl Relay {
+    fn start(main: &str, git: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let git = Arc::new(Mutex::new(addr_of(git)));
+        let main = addr_of(main);
+        let routes = git.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let main = main.clone();
+                let git = routes.lock().unwrap().clone();
+                std::thread::spawn(move || relay(stream, &main, &git));
+            }
+        });
+        Relay { url, git }
+    }
+
+    fn send_git_to(&self, node: &str) {
+        *self.git.lock().unwrap() = addr_of(node);
+    }
+}
+
+fn addr_of(url: &str) -> String {
+    url.trim_start_matches("http://").to_owned()
+}
+
+fn relay(mut client: TcpStream, main: &str, git: &str) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let first = String::from_utf8_lossy(&head).into_owned();
+    let path = first.split_whitespace().nth(1).unwrap_or("");
+    let target = if path.starts_with("/git/") { git } else { main };
+    let Ok(mut upstream) = TcpStream::connect(target) else {
+        return;
+    };
+    if upstream.write_all(&head).is_err() {
+        return;
+    }
+    let (Ok(mut client_in), Ok(mut upstream_out)) = (client.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut upstream_out);
+        let _ = upstream_out.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut upstream, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+#[test]
+fn a_snapshot_of_another_index_than_the_git_one_is_refused() {
+    if !mission_e2e::require_program("git", "git") {
+        return;
+    }
+    // Two real nodes with the same missions: their index commits differ.
+    let (node, token) = start_node();
+    let (other, other_token) = start_node();
+    let alice = author();
+    publish_chain(&node, &token, &alice);
+    publish_chain(&other, &other_token, &alice);
+    assert_ne!(remote_head(&node.url), remote_head(&other.url));
+
+    // The user pins `node`'s key and reaches it through the relay.
+    let node_key = agent()
+        .get(format!("{}/index/config.json", node.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap()["node"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let relay = Relay::start(&node.url, &node.url);
+    let user = Client::new(&format!(
+        "[registry]\ndefault = \"g\"\n\n[registries.g]\nindex = \"git+{}/git/index.git\"\nnode-key = \"{node_key}\"\n",
+        relay.url
+    ));
+    // Through the relay, to one node: installs.
+    user.ok(&["install", "helper_kit"]);
+    let installed = std::fs::read(user.project.join("missions.lock")).unwrap();
+    let accepted = accepted_head(&user.home, "g");
+
+    // The git index now comes from the other node, the signed snapshot still from the
+    // first: refused, and nothing changes.
+    relay.send_git_to(&other.url);
+    let err = user.fails(&["update"]);
+    assert!(
+        err.contains("the signed snapshot names index commit")
+            && err.contains(&remote_head(&node.url))
+            && err.contains(&remote_head(&other.url))
+            && err.contains(&format!("{}/git/index.git", relay.url)),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(user.project.join("missions.lock")).unwrap(),
+        installed
+    );
+    assert_eq!(
+        accepted_head(&user.home, "g"),
+        accepted,
+        "the refused fetch is not what --offline reads"
+    );
+}
