@@ -689,10 +689,23 @@ fn fetch_snapshot(
     let (json, sig) = (json?, sig?);
     snapshot::verify_snapshot_after(&json, &sig, pk, previous, chrono::Utc::now())
         .map_err(|e| {
+            use snapshot::SnapshotError as E;
+            let advice = match &e {
+                E::Rollback { .. } | E::Equivocation { .. } | E::Expired { .. } => {
+                    "The node (or a mirror or proxy between it and you) serves an older or stale index than one this client already accepted; try again later, and tell the node's operator if it persists".to_owned()
+                }
+                E::FromFuture { .. } => {
+                    "Check this computer's clock; if it is right, tell the node's operator".to_owned()
+                }
+                E::Signature(_) | E::WrongKey { .. } | E::KeyFieldMismatch { .. } => format!(
+                    "The node (or something between it and you) serves an index not signed by the key this client trusts for it. {}",
+                    trust::node_key_advice(registry)
+                ),
+                _ => "The node serves a snapshot this client cannot read; tell the node's operator".to_owned(),
+            };
             anyhow!(
-                "snapshot check failed for the registry `{}`: {e}. Nothing was installed. The node (or something between it and you) serves an index this client must not trust; try again later or ask the node's operator. If the node's key really changed, remove its `node-key` from {}",
+                "snapshot check failed for the registry `{}`: {e}. Nothing was installed. {advice}",
                 registry.display(),
-                trust::path().map(|p| p.display().to_string()).unwrap_or_default()
             )
         })
 }

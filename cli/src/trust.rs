@@ -165,6 +165,23 @@ impl TrustStore {
     }
 }
 
+/// What to do if a registry's node key really changed: correct it where it was given
+/// (`config.toml`), or let it be pinned again (remove it from the trust store).
+pub fn node_key_advice(registry: &Registry) -> String {
+    match configured_node_key(registry) {
+        Ok(Some(_)) => {
+            let path = TrustConfig::load()
+                .map(|c| c.path.display().to_string())
+                .unwrap_or_else(|_| "config.toml".to_owned());
+            format!("If the node's key really changed, check the new key with its operator and correct this registry's node key in {path} ([trust.node-keys] or [registries] node-key)")
+        }
+        _ => format!(
+            "If the node's key really changed, check the new key with its operator, then remove this registry's `node-key` from {} so the next install pins the new one",
+            path().map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+    }
+}
+
 /// `[trust.node-keys] NAME`, else `[registries.NAME] node-key`, in `config.toml`, for a
 /// named registry.
 fn configured_node_key(registry: &Registry) -> Result<Option<String>> {

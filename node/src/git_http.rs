@@ -236,10 +236,20 @@ const INDEX_READ_ONLY: &str = "the index is read-only: publish by pushing a tag 
 
 // ---- the index -------------------------------------------------------------------------
 
+/// On a private node (`auth_required`) a clone or fetch needs a token, as every other read
+/// does: the HTTP Basic password, which git asks for after a 401.
+fn authorise_read(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    crate::auth::require_reader(state, headers).map_err(from_api)
+}
+
 async fn index_info_refs(
     State(state): State<SharedState>,
     Query(query): Query<ServiceQuery>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = authorise_read(&state, &headers) {
+        return r.into_response();
+    }
     match service_of(&query) {
         Ok(Service::UploadPack) => advertise(&state.data.index_dir(), Service::UploadPack).await,
         Ok(Service::ReceivePack) => {
@@ -254,6 +264,9 @@ async fn index_upload_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = authorise_read(&state, &headers) {
+        return r.into_response();
+    }
     let repo = state.data.index_dir();
     stateless_rpc(
         &repo,
@@ -465,10 +478,12 @@ async fn mission_info_refs(
         Err(r) => return r.into_response(),
     };
     match service_of(&query) {
-        Ok(Service::UploadPack) => match existing_repo(&state, &name) {
-            Ok(path) => advertise(&path, Service::UploadPack).await,
-            Err(r) => r.into_response(),
-        },
+        Ok(Service::UploadPack) => {
+            match authorise_read(&state, &headers).and_then(|()| existing_repo(&state, &name)) {
+                Ok(path) => advertise(&path, Service::UploadPack).await,
+                Err(r) => r.into_response(),
+            }
+        }
         Ok(Service::ReceivePack) => {
             let user = match authorise_push(&state, &headers, &name) {
                 Ok(u) => u,
@@ -499,7 +514,10 @@ async fn mission_upload_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let path = match mission_name(&repo).and_then(|name| existing_repo(&state, &name)) {
+    let path = match authorise_read(&state, &headers)
+        .and_then(|()| mission_name(&repo))
+        .and_then(|name| existing_repo(&state, &name))
+    {
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };

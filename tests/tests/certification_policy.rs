@@ -508,7 +508,12 @@ fn only_trusted_signatures_over_these_bytes_count() {
     let stranger = keys().pk.to_base64();
     user.trust(&format!("[trust.node-keys]\ntest = \"{stranger}\"\n"));
     let err = user.fails(&["install"]);
-    assert!(err.contains("snapshot check failed"), "{err}");
+    assert!(
+        err.contains("snapshot check failed")
+            && err.contains("correct this registry's node key in")
+            && err.contains("config.toml"),
+        "{err}"
+    );
     user.trust(&format!(
         "[trust.node-keys]\ntest = \"{}\"\n",
         nk.pk.to_base64()

@@ -641,11 +641,20 @@ fn publish_tags_then_pushes_with_the_token_in_a_header_only() {
         request.contains("Authorization: Basic bWlzc2lvbjptcnRfZ2l0\r\n"),
         "{request}"
     );
-    // The tag was made before the push and is reused by the next attempt.
-    assert_eq!(git(&pkg, &["tag", "--list"]), "v0.1.0\n");
+    // The tag was made before the push; the push failed, so it was deleted again, and the
+    // next attempt makes it anew (signed with whatever key that attempt is given).
+    assert!(
+        ran.stderr
+            .contains("the tag v0.1.0 made for it was deleted"),
+        "{ran:?}"
+    );
+    assert_eq!(git(&pkg, &["tag", "--list"]), "");
     let ran = publish();
     assert!(!ran.success);
-    assert!(ran.stderr.contains("existing tag v0.1.0"), "{ran:?}");
+    assert!(
+        ran.stderr.contains("Tagged header_one 0.1.0 as v0.1.0"),
+        "{ran:?}"
+    );
     let _ = recorder.next();
     // The token was never written to the repository.
     let config = fs::read_to_string(pkg.join(".git/config")).unwrap();
@@ -749,6 +758,19 @@ fn publish_pushes_the_signed_tag_and_the_node_indexes_it() {
         ran.stderr.contains("mission login") && ran.stderr.contains("MISSION_TOKEN was refused"),
         "{ran:?}"
     );
+    // The tag made for the refused publish is gone, so the next publish makes it anew.
+    assert!(
+        ran.stderr
+            .contains("the tag v0.3.0 made for it was deleted"),
+        "{ran:?}"
+    );
+    assert_eq!(git(&pkg, &["tag", "--list"]), "v0.1.0\nv0.2.0\n");
+    let ran = run(mission_cmd(home.path())
+        .arg("publish")
+        .arg(&pkg)
+        .args(["--registry", &node.url]));
+    assert!(ran.success, "{ran:?}");
+    assert_eq!(git(&pkg, &["tag", "--list"]), "v0.1.0\nv0.2.0\nv0.3.0\n");
 }
 
 #[test]

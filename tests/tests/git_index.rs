@@ -313,7 +313,7 @@ fn a_git_index_installs_updates_and_works_offline() {
     // A new version: `mission update` fetches the index again and takes it.
     publish(&node, &token, &alice, "base_tools", "1.1.0", &[]);
     let out = user.ok(&["update"]);
-    assert!(out.contains("base_tools 1.1.0"), "{out}");
+    assert!(out.contains("Updated base_tools 1.0.0 -> 1.1.0"), "{out}");
     assert_eq!(
         user.lock().get("base_tools").unwrap().version.to_string(),
         "1.1.0"

@@ -824,7 +824,10 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     user.point_at(&front.url);
     let err = user.fails(&["install"]);
     assert!(
-        err.contains("snapshot check failed") && err.contains("rollback"),
+        err.contains("snapshot check failed")
+            && err.contains("rollback")
+            && err.contains("older or stale index")
+            && !err.contains("key really changed"),
         "{err}"
     );
     unchanged("replayed snapshot");

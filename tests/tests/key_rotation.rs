@@ -208,6 +208,24 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
         reply.detail()
     );
     assert_eq!(node.get("/index/keys/bo/b_/bob_tool").status, 404);
+    // The same through `mission key rotate`: refused, and the key pair it made for the
+    // rotation is gone again.
+    let ran = key_rotate(
+        home,
+        &node,
+        alice,
+        "bob_tool",
+        &["--old", "b", "--new", "d", "--unencrypted"],
+    );
+    assert!(!ran.success, "{ran:?}");
+    assert!(
+        ran.stderr.contains("not an owner of `bob_tool`")
+            && ran
+                .stderr
+                .contains("the key pair `d` made for it was removed"),
+        "{ran:?}"
+    );
+    assert!(!home.join("keys/d.pub").exists() && !home.join("keys/d.key").exists());
     let refused = publish_raw(&node, Some(bob), publish_body(&key_c, "bob_tool", "1.1.0"));
     assert_eq!(refused.status, 400, "{}", refused.text());
 

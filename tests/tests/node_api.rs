@@ -892,4 +892,39 @@ fn a_private_node_serves_its_index_and_archives_only_with_a_token() {
     );
     let allowed = hinted(Some(&tokens[0])).expect(200);
     assert_eq!(allowed.header("preference-applied"), "mission-closure");
+
+    // Nor is git: the index and the mission repositories are cloned with a token only
+    // (asked for with 401, given as the HTTP Basic password, as git does).
+    for path in [
+        "/git/index.git/info/refs?service=git-upload-pack",
+        "/git/missions/any_name.git/info/refs?service=git-upload-pack",
+    ] {
+        let denied = node.get(path).expect(401);
+        assert!(
+            denied.header("www-authenticate").starts_with("Basic"),
+            "{path}"
+        );
+    }
+    let clone = |url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("git")
+            .args(["clone", "--quiet", url])
+            .arg(dir.path().join("index"))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (cloned, stderr) = clone(&node.url("/git/index.git"));
+    assert!(!cloned, "cloned a private index without a token");
+    // git was asked for credentials (a 401), and had none to give.
+    assert!(stderr.contains("could not read Username"), "{stderr}");
+    let with_token =
+        node.url("/git/index.git")
+            .replacen("http://", &format!("http://reader:{}@", tokens[0]), 1);
+    let (cloned, stderr) = clone(&with_token);
+    assert!(cloned, "{stderr}");
 }

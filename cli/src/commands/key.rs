@@ -98,11 +98,25 @@ fn rotate(args: RotateArgs) -> Result<ExitCode> {
             })?;
     let body = serde_json::to_value(&statement).context("encoding the rotation statement")?;
     let path = format!("/api/v1/missions/{}/keys/rotate", args.mission);
-    let answer = client
-        .json("POST", &path, Some(&body))
-        .with_context(|| format!("sending the rotation of `{}`", args.mission))?;
-    let answer = client.expect_success(answer)?;
     let keys = home::keys_dir()?;
+    let answer = match client
+        .json("POST", &path, Some(&body))
+        .with_context(|| format!("sending the rotation of `{}`", args.mission))
+        .and_then(|answer| client.expect_success(answer))
+    {
+        Ok(answer) => answer,
+        // A key pair made for a rotation the node refused would only be mistaken for a
+        // key in use later: it goes.
+        Err(e) if made => {
+            for ext in ["pub", "key"] {
+                let _ = std::fs::remove_file(keys.join(format!("{new_name}.{ext}")));
+            }
+            return Err(e.context(format!(
+                "the rotation was refused; the key pair `{new_name}` made for it was removed"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     if made {
         println!(
             "New key:     {} (and {})",

@@ -65,6 +65,7 @@ fn publish_git(
         return Ok(ExitCode::FAILURE);
     };
     let tag_name = TagMessage::tag_name(&built.version);
+    let made_tag = repo.tag(&tag_name)?.is_none();
     match repo.tag(&tag_name)? {
         None => {
             let signed = tag::sign(&built, key)?;
@@ -95,7 +96,16 @@ fn publish_git(
     }
     let url = registry.url(&format!("/git/missions/{}.git", built.name));
     eprintln!("Pushing {tag_name} to {url}");
-    push(&repo, registry, (token, source), &url, &tag_name)?;
+    if let Err(e) = push(&repo, registry, (token, source), &url, &tag_name) {
+        // A tag made for a publish the node refused would be reused, signature and all, by
+        // the next `mission publish` (with another --key, say): it goes.
+        if made_tag && repo.delete_tag(&tag_name).is_ok() {
+            return Err(e.context(format!(
+                "nothing was published; the tag {tag_name} made for it was deleted, so the next `mission publish` makes it anew"
+            )));
+        }
+        return Err(e);
+    }
     eprintln!(
         "Published {} {} to {}",
         built.name,

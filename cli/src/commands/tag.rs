@@ -523,6 +523,23 @@ impl Repo {
     }
 
     /// Creates the annotated tag `vVERSION` on the signed commit, and reads it back.
+    /// Deletes the local tag `name`.
+    pub fn delete_tag(&self, name: &str) -> Result<()> {
+        let out = self
+            .git()
+            .args(["tag", "-d", name])
+            .stdin(Stdio::null())
+            .output()
+            .context("running `git tag -d`")?;
+        if !out.status.success() {
+            bail!(
+                "`git tag -d {name}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     pub fn create_tag(&self, signed: &Signed) -> Result<String> {
         let message = signed.tag_message();
         let name = TagMessage::tag_name(&message.version);
