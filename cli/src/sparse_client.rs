@@ -149,7 +149,15 @@ pub struct SparseIndex {
 /// Where a node serves its signed snapshot.
 const SNAPSHOT_PATH: &str = "/index/snapshot.json";
 
-/// The first line of a cached index file that carries its ETag.
+/// The first line of a cached index file: the SHA-256 of the body that follows (so a copy
+/// damaged on disk is noticed and fetched again, instead of being revalidated with its ETag
+/// and trusted for good), then the ETag the node served it with, if any:
+/// `mission-cache-sha256 <64 hex> "etag"`.
+const CACHE_LINE: &[u8] = b"mission-cache-sha256 ";
+
+/// The first line of a cached index file in the format before [`CACHE_LINE`]: the ETag
+/// only. Read, but its ETag is not sent (nothing vouches for the body), so the file is
+/// fetched whole once and written again in the current format.
 const ETAG_LINE: &[u8] = b"mission-cache-etag ";
 
 /// A change to make to the cache: a fetched index file to store with its ETag, or (the
@@ -183,26 +191,23 @@ struct PendingWrite {
 
 impl PendingWrite {
     fn write(&self) -> Result<(), SparseError> {
-        let bare = match &self.etag {
-            // An ETag with a line break cannot be stored on one line; keep the body alone.
-            Some(tag) if !tag.contains(['\n', '\r']) => {
-                let mut bytes =
-                    Vec::with_capacity(ETAG_LINE.len() + tag.len() + 1 + self.body.len());
-                bytes.extend_from_slice(ETAG_LINE);
-                bytes.extend_from_slice(tag.as_bytes());
-                bytes.push(b'\n');
-                bytes.extend_from_slice(&self.body);
-                atomic_file::write(&self.file, &bytes)?;
-                false
-            }
-            _ => {
-                atomic_file::write(&self.file, &self.body)?;
-                true
-            }
-        };
-        // A cache written before this format kept the ETag beside the file. A bare body
-        // reads that side file back, so it must not outlive this write either.
-        if self.legacy || bare {
+        // An ETag with a line break cannot be stored on one line: it is left out.
+        let tag = self
+            .etag
+            .as_deref()
+            .filter(|tag| !tag.contains(['\n', '\r']));
+        let mut bytes = Vec::with_capacity(CACHE_LINE.len() + 66 + self.body.len() + 64);
+        bytes.extend_from_slice(CACHE_LINE);
+        bytes.extend_from_slice(mission_index::archive::cksum(&self.body).as_bytes());
+        if let Some(tag) = tag {
+            bytes.push(b' ');
+            bytes.extend_from_slice(tag.as_bytes());
+        }
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&self.body);
+        atomic_file::write(&self.file, &bytes)?;
+        // A cache written before the header line kept the ETag beside the file.
+        if self.legacy {
             remove_optional(&legacy_etag_file(&self.file))?;
         }
         Ok(())
@@ -225,26 +230,50 @@ struct Cached {
     legacy: bool,
 }
 
-/// The cached copy of an index file, `None` when there is none (or only a cut-off one).
+/// The cached copy of an index file, `None` when there is none, or none to trust: cut off,
+/// or damaged (its body no longer has the checksum it was written with). The ETag comes
+/// back only with a body its checksum vouches for: a copy in an older format is read (for
+/// `--offline`), but fetched whole when online.
 fn read_cached(file: &Path) -> Result<Option<Cached>, SparseError> {
     let Some(bytes) = read_optional(file)? else {
         return Ok(None);
     };
-    if let Some(rest) = bytes.strip_prefix(ETAG_LINE) {
-        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-            // A cut-off header: no usable copy.
+    let header = |prefix: &[u8]| -> Option<(String, Vec<u8>)> {
+        let rest = bytes.strip_prefix(prefix)?;
+        let end = rest.iter().position(|b| *b == b'\n')?;
+        let line = String::from_utf8(rest[..end].to_vec()).ok()?;
+        Some((line, rest[end + 1..].to_vec()))
+    };
+    if bytes.starts_with(CACHE_LINE) {
+        let checked = header(CACHE_LINE).and_then(|(line, body)| {
+            let (sum, etag) = match line.split_once(' ') {
+                Some((sum, etag)) => (sum.to_owned(), Some(etag.to_owned())),
+                None => (line, None),
+            };
+            (mission_index::archive::cksum(&body) == sum).then_some((body, etag))
+        });
+        let Some((body, etag)) = checked else {
+            tracing::warn!(path = %file.display(), "a cached index file is damaged; fetching it again");
             return Ok(None);
         };
         return Ok(Some(Cached {
-            etag: String::from_utf8(rest[..end].to_vec()).ok(),
-            body: rest[end + 1..].to_vec(),
+            body,
+            etag,
             legacy: false,
         }));
     }
-    let etag = read_optional(&legacy_etag_file(file))?.and_then(|e| String::from_utf8(e).ok());
+    if bytes.starts_with(ETAG_LINE) {
+        // Nothing vouches for this body: usable offline, fetched whole online.
+        return Ok(header(ETAG_LINE).map(|(_, body)| Cached {
+            body,
+            etag: None,
+            legacy: false,
+        }));
+    }
+    // The oldest layout: a bare body, its ETag (if any) in `<file>.etag`; not sent either.
     Ok(Some(Cached {
         body: bytes,
-        etag,
+        etag: None,
         legacy: true,
     }))
 }
@@ -456,7 +485,7 @@ impl SparseIndex {
         }
         let mut response = request.call().map_err(|e| SparseError::Http {
             url: url.clone(),
-            message: format!("the node did not answer ({e}); check that it runs, or use --offline to work from the cache"),
+            message: format!("the node did not answer ({e}); check that it runs and that the registry URL is right (`mission install --offline` works from the cache)"),
         })?;
         let status = response.status().as_u16();
         let etag = response
@@ -831,63 +860,73 @@ mod tests {
     }
 
     #[test]
-    fn the_etag_travels_in_the_cached_file_and_old_caches_still_read() {
+    fn a_cached_file_carries_its_checksum_and_etag_and_damage_is_noticed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ab/cd/abcd");
         let body = b"{\"name\":\"abcd\"}\n".to_vec();
-        PendingWrite {
-            file: file.clone(),
+        let write = |etag: Option<&str>, legacy| {
+            PendingWrite {
+                file: file.clone(),
+                body: body.clone(),
+                etag: etag.map(str::to_owned),
+                legacy,
+            }
+            .write()
+            .unwrap()
+        };
+        let cached = |etag: Option<&str>, legacy| Cached {
             body: body.clone(),
-            etag: Some("\"x1\"".into()),
-            legacy: false,
-        }
-        .write()
-        .unwrap();
-        let cached = |body: &[u8], etag: Option<&str>, legacy| Cached {
-            body: body.to_vec(),
             etag: etag.map(str::to_owned),
             legacy,
         };
+        write(Some("\"x 1\""), false);
         assert_eq!(
             read_cached(&file).unwrap(),
-            Some(cached(&body, Some("\"x1\""), false))
+            Some(cached(Some("\"x 1\""), false))
         );
+        write(None, false);
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(None, false)));
+        write(Some("\"bad\nline\""), false);
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(None, false)));
 
-        // The old layout: a bare copy and `<file>.etag`; rewriting drops the side file.
+        // Damage to the body, cut-off files and a wrong checksum: no copy to trust.
+        write(Some("\"x1\""), false);
+        let good = std::fs::read(&file).unwrap();
+        let mut edited = good.clone();
+        let at = edited.len() - 4;
+        edited[at] ^= 1;
+        for damaged in [
+            edited,
+            good[..good.len() - 3].to_vec(),
+            good[..30].to_vec(),
+            [
+                &good[..CACHE_LINE.len()],
+                &b"00"[..],
+                &good[CACHE_LINE.len() + 2..],
+            ]
+            .concat(),
+        ] {
+            std::fs::write(&file, &damaged).unwrap();
+            assert_eq!(read_cached(&file).unwrap(), None, "{damaged:?}");
+        }
+
+        // Older formats are read, without their ETag: fetched whole when online.
+        std::fs::write(
+            &file,
+            [&b"mission-cache-etag \"old\"\n"[..], &body].concat(),
+        )
+        .unwrap();
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(None, false)));
         std::fs::write(&file, &body).unwrap();
         std::fs::write(legacy_etag_file(&file), "\"old\"").unwrap();
+        assert_eq!(read_cached(&file).unwrap(), Some(cached(None, true)));
+        // Writing it again drops the side file.
+        write(Some("\"new\""), true);
+        assert!(!legacy_etag_file(&file).exists());
         assert_eq!(
             read_cached(&file).unwrap(),
-            Some(cached(&body, Some("\"old\""), true))
+            Some(cached(Some("\"new\""), false))
         );
-        PendingWrite {
-            file: file.clone(),
-            body: body.clone(),
-            etag: None,
-            legacy: true,
-        }
-        .write()
-        .unwrap();
-        assert!(!legacy_etag_file(&file).exists());
-        // Without an ETag the body is stored bare, which reads as the old layout.
-        assert_eq!(read_cached(&file).unwrap(), Some(cached(&body, None, true)));
-
-        // A stray side file beside a missing copy does not survive a bare write.
-        std::fs::remove_file(&file).unwrap();
-        std::fs::write(legacy_etag_file(&file), "\"stale\"").unwrap();
-        PendingWrite {
-            file: file.clone(),
-            body: body.clone(),
-            etag: None,
-            legacy: false,
-        }
-        .write()
-        .unwrap();
-        assert_eq!(read_cached(&file).unwrap(), Some(cached(&body, None, true)));
-
-        // A header cut off before its line ends is no copy at all.
-        std::fs::write(&file, b"mission-cache-etag \"x").unwrap();
-        assert_eq!(read_cached(&file).unwrap(), None);
         assert_eq!(read_cached(&dir.path().join("missing")).unwrap(), None);
     }
 }

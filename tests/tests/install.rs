@@ -675,6 +675,25 @@ fn a_corrupt_cached_archive_is_refused_and_fetched_again() {
     user.ok(&["install"]);
     assert_eq!(user.tree(), installed);
     assert_eq!(std::fs::read(&cached).unwrap(), base);
+
+    // A cached index file altered on disk (here its checksum, still valid JSON) is not
+    // revalidated with its ETag and trusted: offline it is missing, online it is fetched
+    // whole again.
+    let index_file = user.home.join("cache/index/test/ba/se/base_tools");
+    let text = std::fs::read_to_string(&index_file).unwrap();
+    let sum = archive::cksum(&base);
+    assert!(text.contains(&sum), "{text}");
+    let altered = text.replace(&sum, &"0".repeat(64));
+    std::fs::write(&index_file, &altered).unwrap();
+    std::fs::remove_dir_all(user.project.join("missions")).unwrap();
+    let err = user.fails(&["install", "--offline"]);
+    assert!(
+        err.contains("not in the index cache") && err.contains("base_tools"),
+        "{err}"
+    );
+    user.ok(&["install"]);
+    assert_eq!(user.tree(), installed);
+    assert_eq!(std::fs::read_to_string(&index_file).unwrap(), text);
 }
 
 #[test]
