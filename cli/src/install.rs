@@ -68,7 +68,7 @@ use mission_index::archive::{self, ArchiveLimits};
 use mission_index::archive_signature::{self, ArchiveSignature};
 use mission_index::entry::IndexEntry;
 use mission_index::layout;
-use mission_index::lockfile::{LockedMission, Lockfile, PreparedLockfile, LOCKFILE_NAME};
+use mission_index::lockfile::{self, LockedMission, Lockfile, PreparedLockfile, LOCKFILE_NAME};
 use mission_index::name::collision_key;
 use mission_index::repo::IndexConfig;
 use mission_index::resolve::{self, Requirement, ResolveError};
@@ -138,10 +138,53 @@ pub fn lockfile_path() -> Result<PathBuf> {
         .join(LOCKFILE_NAME))
 }
 
-/// The install folder, absolute: `--dir`, else `./missions`.
-pub fn install_dir(dir: Option<&Path>) -> Result<PathBuf> {
-    let dir = dir.unwrap_or(Path::new("missions"));
-    std::path::absolute(dir).with_context(|| format!("locating {}", dir.display()))
+/// The install folder, absolute, and as the lockfile records it (relative to the
+/// lockfile's folder `project`): `--dir` (`arg`), else the lock's `dir`, else `missions`.
+/// `--dir` must be inside `project` (so the lock can record it), and may not differ from
+/// the folder a non-empty lock already installs into.
+fn install_dir(
+    arg: Option<&Path>,
+    lock: Option<&Lockfile>,
+    project: &Path,
+) -> Result<(PathBuf, String)> {
+    let recorded = lock
+        .and_then(Lockfile::dir)
+        .unwrap_or(lockfile::DEFAULT_DIR)
+        .to_owned();
+    let Some(arg) = arg else {
+        return Ok((project.join(&recorded), recorded));
+    };
+    let absolute =
+        std::path::absolute(arg).with_context(|| format!("locating {}", arg.display()))?;
+    let relative = absolute
+        .strip_prefix(project)
+        .ok()
+        .filter(|r| !r.as_os_str().is_empty())
+        .and_then(|r| {
+            let parts: Vec<String> = r
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .map(|c| c.as_os_str().to_str().map(str::to_owned))
+                .collect::<Option<_>>()?;
+            Some(parts.join("/"))
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "--dir {}: the install folder must be inside {} (the folder of missions.lock), so that missions.lock can record where its missions are",
+                arg.display(),
+                project.display()
+            )
+        })?;
+    if let Some(lock) = lock.filter(|l| !l.is_empty()) {
+        if relative != recorded {
+            bail!(
+                "--dir {}: missions.lock installs its missions into `{recorded}`; run without --dir (or with --dir {recorded}), or `mission remove` them first to start over elsewhere ({} locked)",
+                arg.display(),
+                lock.len()
+            );
+        }
+    }
+    Ok((absolute, relative))
 }
 
 pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
@@ -265,13 +308,21 @@ fn plan_roots(
     Ok((roots, resolve_lock, asked))
 }
 
-/// The lock for `resolution`, with each root's requirement as the user asked for it.
-fn new_lockfile(resolution: &resolve::Resolution, registry: &Registry, asked: &Asked) -> Lockfile {
+/// The lock for `resolution`, with each root's requirement as the user asked for it and
+/// the install folder `dir` (as the lockfile records it).
+fn new_lockfile(
+    resolution: &resolve::Resolution,
+    registry: &Registry,
+    asked: &Asked,
+    dir: &str,
+) -> Result<Lockfile> {
     let mut lock = Lockfile::from_resolution(resolution, registry.key());
     for (name, req) in asked {
         lock.set_root(name, req.clone());
     }
-    lock
+    lock.set_dir(Some(dir))
+        .map_err(|e| anyhow!("the install folder {e}"))?;
+    Ok(lock)
 }
 
 /// Runs an install or update.
@@ -281,13 +332,13 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "{what}");
     };
     let lock_path = lockfile_path()?;
-    let dir = install_dir(opts.dir.as_deref())?;
     // Held to the end: this install has the project (lockfile and installed missions), then
-    // the trust store and caches, to itself. The lockfile is read only once both are held.
-    let _project_lock = take_project(&lock_path, &dir)?;
+    // the trust store and caches, to itself. The lockfile is read once the first is held.
+    let project = take_project(&lock_path, opts.dir.as_deref())?;
     let home = home::mission_home()?;
     let _home_lock = locks::lock_home(&home)?;
-    let old_lock = load_lock(&lock_path)?;
+    let old_lock = project.lock.clone();
+    let dir = project.dir.clone();
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
@@ -301,7 +352,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             let cached = SparseIndex::new(registry.clone(), &index_cache, true);
             let complete = resolve::resolve(&cached, &roots, resolve_lock.as_ref())
                 .ok()
-                .map(|res| new_lockfile(&res, &registry, &asked))
+                .and_then(|res| new_lockfile(&res, &registry, &asked, &project.dir_record).ok())
                 .is_some_and(|lock| {
                     lock == *old
                         && lock
@@ -425,7 +476,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     };
     let resolution = resolved.map_err(|e| resolve_error(e, &index, offline))?;
     phase("resolved");
-    let new_lock = new_lockfile(&resolution, &registry, &asked);
+    let new_lock = new_lockfile(&resolution, &registry, &asked, &project.dir_record)?;
 
     if opts.locked {
         match &old_lock {
@@ -557,18 +608,38 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     })
 }
 
-/// Takes the project lock on the lockfile's folder, then cleans up after any install that
-/// was killed in the install folder `dir` (see [`staging`]), saying what it did.
-fn take_project(lock_path: &Path, dir: &Path) -> Result<Option<locks::Held>> {
-    let project = lock_path
+/// Takes the project lock on the lockfile's folder, reads the lockfile, picks the install
+/// folder, then cleans up after any install that was killed there (see [`staging`]),
+/// saying what it did.
+fn take_project(lock_path: &Path, dir_arg: Option<&Path>) -> Result<Project> {
+    let folder = lock_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let held = locks::lock_project(project)?;
-    for line in staging::recover(dir, project)? {
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let held = locks::lock_project(&folder)?;
+    let lock = load_lock(lock_path)?;
+    let (dir, dir_record) = install_dir(dir_arg, lock.as_ref(), &folder)?;
+    for line in staging::recover(&dir, &folder)? {
         note(&line);
     }
-    Ok(held)
+    Ok(Project {
+        _held: held,
+        lock,
+        dir,
+        dir_record,
+    })
+}
+
+/// The project an install, update or remove works on, locked (see [`take_project`]).
+struct Project {
+    _held: Option<locks::Held>,
+    /// `missions.lock` as it was when the lock was taken.
+    lock: Option<Lockfile>,
+    /// The install folder, absolute.
+    dir: PathBuf,
+    /// The install folder as the lockfile records it.
+    dir_record: String,
 }
 
 fn cwd_display() -> String {
@@ -1445,9 +1516,9 @@ pub struct Removal {
 /// are moved aside first and put back if the lockfile cannot be written.
 pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     let lock_path = lockfile_path()?;
-    let dir = install_dir(dir)?;
-    let _project_lock = take_project(&lock_path, &dir)?;
-    let Some(mut lock) = load_lock(&lock_path)? else {
+    let project = take_project(&lock_path, dir)?;
+    let dir = project.dir.clone();
+    let Some(mut lock) = project.lock.clone() else {
         bail!(
             "there is no missions.lock in {}: nothing is installed here",
             cwd_display()

@@ -1898,3 +1898,59 @@ fn update_stays_within_the_requirement_asked_for() {
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
     assert!(text.contains("version = 2\n"), "{text}");
 }
+
+/// `install --dir` is remembered in missions.lock: `update` and `remove` work in that
+/// folder; another folder, or one outside the project, is refused; and a lockfile whose
+/// `dir` leaves the project is refused before anything is written.
+#[test]
+fn the_install_folder_is_remembered_and_kept_inside_the_project() {
+    let (node, token) = start_node();
+    let alice = author();
+    node.publish(&token, &alice, "dr_base", "1.0.0", &[], "Base.");
+    node.publish(
+        &token,
+        &alice,
+        "dr_app",
+        "1.0.0",
+        &[("dr_base", "^1")],
+        "App.",
+    );
+    let user = Client::new(&node.url);
+    user.ok(&["install", "dr_app", "--dir", "vendor/m"]);
+    let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
+    assert!(text.contains("dir = \"vendor/m\""), "{text}");
+    let vendor = user.project.join("vendor/m");
+    assert!(vendor.join("dr_app/mission.yaml").is_file());
+
+    node.publish(&token, &alice, "dr_base", "1.1.0", &[], "Base.");
+    let out = user.ok(&["update"]);
+    assert!(out.contains("Updated dr_base 1.0.0 -> 1.1.0"), "{out}");
+    assert!(
+        !user.project.join("missions").exists(),
+        "update installs where the lock says"
+    );
+    let yaml = std::fs::read_to_string(vendor.join("dr_base/mission.yaml")).unwrap();
+    assert!(yaml.contains("version: 1.1.0"), "{yaml}");
+
+    let err = user.fails(&["install", "dr_base", "--dir", "elsewhere"]);
+    assert!(
+        err.contains("missions.lock installs its missions into `vendor/m`"),
+        "{err}"
+    );
+    let outside = tempfile::tempdir().unwrap();
+    let err = user.fails(&["install", "--dir", &outside.path().display().to_string()]);
+    assert!(err.contains("must be inside"), "{err}");
+
+    user.ok(&["remove", "dr_app"]);
+    assert!(!vendor.join("dr_app").exists() && !vendor.join("dr_base").exists());
+
+    // A lockfile from someone else pointing outside the project is refused.
+    let hostile = Client::new(&node.url);
+    let bad = text.replace("dir = \"vendor/m\"", "dir = \"../../victim\"");
+    std::fs::write(hostile.project.join("missions.lock"), bad).unwrap();
+    let err = hostile.fails(&["install"]);
+    assert!(
+        err.contains("`dir = \"../../victim\"` must be a folder inside the lockfile's folder"),
+        "{err}"
+    );
+}
