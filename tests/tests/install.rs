@@ -746,6 +746,12 @@ fn search_and_info_read_the_node() {
         serde_json::from_str(&user.ok(&["search", "x", "--category", "security", "--json"]))
             .unwrap();
     assert_eq!(json["meta"]["total"], 0, "{json}");
+    // An empty answer names the filters that applied, a misspelled category among them.
+    let out = user.ok(&["search", "static", "--category", "bogus-cat", "--free"]);
+    assert!(
+        out.contains("No mission matching `static` in category `bogus-cat`, free on"),
+        "{out}"
+    );
 
     let out = user.ok(&["info", "deploy_site"]);
     assert!(

@@ -93,11 +93,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_u64()
         .unwrap_or(missions.len() as u64);
     if missions.is_empty() {
-        println!(
-            "No mission matches `{}` on {}.",
-            args.query,
-            registry.display()
-        );
+        // Say every filter that applied: an empty answer to a misspelled category must
+        // not read as "nothing matches the words".
+        let mut filters = Vec::new();
+        if let Some(c) = &args.category {
+            filters.push(format!("in category `{c}`"));
+        }
+        if let Some(level) = certification {
+            filters.push(format!("certified `{level}`"));
+        }
+        if args.free {
+            filters.push("free".to_owned());
+        }
+        let what = if args.query.is_empty() {
+            "No mission".to_owned()
+        } else {
+            format!("No mission matching `{}`", args.query)
+        };
+        let filters = if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", filters.join(", "))
+        };
+        println!("{what}{filters} on {}.", registry.display());
+        if args.category.is_some() {
+            println!("Categories are words such as `build-automation`; `mission search` without --category lists every mission with its categories in --json.");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let width = missions
