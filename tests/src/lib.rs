@@ -8,6 +8,7 @@
 //! [`NodeProcess`] over a data folder the test owns), its admin commands ([`node_cmd`],
 //! [`node_admin`], [`add_user`]) and a small HTTP client ([`agent`], [`Reply`]).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -471,6 +472,7 @@ pub fn publish_raw(node: &Node, token: Option<&str>, body: Vec<u8>) -> Reply {
 // ---- packages to publish ----
 
 use mission_index::archive::{self, ArchiveLimits};
+use mission_index::lockfile::Lockfile;
 use mission_index::signing::{self, PublicKey, SecretKey};
 use mission_index::wire::{PublishBody, PublishMetadata};
 
@@ -562,4 +564,218 @@ pub fn publish_body_signed(
 
 pub fn publish_body(author: &Author, name: &str, version: &str) -> Vec<u8> {
     publish_body_signed(author, author, name, version, package(name, version, 0))
+}
+
+// ---- a user of `mission` (install, update, remove, search, ...) ----
+
+/// Text of a command's output, for assertions and messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The canonical archive of a package `name` `version` needing `deps` (`(name, req)`),
+/// whose mission writes `hello.txt`.
+pub fn package_with_deps(
+    name: &str,
+    version: &str,
+    deps: &[(&str, &str)],
+    description: &str,
+) -> Vec<u8> {
+    let deps = if deps.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
+        format!("  dependencies: {{ {} }}\n", list.join(", "))
+    };
+    let yaml = format!(
+        r#"version: "1.0"
+name: {name}
+description: {description}
+
+package:
+  name: {name}
+  version: {version}
+  description: {description}
+  authors: ["Test Author <author@example.invalid>"]
+  license: MIT
+  categories: [build-automation]
+  keywords: [test, {name}]
+  pricing: {{ model: free }}
+{deps}  permissions:
+    network: false
+    commands: []
+    llm: false
+    max_duration_seconds: 60
+
+steps:
+  - id: greet
+    name: Write the greeting
+    step_type: create_file
+    parameters:
+      path: hello.txt
+      content: hello from {name} {version}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        format!("# {name} {version}\n"),
+    )
+    .unwrap();
+    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+}
+
+/// `NAME VERSION` of every mission a lock holds, sorted by name.
+pub fn versions(lock: &Lockfile) -> Vec<String> {
+    lock.missions()
+        .map(|m| format!("{} {}", m.name, m.version))
+        .collect()
+}
+
+/// A user of `mission`: a home (config, trust store, caches) and a project folder, both
+/// in a temporary folder of their own.
+pub struct Client {
+    pub home: PathBuf,
+    pub project: PathBuf,
+    /// Extra environment for every command.
+    pub env: Vec<(String, String)>,
+    /// The node the registry `test` points at ([`Client::point_at`]).
+    registry_url: std::cell::RefCell<Option<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Client {
+    /// A user whose config.toml is `config` (none when empty).
+    pub fn with_config(config: &str) -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let project = dir.path().join("project");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        if !config.is_empty() {
+            std::fs::write(home.join("config.toml"), config).unwrap();
+        }
+        Client {
+            home,
+            project,
+            env: Vec::new(),
+            registry_url: std::cell::RefCell::new(None),
+            _dir: dir,
+        }
+    }
+
+    /// A user whose default registry `test` is the node at `registry_url` (sparse HTTP).
+    pub fn new(registry_url: &str) -> Client {
+        let client = Client::with_config("");
+        client.point_at(registry_url);
+        client
+    }
+
+    /// Makes the registry `test` (the default) point at `url`.
+    pub fn point_at(&self, url: &str) {
+        self.registry_url.replace(Some(url.to_owned()));
+        self.config_with("");
+    }
+
+    /// Writes config.toml: the registry `test` (the default), then `extra` verbatim.
+    pub fn config_with(&self, extra: &str) {
+        let url = self
+            .registry_url
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:9".to_owned());
+        std::fs::write(
+            self.home.join("config.toml"),
+            format!("[registry]\ndefault = \"test\"\n\n[registries.test]\nindex = \"sparse+{url}/index/\"\n\n{extra}"),
+        )
+        .unwrap();
+    }
+
+    /// Runs `mission ARGS` in `project`.
+    pub fn run_in(&self, project: &Path, args: &[&str]) -> Output {
+        let mut cmd = mission(&self.home);
+        cmd.current_dir(project).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs `mission ARGS` in the project.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.project, args)
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    /// `missions.lock` of `project`, which must exist.
+    pub fn lock_in(&self, project: &Path) -> Lockfile {
+        Lockfile::load(&project.join("missions.lock"))
+            .unwrap()
+            .expect("missions.lock exists")
+    }
+
+    /// `missions.lock` of the project, which must exist.
+    pub fn lock(&self) -> Lockfile {
+        self.lock_in(&self.project)
+    }
+
+    /// The folders in `missions/`, sorted (temporary folders would show up too).
+    pub fn installed(&self) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(self.project.join("missions")) {
+            Ok(read) => read
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+
+    /// Every file under the project (lockfile and installed missions), with its bytes.
+    pub fn tree(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        walk(&self.project, &self.project, &mut files);
+        files
+    }
+}
+
+/// Adds every file under `dir` to `files`, by its path relative to `root`, with its bytes.
+pub fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(root, &path, files);
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            files.insert(rel, std::fs::read(&path).unwrap());
+        }
+    }
 }

@@ -4,17 +4,14 @@
 //! with the node's own key or a reviewer's, and the real `mission` binary installing,
 //! searching and showing them.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use mission_e2e::{agent, Node};
-use mission_index::archive::{self, ArchiveLimits};
+use mission_e2e::{
+    author as keys, package_with_deps, publish_body_signed, publish_raw, text, versions,
+    Author as Keys, Client, Node,
+};
+use mission_index::archive;
 use mission_index::certification::{sign_certification, Certification, CertificationLevel};
-use mission_index::lockfile::Lockfile;
 use mission_index::repo::IndexRepo;
-use mission_index::signing::{self, PublicKey, SecretKey};
-use mission_index::wire::{PublishBody, PublishMetadata};
+use mission_index::signing::SecretKey;
 
 const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
 
@@ -24,20 +21,6 @@ const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
 fn start_node() -> (Node, String) {
     let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish")]);
     (node, tokens.remove(0))
-}
-
-/// A minisign key pair: an author's or a reviewer's.
-struct Keys {
-    sk: SecretKey,
-    pk: PublicKey,
-}
-
-fn keys() -> Keys {
-    let g = signing::generate_keypair(None).unwrap();
-    Keys {
-        sk: SecretKey::parse(&g.secret_key_text, None).unwrap(),
-        pk: PublicKey::parse(&g.public_key_text).unwrap(),
-    }
 }
 
 /// The node's own key pair, from its data folder.
@@ -57,70 +40,19 @@ fn publish(
     deps: &[&str],
 ) -> String {
     let archive = package(name, version, deps);
-    let sig = signing::sign_archive(&author.sk, &author.pk, &archive, name, version).unwrap();
     let cksum = archive::cksum(&archive);
-    let body = PublishBody {
-        metadata: PublishMetadata {
-            name: name.to_owned(),
-            vers: version.to_owned(),
-            cksum: cksum.clone(),
-            key: author.pk.to_base64(),
-            sig,
-        },
-        archive,
-    }
-    .encode();
-    let mut response = agent()
-        .post(format!("{}/api/v1/missions/publish", node.url))
-        .header("Authorization", format!("Bearer {token}"))
-        .send(body)
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    assert_eq!(status, 200, "publishing {name} {version}: {text}");
+    publish_raw(
+        node,
+        Some(token),
+        publish_body_signed(author, author, name, version, archive),
+    )
+    .expect(200);
     cksum
 }
 
 fn package(name: &str, version: &str, deps: &[&str]) -> Vec<u8> {
-    let deps = if deps.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = deps.iter().map(|n| format!("{n}: \"^1\"")).collect();
-        format!("  dependencies: {{ {} }}\n", list.join(", "))
-    };
-    let yaml = format!(
-        r#"version: "1.0"
-name: {name}
-description: Mission {name}
-
-package:
-  name: {name}
-  version: {version}
-  description: Mission {name}
-  authors: ["Test Author <author@example.invalid>"]
-  license: MIT
-  categories: [build-automation]
-  keywords: [test]
-  pricing: {{ model: free }}
-{deps}  permissions:
-    network: false
-    commands: []
-    llm: false
-    max_duration_seconds: 60
-
-steps:
-  - id: greet
-    name: Write the greeting
-    step_type: create_file
-    parameters:
-      path: hello.txt
-      content: hello from {name} {version}
-"#
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
-    std::fs::write(dir.path().join("README.md"), format!("# {name}\n")).unwrap();
-    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+    let deps: Vec<(&str, &str)> = deps.iter().map(|n| (*n, "^1")).collect();
+    package_with_deps(name, version, &deps, &format!("Mission {name}"))
 }
 
 /// A signed certification line for `name` `vers` with archive `cksum`, by `by`.
@@ -155,113 +87,6 @@ fn node_requests(node: &Node) -> String {
 }
 
 // ---- the client ----
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A user of `mission`: a home (config, trust store, caches) and a project folder.
-struct Client {
-    home: PathBuf,
-    project: PathBuf,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Client {
-    fn new(registry_url: &str) -> Client {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let project = dir.path().join("project");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&project).unwrap();
-        let client = Client {
-            home,
-            project,
-            url: registry_url.to_owned(),
-            _dir: dir,
-        };
-        client.trust("");
-        client
-    }
-
-    /// Writes config.toml: the registry `test` (the default) and then `trust` verbatim.
-    fn trust(&self, trust: &str) {
-        std::fs::write(
-            self.home.join("config.toml"),
-            format!(
-                "[registry]\ndefault = \"test\"\n\n[registries.test]\nindex = \"sparse+{}/index/\"\n\n{trust}",
-                self.url
-            ),
-        )
-        .unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = mission_e2e::mission(&self.home);
-        cmd.current_dir(&self.project).args(args);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stderr)
-    }
-
-    fn lock(&self) -> Lockfile {
-        Lockfile::load(&self.project.join("missions.lock"))
-            .unwrap()
-            .expect("missions.lock exists")
-    }
-
-    fn installed(&self) -> Vec<String> {
-        self.lock()
-            .missions()
-            .map(|m| format!("{} {}", m.name, m.version))
-            .collect()
-    }
-
-    /// Every file under the project (lockfile and installed missions), with its bytes.
-    fn tree(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        walk(&self.project, &self.project, &mut files);
-        files
-    }
-}
-
-fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(root, &path, files);
-        } else {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            files.insert(rel, std::fs::read(&path).unwrap());
-        }
-    }
-}
 
 const VERIFIED: &str = "[trust]\nminimum-certification = \"verified\"\n";
 
@@ -324,9 +149,9 @@ fn a_minimum_installs_certified_trees_and_refuses_the_rest() {
     );
 
     let user = Client::new(&node.url);
-    user.trust(VERIFIED);
+    user.config_with(VERIFIED);
     user.ok(&["install", "solo_tool"]);
-    assert_eq!(user.installed(), ["solo_tool 1.0.0"]);
+    assert_eq!(versions(&user.lock()), ["solo_tool 1.0.0"]);
     let before = user.tree();
 
     // base_tools is only `community`: refused, naming it and what it has.
@@ -372,7 +197,7 @@ fn a_minimum_installs_certified_trees_and_refuses_the_rest() {
     );
     user.ok(&["install", "app_main"]);
     assert_eq!(
-        user.installed(),
+        versions(&user.lock()),
         ["app_main 1.0.0", "base_tools 1.0.0", "solo_tool 1.0.0"]
     );
     assert!(user
@@ -461,7 +286,7 @@ fn only_trusted_signatures_over_these_bytes_count() {
     );
 
     let user = Client::new(&node.url);
-    user.trust(VERIFIED);
+    user.config_with(VERIFIED);
     let err = user.fails(&["install", "app_main"]);
     assert!(
         err.contains("certification check failed for `base_tools` 1.0.0"),
@@ -485,7 +310,7 @@ fn only_trusted_signatures_over_these_bytes_count() {
     assert!(user.tree().is_empty(), "nothing installed, no lock written");
 
     // The reviewer's key trusted: its `professional` counts, and reaches even that minimum.
-    user.trust(&format!(
+    user.config_with(&format!(
         "[trust]\nminimum-certification = \"professional\"\ncertifiers = [\"{}\"]\n",
         reviewer.pk.to_base64()
     ));
@@ -496,17 +321,20 @@ fn only_trusted_signatures_over_these_bytes_count() {
             && !err.contains("`base_tools` 1.0.0"),
         "only app_main (verified) falls short now: {err}"
     );
-    user.trust(&format!(
+    user.config_with(&format!(
         "[trust]\nminimum-certification = \"verified\"\ncertifiers = [\"{}\"]\n",
         reviewer.pk.to_base64()
     ));
     user.ok(&["install", "app_main"]);
-    assert_eq!(user.installed(), ["app_main 1.0.0", "base_tools 1.0.0"]);
+    assert_eq!(
+        versions(&user.lock()),
+        ["app_main 1.0.0", "base_tools 1.0.0"]
+    );
 
     // [trust.node-keys] pins the node key: another key is refused at the snapshot check,
     // the node's own key works, and it may not contradict [registries.test] node-key.
     let stranger = keys().pk.to_base64();
-    user.trust(&format!("[trust.node-keys]\ntest = \"{stranger}\"\n"));
+    user.config_with(&format!("[trust.node-keys]\ntest = \"{stranger}\"\n"));
     let err = user.fails(&["install"]);
     assert!(
         err.contains("snapshot check failed")
@@ -514,13 +342,13 @@ fn only_trusted_signatures_over_these_bytes_count() {
             && err.contains("config.toml"),
         "{err}"
     );
-    user.trust(&format!(
+    user.config_with(&format!(
         "[trust.node-keys]\ntest = \"{}\"\n",
         nk.pk.to_base64()
     ));
     user.ok(&["install"]);
     // (Written right after `index = ...`, so inside [registries.test].)
-    user.trust(&format!(
+    user.config_with(&format!(
         "node-key = \"{stranger}\"\n[trust.node-keys]\ntest = \"{}\"\n",
         nk.pk.to_base64()
     ));
@@ -531,7 +359,7 @@ fn only_trusted_signatures_over_these_bytes_count() {
     );
 
     // A bad [trust] table is refused before anything else, naming what is wrong.
-    user.trust("[trust]\nminimum-certification = \"gold\"\n");
+    user.config_with("[trust]\nminimum-certification = \"gold\"\n");
     let err = user.fails(&["install"]);
     assert!(
         err.contains("config.toml")
@@ -570,14 +398,14 @@ fn locked_and_offline_apply_the_minimum_from_the_cache() {
         ],
     );
     let user = Client::new(&node.url);
-    user.trust(VERIFIED);
+    user.config_with(VERIFIED);
     user.ok(&["install", "app_main"]);
     let installed = user.tree();
 
     // A user who installed without a minimum has no certs files cached.
     let relaxed = Client::new(&node.url);
     relaxed.ok(&["install", "app_main"]);
-    relaxed.trust(VERIFIED);
+    relaxed.config_with(VERIFIED);
 
     node.stop();
     // Everything cached, certs files included: no request, and the policy holds.
@@ -593,7 +421,7 @@ fn locked_and_offline_apply_the_minimum_from_the_cache() {
     assert_eq!(user.tree(), installed);
 
     // A higher minimum is checked from the same cache, offline and --locked alike.
-    user.trust("[trust]\nminimum-certification = \"enterprise\"\n");
+    user.config_with("[trust]\nminimum-certification = \"enterprise\"\n");
     for args in [&["install", "--offline"][..], &["install", "--locked"][..]] {
         let err = user.fails(args);
         assert!(

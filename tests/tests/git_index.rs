@@ -6,15 +6,15 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use mission_e2e::{agent, Node};
-use mission_index::archive::{self, ArchiveLimits};
-use mission_index::lockfile::Lockfile;
-use mission_index::signing::{self, PublicKey, SecretKey};
-use mission_index::wire::{PublishBody, PublishMetadata};
+use mission_e2e::{
+    agent, author, package_with_deps, publish_body_signed, publish_raw, text, versions, Author,
+    Client, Node,
+};
+use mission_index::archive;
 
 const NODE_TOML: &str = "name = \"gitnode\"\nseed_library = false\n";
 
@@ -24,63 +24,8 @@ fn start_node() -> (Node, String) {
     (node, tokens.remove(0))
 }
 
-struct Author {
-    sk: SecretKey,
-    pk: PublicKey,
-}
-
-fn author() -> Author {
-    let g = signing::generate_keypair(None).unwrap();
-    Author {
-        sk: SecretKey::parse(&g.secret_key_text, None).unwrap(),
-        pk: PublicKey::parse(&g.public_key_text).unwrap(),
-    }
-}
-
 fn package(name: &str, version: &str, deps: &[(&str, &str)]) -> Vec<u8> {
-    let deps = if deps.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
-        format!("  dependencies: {{ {} }}\n", list.join(", "))
-    };
-    let yaml = format!(
-        r#"version: "1.0"
-name: {name}
-description: Test mission {name}.
-
-package:
-  name: {name}
-  version: {version}
-  description: Test mission {name}.
-  authors: ["Test Author <author@example.invalid>"]
-  license: MIT
-  categories: [build-automation]
-  keywords: [test]
-  pricing: {{ model: free }}
-{deps}  permissions:
-    network: false
-    commands: []
-    llm: false
-    max_duration_seconds: 60
-
-steps:
-  - id: greet
-    name: Write the greeting
-    step_type: create_file
-    parameters:
-      path: hello.txt
-      content: hello from {name} {version}
-"#
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
-    std::fs::write(
-        dir.path().join("README.md"),
-        format!("# {name} {version}\n"),
-    )
-    .unwrap();
-    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
+    package_with_deps(name, version, deps, &format!("Test mission {name}."))
 }
 
 /// Publishes over the node's HTTP API; returns the archive.
@@ -93,26 +38,8 @@ fn publish(
     deps: &[(&str, &str)],
 ) -> Vec<u8> {
     let archive = package(name, version, deps);
-    let sig = signing::sign_archive(&author.sk, &author.pk, &archive, name, version).unwrap();
-    let body = PublishBody {
-        metadata: PublishMetadata {
-            name: name.to_owned(),
-            vers: version.to_owned(),
-            cksum: archive::cksum(&archive),
-            key: author.pk.to_base64(),
-            sig,
-        },
-        archive: archive.clone(),
-    }
-    .encode();
-    let mut response = agent()
-        .post(format!("{}/api/v1/missions/publish", node.url))
-        .header("Authorization", format!("Bearer {token}"))
-        .send(body)
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    assert_eq!(status, 200, "publishing {name} {version}: {text}");
+    let body = publish_body_signed(author, author, name, version, archive.clone());
+    publish_raw(node, Some(token), body).expect(200);
     archive
 }
 
@@ -139,109 +66,24 @@ fn publish_chain(node: &Node, token: &str, alice: &Author) -> Vec<Vec<u8>> {
     ]
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// A user whose default registry `g` reads the index of the node at `base` over git.
+fn git_client(base: &str) -> Client {
+    Client::with_config(&format!(
+        "[registry]\ndefault = \"g\"\n\n[registries.g]\nindex = \"git+{base}/git/index.git\"\n"
+    ))
 }
 
-/// A user of `mission`: a home (config, trust store, caches) and a project folder.
-struct Client {
-    home: PathBuf,
-    project: PathBuf,
-    env: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl Client {
-    /// A user whose config.toml is `config` (none when empty).
-    fn new(config: &str) -> Client {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let project = dir.path().join("project");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&project).unwrap();
-        if !config.is_empty() {
-            std::fs::write(home.join("config.toml"), config).unwrap();
-        }
-        Client {
-            home,
-            project,
-            env: Vec::new(),
-            _dir: dir,
-        }
-    }
-
-    /// A user whose default registry `g` reads the index of the node at `base` over git.
-    fn with_git_registry(base: &str) -> Client {
-        Client::new(&format!(
-            "[registry]\ndefault = \"g\"\n\n[registries.g]\nindex = \"git+{base}/git/index.git\"\n"
-        ))
-    }
-
-    fn run_in(&self, project: &Path, args: &[&str]) -> Output {
-        let mut cmd = mission_e2e::mission(&self.home);
-        cmd.current_dir(project).args(args);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_in(&self.project, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stderr)
-    }
-
-    fn lock_in(&self, project: &Path) -> Lockfile {
-        Lockfile::load(&project.join("missions.lock"))
-            .unwrap()
-            .expect("missions.lock exists")
-    }
-
-    fn lock(&self) -> Lockfile {
-        self.lock_in(&self.project)
-    }
-
-    /// The version installed in `missions/NAME/` (from its mission.yaml).
-    fn installed_version(&self, project: &Path, name: &str) -> String {
-        let path = project.join("missions").join(name).join("mission.yaml");
-        let yaml =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(yaml.contains(&format!("name: {name}")), "{yaml}");
-        // The package's version (the file's own `version: "1.0"` is quoted).
-        yaml.lines()
-            .filter_map(|l| l.trim().strip_prefix("version: "))
-            .find(|v| !v.starts_with('"'))
-            .unwrap()
-            .to_owned()
-    }
-}
-
-fn versions(lock: &Lockfile) -> Vec<String> {
-    lock.missions()
-        .map(|m| format!("{} {}", m.name, m.version))
-        .collect()
+/// The version installed in `project/missions/NAME/` (from its mission.yaml).
+fn installed_version(project: &Path, name: &str) -> String {
+    let path = project.join("missions").join(name).join("mission.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(yaml.contains(&format!("name: {name}")), "{yaml}");
+    // The package's version (the file's own `version: "1.0"` is quoted).
+    yaml.lines()
+        .filter_map(|l| l.trim().strip_prefix("version: "))
+        .find(|v| !v.starts_with('"'))
+        .unwrap()
+        .to_owned()
 }
 
 /// The commit of `refs/heads/main` the node's `/git/index.git` advertises, by the real git.
@@ -284,7 +126,7 @@ fn a_git_index_installs_updates_and_works_offline() {
     let alice = author();
     let archives = publish_chain(&node, &token, &alice);
 
-    let user = Client::with_git_registry(&node.url);
+    let user = git_client(&node.url);
     let out = user.ok(&["install", "app_main"]);
     assert!(out.contains("app_main 1.0.0"), "{out}");
 
@@ -301,7 +143,7 @@ fn a_git_index_installs_updates_and_works_offline() {
         let m = lock.get(name).unwrap();
         assert_eq!(m.cksum, archive::cksum(bytes), "{name}");
         assert_eq!(m.registry, "g");
-        assert_eq!(user.installed_version(&user.project, name), "1.0.0");
+        assert_eq!(installed_version(&user.project, name), "1.0.0");
     }
     // The index came from the git clone (at the node's head), not from the sparse index.
     assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
@@ -318,7 +160,7 @@ fn a_git_index_installs_updates_and_works_offline() {
         user.lock().get("base_tools").unwrap().version.to_string(),
         "1.1.0"
     );
-    assert_eq!(user.installed_version(&user.project, "base_tools"), "1.1.0");
+    assert_eq!(installed_version(&user.project, "base_tools"), "1.1.0");
     assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
 
     // The node stopped: --offline installs from the clone (and the archive cache).
@@ -335,7 +177,7 @@ fn a_git_index_installs_updates_and_works_offline() {
         versions(&user.lock_in(&elsewhere)),
         ["app_main 1.0.0", "base_tools 1.1.0", "helper_kit 1.0.0"]
     );
-    assert_eq!(user.installed_version(&elsewhere, "base_tools"), "1.1.0");
+    assert_eq!(installed_version(&elsewhere, "base_tools"), "1.1.0");
 
     // Online with the node down: the error names the git URL that could not be fetched.
     let git_url = format!("{}/git/index.git", node.url);
@@ -346,7 +188,7 @@ fn a_git_index_installs_updates_and_works_offline() {
     );
 
     // A home that never fetched says so offline.
-    let cold = Client::with_git_registry(&node.url);
+    let cold = git_client(&node.url);
     let err = cold.fails(&["install", "app_main", "--offline"]);
     assert!(
         err.contains(&git_url) && err.contains("has not been fetched"),
@@ -364,7 +206,7 @@ fn the_index_url_can_come_from_the_environment_alone() {
     publish_chain(&node, &token, &alice);
 
     // No config.toml at all: the registry `ci-node` exists through the environment only.
-    let mut user = Client::new("");
+    let mut user = Client::with_config("");
     user.env.push((
         "MISSION_REGISTRIES_CI_NODE_INDEX".into(),
         format!("git+{}/git/index.git", node.url),
@@ -383,7 +225,7 @@ fn the_index_url_can_come_from_the_environment_alone() {
     assert!(out.contains("app_main 1.0.0"), "{out}");
 
     // A name configured nowhere suggests the configured ones.
-    let typo = Client::with_git_registry(&node.url);
+    let typo = git_client(&node.url);
     let err = typo.fails(&["install", "app_main", "--registry", "gg"]);
     assert!(
         err.contains("no registry named `gg`") && err.contains("did you mean `g`?"),
@@ -397,7 +239,7 @@ fn bad_git_urls_are_refused_naming_them() {
         return;
     }
     let (node, _token) = start_node();
-    let user = Client::new("");
+    let user = Client::with_config("");
 
     // Not the shape of a node's git index.
     let url = format!("git+{}/index.git", node.url);
@@ -429,7 +271,7 @@ fn bad_git_urls_are_refused_naming_them() {
     );
 
     // Unknown keys in config.toml are reported, naming the key and the file.
-    let warned = Client::new(&format!(
+    let warned = Client::with_config(&format!(
         "[registry]\ndefault = \"g\"\ndefualt = \"x\"\n\n[registries.g]\nindex = \"git+{}/git/index.git\"\ntoken = \"t\"\n\n[trust]\nwhatever = 1\n",
         node.url
     ));
@@ -541,7 +383,7 @@ fn a_snapshot_of_another_index_than_the_git_one_is_refused() {
         .unwrap()
         .to_owned();
     let relay = Relay::start(&node.url, &node.url);
-    let user = Client::new(&format!(
+    let user = Client::with_config(&format!(
         "[registry]\ndefault = \"g\"\n\n[registries.g]\nindex = \"git+{}/git/index.git\"\nnode-key = \"{node_key}\"\n",
         relay.url
     ));

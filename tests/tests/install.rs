@@ -8,18 +8,20 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mission_e2e::{agent, Node};
-use mission_index::archive::{self, ArchiveLimits};
+use mission_e2e::{
+    agent, author, package_with_deps as package, publish_body_signed, publish_raw, text, versions,
+    walk, Author, Client, Node,
+};
+use mission_index::archive;
 use mission_index::lockfile::Lockfile;
-use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::signing::{self, SecretKey};
 use mission_index::snapshot::{self, Snapshot};
-use mission_index::wire::{PublishBody, PublishMetadata};
 
 const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
 
@@ -55,193 +57,13 @@ impl Publish for Node {
         description: &str,
     ) -> Vec<u8> {
         let archive = package(name, version, deps, description);
-        let sig = signing::sign_archive(&author.sk, &author.pk, &archive, name, version).unwrap();
-        let body = PublishBody {
-            metadata: PublishMetadata {
-                name: name.to_owned(),
-                vers: version.to_owned(),
-                cksum: archive::cksum(&archive),
-                key: author.pk.to_base64(),
-                sig,
-            },
-            archive: archive.clone(),
-        }
-        .encode();
-        let mut response = agent()
-            .post(format!("{}/api/v1/missions/publish", self.url))
-            .header("Authorization", format!("Bearer {token}"))
-            .send(body)
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        assert_eq!(status, 200, "publishing {name} {version}: {text}");
+        let body = publish_body_signed(author, author, name, version, archive.clone());
+        publish_raw(self, Some(token), body).expect(200);
         archive
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-// ---- packages ----
-
-struct Author {
-    sk: SecretKey,
-    pk: PublicKey,
-}
-
-fn author() -> Author {
-    let g = signing::generate_keypair(None).unwrap();
-    Author {
-        sk: SecretKey::parse(&g.secret_key_text, None).unwrap(),
-        pk: PublicKey::parse(&g.public_key_text).unwrap(),
-    }
-}
-
-fn package(name: &str, version: &str, deps: &[(&str, &str)], description: &str) -> Vec<u8> {
-    let deps = if deps.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
-        format!("  dependencies: {{ {} }}\n", list.join(", "))
-    };
-    let yaml = format!(
-        r#"version: "1.0"
-name: {name}
-description: {description}
-
-package:
-  name: {name}
-  version: {version}
-  description: {description}
-  authors: ["Test Author <author@example.invalid>"]
-  license: MIT
-  categories: [build-automation]
-  keywords: [test, {name}]
-  pricing: {{ model: free }}
-{deps}  permissions:
-    network: false
-    commands: []
-    llm: false
-    max_duration_seconds: 60
-
-steps:
-  - id: greet
-    name: Write the greeting
-    step_type: create_file
-    parameters:
-      path: hello.txt
-      content: hello from {name} {version}
-"#
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
-    std::fs::write(
-        dir.path().join("README.md"),
-        format!("# {name} {version}\n"),
-    )
-    .unwrap();
-    archive::build_archive(dir.path(), &ArchiveLimits::default()).unwrap()
-}
-
 // ---- the client ----
-
-/// A user of `mission`: a home (config, trust store, caches) and a project folder.
-struct Client {
-    home: PathBuf,
-    project: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Client {
-    fn new(registry_url: &str) -> Client {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let project = dir.path().join("project");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&project).unwrap();
-        let client = Client {
-            home,
-            project,
-            _dir: dir,
-        };
-        client.point_at(registry_url);
-        client
-    }
-
-    /// Makes the registry `test` (the default) point at `url`.
-    fn point_at(&self, url: &str) {
-        std::fs::write(
-            self.home.join("config.toml"),
-            format!("[registry]\ndefault = \"test\"\n\n[registries.test]\nindex = \"sparse+{url}/index/\"\n"),
-        )
-        .unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = mission_e2e::mission(&self.home);
-        cmd.current_dir(&self.project).args(args);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "mission {args:?} failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "mission {args:?} should have failed:\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stderr)
-    }
-
-    fn lock(&self) -> Lockfile {
-        Lockfile::load(&self.project.join("missions.lock"))
-            .unwrap()
-            .expect("missions.lock exists")
-    }
-
-    /// Every file under the project (lockfile and installed missions), with its bytes.
-    fn tree(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        walk(&self.project, &self.project, &mut files);
-        files
-    }
-}
-
-fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(root, &path, files);
-        } else {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            files.insert(rel, std::fs::read(&path).unwrap());
-        }
-    }
-}
-
-fn versions(lock: &Lockfile) -> Vec<String> {
-    lock.missions()
-        .map(|m| format!("{} {}", m.name, m.version))
-        .collect()
-}
 
 // ---- a fixture server in front of the node ----
 
@@ -1040,20 +862,6 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
 
 // ---- roots and pruning ----
 
-impl Client {
-    /// The folders in `missions/`, sorted (temporary folders would show up too).
-    fn installed(&self) -> Vec<String> {
-        let mut names: Vec<String> = match std::fs::read_dir(self.project.join("missions")) {
-            Ok(read) => read
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
-    }
-}
-
 fn roots(lock: &Lockfile) -> Vec<String> {
     lock.roots().map(|m| m.name.clone()).collect()
 }
@@ -1485,24 +1293,21 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
     );
 }
 
-#[test]
-fn two_installs_in_one_home_take_turns_and_keep_each_others_pins() {
-    let (node, token) = start_node();
-    let alice = author();
-    node.publish(&token, &alice, "lk_one", "1.0.0", &[], "One.");
-    node.publish(&token, &alice, "lk_two", "1.0.0", &[], "Two.");
-    let front = Front::start(&node.url);
-    // The first install stalls on lk_one's index file for 3 s, holding the home.
-    front.hold(&index_path("lk_one"), "/never", Duration::from_secs(3));
-    let first = Client::new(&front.url);
-    let home = first.home.clone();
-    let project = first.project.clone();
+/// Starts `mission install NAME` for a new user of `front`, which holds NAME's index file
+/// for 3 s; returns once the install has asked for it (so it holds its locks by then).
+fn start_held_install(
+    front: &Front,
+    name: &str,
+) -> (Client, std::thread::JoinHandle<std::process::Output>) {
+    front.hold(&index_path(name), "/never", Duration::from_secs(3));
+    let user = Client::new(&front.url);
+    let (home, project, owned) = (user.home.clone(), user.project.clone(), name.to_owned());
     let running = std::thread::spawn(move || {
         let mut cmd = mission_e2e::mission(&home);
-        cmd.current_dir(&project).args(["install", "lk_one"]);
+        cmd.current_dir(&project).args(["install", &owned]);
         cmd.output().unwrap()
     });
-    let asked = index_path("lk_one");
+    let asked = index_path(name);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !front.requested().contains(&asked) {
         assert!(
@@ -1511,6 +1316,18 @@ fn two_installs_in_one_home_take_turns_and_keep_each_others_pins() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (user, running)
+}
+
+#[test]
+fn two_installs_in_one_home_take_turns_and_keep_each_others_pins() {
+    let (node, token) = start_node();
+    let alice = author();
+    node.publish(&token, &alice, "lk_one", "1.0.0", &[], "One.");
+    node.publish(&token, &alice, "lk_two", "1.0.0", &[], "Two.");
+    let front = Front::start(&node.url);
+    // The first install stalls on lk_one's index file for 3 s, holding the home.
+    let (first, running) = start_held_install(&front, "lk_one");
 
     // A second install in the same home, another project: it waits for the first.
     let other_project = first.home.parent().unwrap().join("other");
@@ -1693,23 +1510,7 @@ fn two_installs_in_one_project_take_turns_and_keep_each_others_missions() {
     node.publish(&token, &alice, "pj_two", "1.0.0", &[], "Two.");
     let front = Front::start(&node.url);
     // The first install stalls on pj_one's index file for 3 s, holding the project.
-    front.hold(&index_path("pj_one"), "/never", Duration::from_secs(3));
-    let first = Client::new(&front.url);
-    let (home, project) = (first.home.clone(), first.project.clone());
-    let running = std::thread::spawn(move || {
-        let mut cmd = mission_e2e::mission(&home);
-        cmd.current_dir(&project).args(["install", "pj_one"]);
-        cmd.output().unwrap()
-    });
-    let asked = index_path("pj_one");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !front.requested().contains(&asked) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first install never asked"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (first, running) = start_held_install(&front, "pj_one");
 
     let other = Client::new(&node.url);
     let second = mission_e2e::mission(&other.home)
