@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use mission_index::layout;
 use mission_index::repo::MAIN_REF;
 
@@ -248,43 +247,17 @@ impl GitIndex {
     /// the command line, never on disk, and only for the node's `/git/` routes.
     fn fetch(&self) -> Result<(), String> {
         tracing::debug!(url = %self.url, dir = %self.dir.display(), "git fetch");
-        let first: usize = std::env::var("GIT_CONFIG_COUNT")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let mut entries = vec![
-            // No stored or prompted credentials: this token or nothing.
-            ("credential.helper".to_owned(), String::new()),
-            ("core.askPass".to_owned(), String::new()),
-        ];
-        if let Some(token) = &self.token {
-            let basic =
-                base64::engine::general_purpose::STANDARD.encode(format!("mission:{token}"));
-            entries.push((
-                format!("http.{}/git/.extraHeader", self.base_url),
-                format!("Authorization: Basic {basic}"),
-            ));
-        }
         let mut cmd = Command::new("git");
         cmd.arg("--git-dir")
             .arg(&self.dir)
             .args(["fetch", "--quiet", "--no-tags", "--force", "--"])
             .arg(&self.url)
             .arg(format!("+{MAIN_REF}:{FETCHED_REF}"))
-            .env("GIT_TERMINAL_PROMPT", "0")
-            // git's messages are read below: keep them in English.
-            .env("LC_ALL", "C")
-            .env_remove("GIT_ASKPASS")
-            .env_remove("SSH_ASKPASS")
             .env_remove("GIT_DIR")
-            .env("GIT_CONFIG_COUNT", (first + entries.len()).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (i, (key, value)) in entries.iter().enumerate() {
-            cmd.env(format!("GIT_CONFIG_KEY_{}", first + i), key)
-                .env(format!("GIT_CONFIG_VALUE_{}", first + i), value);
-        }
+        crate::git_auth::authenticate(&mut cmd, &self.base_url, self.token.as_deref());
         let out = cmd.output().map_err(|e| {
             format!(
                 "running `git fetch {}`: {e} (the git index is read with the `git` program: is git installed?)",

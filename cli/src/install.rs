@@ -188,12 +188,8 @@ fn install_dir(
 }
 
 pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
-    Lockfile::load(path).with_context(|| {
-        format!(
-            "reading {}: fix it, or delete it to resolve every version anew",
-            path.display()
-        )
-    })
+    // The error names the file already.
+    Lockfile::load(path).context("fix missions.lock, or delete it to resolve every version anew")
 }
 
 /// The registry to use: `--registry`, else the configured default, else the registry the
@@ -1532,7 +1528,14 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
             if close.is_empty() {
                 format!(" (it lists: {})", listed.join(", "))
             } else {
-                format!("; did you mean {}?", close.join(", "))
+                format!(
+                    "; did you mean {}?",
+                    close
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         );
     };

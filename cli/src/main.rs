@@ -7,6 +7,7 @@
 mod certification_policy;
 mod commands;
 mod download;
+mod git_auth;
 mod git_index;
 mod home;
 mod index_walk;
@@ -148,6 +149,8 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person: not in a pipe, a file or a test's captured output.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }

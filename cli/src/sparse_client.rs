@@ -253,7 +253,7 @@ fn read_cached(file: &Path) -> Result<Option<Cached>, SparseError> {
             (mission_index::archive::cksum(&body) == sum).then_some((body, etag))
         });
         let Some((body, etag)) = checked else {
-            tracing::warn!(path = %file.display(), "a cached index file is damaged; fetching it again");
+            tracing::warn!(path = %file.display(), "a cached index file is damaged; not using it");
             return Ok(None);
         };
         return Ok(Some(Cached {

@@ -213,6 +213,8 @@ fn a_minimum_installs_certified_trees_and_refuses_the_rest() {
     assert!(!out.contains("plain_one"), "{out}");
     let all = user.ok(&["search"]);
     assert!(all.contains("plain_one"), "{all}");
+    // Every published mission is `community`.
+    assert_eq!(user.ok(&["search", "--certification", "community"]), all);
     let err = user.fails(&["search", "--certification", "gold"]);
     assert!(
         err.contains("\"gold\"") && err.contains("community, verified, professional, enterprise"),

@@ -771,6 +771,28 @@ fn publish_pushes_the_signed_tag_and_the_node_indexes_it() {
         .args(["--registry", &node.url]));
     assert!(ran.success, "{ran:?}");
     assert_eq!(git(&pkg, &["tag", "--list"]), "v0.1.0\nv0.2.0\nv0.3.0\n");
+
+    // Someone who does not own the name is refused for that, not for their token.
+    let bob = node.add_user("bob", "publish");
+    let text = fs::read_to_string(pkg.join("mission.yaml")).unwrap();
+    fs::write(
+        pkg.join("mission.yaml"),
+        text.replace("version: 0.3.0", "version: 0.4.0"),
+    )
+    .unwrap();
+    commit_all(&pkg, "0.4.0");
+    let ran = run(mission_cmd(home.path())
+        .arg("publish")
+        .arg(&pkg)
+        .args(["--registry", &node.url])
+        .env("MISSION_TOKEN", &bob));
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("not an owner")
+            && ran.stderr.contains("the node refused the publish")
+            && !ran.stderr.contains("mission login"),
+        "{ran:?}"
+    );
 }
 
 #[test]

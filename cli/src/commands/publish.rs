@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use mission_index::archive::{self, ArchiveLimits};
 use mission_index::package;
 use mission_index::wire::{PublishBody, PublishMetadata, TagMessage};
@@ -125,39 +124,14 @@ fn push(
     url: &str,
     tag_name: &str,
 ) -> Result<()> {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("mission:{token}"));
-    // Config entries by environment, appended to any the caller already passes.
-    let first: usize = std::env::var("GIT_CONFIG_COUNT")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let entries = [
-        // Only for this node's git routes.
-        (
-            format!("http.{}/git/.extraHeader", registry.base_url),
-            format!("Authorization: Basic {basic}"),
-        ),
-        // No stored or prompted credentials: this token or nothing.
-        ("credential.helper".to_owned(), String::new()),
-        ("core.askPass".to_owned(), String::new()),
-    ];
     let mut cmd = repo.git();
     cmd.arg("push")
         .arg(url)
         .arg(format!("refs/tags/{tag_name}:refs/tags/{tag_name}"))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // git's messages are read below: keep them in English.
-        .env("LC_ALL", "C")
-        .env_remove("GIT_ASKPASS")
-        .env_remove("SSH_ASKPASS")
-        .env("GIT_CONFIG_COUNT", (first + entries.len()).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (i, (key, value)) in entries.iter().enumerate() {
-        cmd.env(format!("GIT_CONFIG_KEY_{}", first + i), key)
-            .env(format!("GIT_CONFIG_VALUE_{}", first + i), value);
-    }
+    crate::git_auth::authenticate(&mut cmd, &registry.base_url, Some(token));
     let mut child = cmd.spawn().context("running `git push`")?;
     let stdout = child.stdout.take().context("git push has no stdout")?;
     let stderr = child.stderr.take().context("git push has no stderr")?;
@@ -180,17 +154,19 @@ fn push(
         }
         return Ok(());
     }
+    // Only a 401 is about the token. A 403 is the node refusing this push for a reason it
+    // gives (not an owner of the name, say), which must not read as a bad token.
     let auth_failed = said.contains("Authentication failed")
         || said.contains("terminal prompts disabled")
-        || said.contains(" 401")
-        || said.contains(" 403");
+        || said.contains(" 401");
     if auth_failed {
         bail!(
             "the node refused the push's credentials (see git's messages above); {}",
             registry::refused_token_advice(registry, Some(source))
         );
     }
-    if said.contains("remote: error") || said.contains("[remote rejected]") {
+    if said.contains("remote: error") || said.contains("[remote rejected]") || said.contains(" 403")
+    {
         bail!("the node refused the publish (see `remote: error:` above)");
     }
     bail!("`git push {url} {tag_name}` failed ({status}); see git's messages above")

@@ -72,7 +72,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(c) = &args.category {
         path.push_str(&format!("&category={}", encode(c)));
     }
-    if let Some(level) = certification {
+    // Every published version is `community` (it passed validation at publish): asking
+    // for it filters nothing.
+    if let Some(level) = certification.filter(|l| *l != CertificationLevel::Community) {
         path.push_str(&format!("&certification={level}"));
     }
     if args.free {
@@ -99,7 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(c) = &args.category {
             filters.push(format!("in category `{c}`"));
         }
-        if let Some(level) = certification {
+        if let Some(level) = certification.filter(|l| *l != CertificationLevel::Community) {
             filters.push(format!("certified `{level}`"));
         }
         if args.free {
