@@ -125,7 +125,10 @@ pub struct Installed {
 #[derive(Debug, serde::Serialize)]
 pub struct Outcome {
     pub installed: Vec<Installed>,
+    /// The missions taken away (no root needs them any more), by name...
     pub removed: Vec<String>,
+    /// ... and the version each had, in the same order.
+    pub removed_versions: Vec<String>,
     pub lockfile: PathBuf,
     /// Whether the node was contacted.
     pub network: bool,
@@ -197,7 +200,8 @@ pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
 pub fn pick_registry(arg: Option<&str>, lock: Option<&Lockfile>) -> Result<Registry> {
     match registry::resolve(arg) {
         Ok(r) => Ok(r),
-        Err(e) if arg.is_none() => {
+        // Only when no default is named: a misspelt one must be said, not passed over.
+        Err(e) if arg.is_none() && !registry::default_is_named() => {
             let from_lock = lock.and_then(|l| l.missions().next().map(|m| m.registry.clone()));
             match from_lock {
                 Some(r) => registry::resolve(Some(&r))
@@ -564,15 +568,16 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     };
     phase("archives verified and unpacked");
 
-    let removed: Vec<String> = old_lock
+    let gone: Vec<&LockedMission> = old_lock
         .as_ref()
         .map(|old| {
             old.missions()
                 .filter(|m| new_lock.get(&m.name).is_none())
-                .map(|m| m.name.clone())
                 .collect()
         })
         .unwrap_or_default();
+    let removed: Vec<String> = gone.iter().map(|m| m.name.clone()).collect();
+    let removed_versions: Vec<String> = gone.iter().map(|m| m.version.to_string()).collect();
     let new_lock_sum = lock_to_write.map(|lock| archive::cksum(lock.to_string().as_bytes()));
     let mut installed = put_in_place(
         &dir,
@@ -599,6 +604,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     Ok(Outcome {
         installed,
         removed,
+        removed_versions,
         lockfile: lock_path,
         network: index.used_network(),
     })

@@ -292,6 +292,13 @@ impl Env for ProcessEnv {
     }
 }
 
+/// Whether a default registry is named at all (`MISSION_REGISTRY_DEFAULT` or
+/// `[registry] default`), valid or not.
+pub fn default_is_named() -> bool {
+    ProcessEnv.var(DEFAULT_ENV).is_some()
+        || load_config().is_ok_and(|(_, config)| config.registry.default.is_some())
+}
+
 /// The registry `--registry` names (a name from `config.toml` or the environment, or a
 /// URL), or the default (`MISSION_REGISTRY_DEFAULT`, else `[registry] default`) when
 /// `arg` is `None`.

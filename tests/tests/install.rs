@@ -1012,7 +1012,7 @@ fn update_drops_a_dependency_the_new_version_no_longer_needs() {
         "unchanged missions are only counted: {out}"
     );
     assert!(
-        out.contains("Removed bb_middle (no longer needed)"),
+        out.contains("Removed bb_middle 1.0.0 (no longer needed)"),
         "{out}"
     );
     assert_eq!(user.installed(), ["aa_top", "cc_base", "dd_alone"]);
@@ -1693,6 +1693,18 @@ fn update_stays_within_the_requirement_asked_for() {
         versions(&user.lock()),
         ["rq_base 2.0.0"],
         "no requirement any more"
+    );
+    // A default registry named wrongly is said, not passed over for the lock's.
+    let out = mission_e2e::mission(&user.home)
+        .current_dir(&user.project)
+        .arg("install")
+        .env("MISSION_REGISTRY_DEFAULT", "nothere")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("MISSION_REGISTRY_DEFAULT=nothere"),
+        "{err}"
     );
     // Close names are suggested, the same name spelled with `-` first.
     let err = user.fails(&["update", "rq_bse"]);

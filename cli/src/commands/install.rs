@@ -78,8 +78,8 @@ pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
             }
         }
     }
-    for name in &outcome.removed {
-        println!("Removed {name} (no longer needed)");
+    for (name, version) in outcome.removed.iter().zip(&outcome.removed_versions) {
+        println!("Removed {name} {version} (no longer needed)");
     }
     println!(
         "Locked {} mission(s) in {}{}",
