@@ -784,10 +784,31 @@ fn fetch_snapshot(
 }
 
 /// Turns a resolution failure into advice.
+/// A mission name the registry knows only spelled otherwise: with `-` for `_` or in
+/// another case, which names the same mission (as on crates.io). `mission install` then
+/// translates what was given, as `cargo add` does.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SpelledOtherwise {
+    pub given: String,
+    pub known: String,
+    message: String,
+}
+
 fn resolve_error(e: ResolveError, index: &SparseIndex, offline: bool) -> anyhow::Error {
     match &e {
         ResolveError::NotFound { name, .. } => {
             let close = suggestions(index, name, offline);
+            if let Some(known) = close
+                .first()
+                .filter(|known| collision_key(known) == collision_key(name))
+            {
+                return anyhow::Error::new(SpelledOtherwise {
+                    given: name.clone(),
+                    known: known.clone(),
+                    message: format!("{e}; it is spelled `{known}`"),
+                });
+            }
             if close.is_empty() {
                 anyhow!("{e}; search with `mission search WORD`")
             } else {

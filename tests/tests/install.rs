@@ -1709,9 +1709,25 @@ fn update_stays_within_the_requirement_asked_for() {
     // Close names are suggested, the same name spelled with `-` first.
     let err = user.fails(&["update", "rq_bse"]);
     assert!(err.contains("did you mean `rq_base`?"), "{err}");
-    let err = user.fails(&["install", "rq-base"]);
+    // The same name with `-` for `_` is the same mission: translated, as `cargo add` does.
+    let out = user.run(&["install", "rq-base"]);
+    let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no mission named `rq-base`") && err.contains("`rq_base`"),
+        out.status.success() && said.contains("note: translating `rq-base` to `rq_base`"),
+        "{said}"
+    );
+    assert_eq!(versions(&user.lock()), ["rq_base 2.0.0"]);
+    assert!(user.lock().root_requirement("rq_base").is_none());
+    let out = user.run(&["info", "RQ-base"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rq_base 2.0.0"));
+    let err = user.fails(&["install", "rq_bsae"]);
+    assert!(
+        err.contains("no mission named `rq_bsae`") && err.contains("did you mean `rq_base`"),
         "{err}"
     );
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();

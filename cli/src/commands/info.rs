@@ -35,7 +35,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let registry = registry::resolve(args.registry.as_deref())?;
     let home = crate::home::mission_home()?;
     let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);
-    let reply = index.get(&format!("/api/v1/missions/{name}"), None)?;
+    let mut reply = index.get(&format!("/api/v1/missions/{name}"), None)?;
+    if reply.status == 404 {
+        // The same name with `-` for `_` (or in another case) is the same mission.
+        let close = crate::install::suggestions(&index, &name, false);
+        if let Some(known) = close.first().filter(|known| {
+            mission_index::name::collision_key(known) == mission_index::name::collision_key(&name)
+        }) {
+            eprintln!("note: translating `{name}` to `{known}`");
+            reply = index.get(&format!("/api/v1/missions/{known}"), None)?;
+        }
+    }
     if reply.status == 404 {
         let close = crate::install::suggestions(&index, &name, false);
         if close.is_empty() {

@@ -48,8 +48,31 @@ impl Common {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let opts = args.common.options(args.locked);
-    let outcome = install::run(Request::Install(args.missions), &opts)?;
-    report(&outcome, args.common.json)
+    let mut missions = args.missions;
+    // A name given with `-` for `_` (or in another case) is the same mission: translated,
+    // as `cargo add` does, once per name.
+    for _ in 0..missions.len().max(1) {
+        match install::run(Request::Install(missions.clone()), &opts) {
+            Ok(outcome) => return report(&outcome, args.common.json),
+            Err(e) => {
+                let Some(spelled) = e.downcast_ref::<install::SpelledOtherwise>() else {
+                    return Err(e);
+                };
+                let given = |arg: &String| {
+                    arg.split('@').next().map(str::trim) == Some(spelled.given.as_str())
+                };
+                let Some(arg) = missions.iter_mut().find(|arg| given(arg)) else {
+                    return Err(e);
+                };
+                eprintln!(
+                    "note: translating `{}` to `{}`",
+                    spelled.given, spelled.known
+                );
+                *arg = arg.replacen(&spelled.given, &spelled.known, 1);
+            }
+        }
+    }
+    install::run(Request::Install(missions), &opts).and_then(|o| report(&o, args.common.json))
 }
 
 /// Prints what an install or update did.
