@@ -30,8 +30,9 @@
 //!    staging folder of step 5 before its signature is checked; it leaves that folder only
 //!    once it is.) On a terminal a progress bar shows the downloads; otherwise nothing
 //!    is printed for them;
-//! 5. unpacks each into a staging folder inside the install folder, then swaps them into
-//!    `missions/NAME/`, removes the missions no longer needed, and renames the new
+//! 5. unpacks each into a staging folder inside the install folder (`missions/`, or the
+//!    `--dir` the lock records), then swaps them into `INSTALL_DIR/NAME/`, removes the
+//!    missions no longer needed, and renames the new
 //!    `missions.lock` into place (written and synced beside it while the archives
 //!    downloaded). If anything fails, the earlier install and lockfile are left as they
 //!    were; if the process is killed, the next command puts them back (see
@@ -141,10 +142,19 @@ pub fn lockfile_path() -> Result<PathBuf> {
         .join(LOCKFILE_NAME))
 }
 
+/// A file the installer leaves in every install folder it uses: a folder a lockfile names
+/// (other than `missions`) is used only when it has one, is empty or does not exist yet,
+/// so that a lockfile from someone else cannot point an install at one of the project's
+/// own folders and have it replace or remove what is in it.
+const FOLDER_MARKER: &str = ".mission-folder";
+
 /// The install folder, absolute, and as the lockfile records it (relative to the
 /// lockfile's folder `project`): `--dir` (`arg`), else the lock's `dir`, else `missions`.
-/// `--dir` must be inside `project` (so the lock can record it), and may not differ from
-/// the folder a non-empty lock already installs into.
+///
+/// `--dir` must be inside `project` (so the lock can record it) and may not differ from
+/// the folder a non-empty lock already installs into. Whichever it is, no part of it may be
+/// a symbolic link (which could lead out of the project) or something else than a folder,
+/// and a folder only the lock names must be the installer's own ([`FOLDER_MARKER`]).
 fn install_dir(
     arg: Option<&Path>,
     lock: Option<&Lockfile>,
@@ -154,40 +164,88 @@ fn install_dir(
         .and_then(Lockfile::dir)
         .unwrap_or(lockfile::DEFAULT_DIR)
         .to_owned();
-    let Some(arg) = arg else {
-        return Ok((project.join(&recorded), recorded));
+    let relative = match arg {
+        None => recorded.clone(),
+        Some(arg) => {
+            let outside = || {
+                anyhow!(
+                    "--dir {}: the install folder must be a folder inside {} (the folder of missions.lock), so that missions.lock can record where its missions are",
+                    arg.display(),
+                    project.display()
+                )
+            };
+            let absolute =
+                std::path::absolute(arg).with_context(|| format!("locating {}", arg.display()))?;
+            let inside = absolute.strip_prefix(project).map_err(|_| outside())?;
+            let mut parts = Vec::new();
+            for part in inside.components() {
+                match part {
+                    std::path::Component::CurDir => {}
+                    std::path::Component::Normal(p) => {
+                        parts.push(p.to_str().ok_or_else(outside)?.to_owned())
+                    }
+                    _ => return Err(outside()),
+                }
+            }
+            let relative = parts.join("/");
+            if relative != lockfile::DEFAULT_DIR {
+                if let Some(why) = lockfile::dir_problem(&relative) {
+                    bail!("--dir {}: `{relative}` {why}", arg.display());
+                }
+            }
+            if let Some(lock) = lock.filter(|l| !l.is_empty()) {
+                if relative != recorded {
+                    bail!(
+                        "--dir {}: missions.lock installs its missions into `{recorded}`; run without --dir (or with --dir {recorded}), or `mission remove` them first to start over elsewhere ({} locked)",
+                        arg.display(),
+                        lock.len()
+                    );
+                }
+            }
+            relative
+        }
     };
-    let absolute =
-        std::path::absolute(arg).with_context(|| format!("locating {}", arg.display()))?;
-    let relative = absolute
-        .strip_prefix(project)
-        .ok()
-        .filter(|r| !r.as_os_str().is_empty())
-        .and_then(|r| {
-            let parts: Vec<String> = r
-                .components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .map(|c| c.as_os_str().to_str().map(str::to_owned))
-                .collect::<Option<_>>()?;
-            Some(parts.join("/"))
-        })
-        .ok_or_else(|| {
-            anyhow!(
-                "--dir {}: the install folder must be inside {} (the folder of missions.lock), so that missions.lock can record where its missions are",
-                arg.display(),
+    // Each part must be a real folder (or not exist yet): never a link out of the project.
+    let mut at = project.to_owned();
+    for part in relative.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => bail!(
+                "the install folder {} is a symbolic link; refusing to install through it (it could lead out of {})",
+                at.display(),
                 project.display()
-            )
-        })?;
-    if let Some(lock) = lock.filter(|l| !l.is_empty()) {
-        if relative != recorded {
-            bail!(
-                "--dir {}: missions.lock installs its missions into `{recorded}`; run without --dir (or with --dir {recorded}), or `mission remove` them first to start over elsewhere ({} locked)",
-                arg.display(),
-                lock.len()
-            );
+            ),
+            Ok(meta) if !meta.is_dir() => {
+                bail!("the install folder {} is not a folder", at.display())
+            }
+            Ok(_) => {}
+            Err(_) => break,
         }
     }
-    Ok((absolute, relative))
+    let dir = project.join(&relative);
+    let named_by_lock_only = arg.is_none() && relative != lockfile::DEFAULT_DIR;
+    let used_before = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+    if named_by_lock_only && used_before && !dir.join(FOLDER_MARKER).is_file() {
+        bail!(
+            "missions.lock installs into `{relative}`, but {} was not made by mission install (it has no {FOLDER_MARKER} file) and is not empty; refusing to replace what is in it. If it is yours to use, run the install with --dir {relative}",
+            dir.display()
+        );
+    }
+    Ok((dir, relative))
+}
+
+/// Marks `dir` as an install folder this client uses (see [`FOLDER_MARKER`]); `missions`,
+/// the default, needs no mark.
+fn mark_install_dir(dir: &Path) -> Result<()> {
+    let marker = dir.join(FOLDER_MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    std::fs::write(
+        &marker,
+        "This folder holds missions installed by `mission install`; see missions.lock.\n",
+    )
+    .with_context(|| format!("writing {}", marker.display()))
 }
 
 pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
@@ -587,6 +645,9 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         prepared.map(|p| (p, new_lock_sum)),
         &lock_path,
     )?;
+    if project.dir_record != lockfile::DEFAULT_DIR {
+        mark_install_dir(&dir)?;
+    }
     for m in &mut installed {
         m.previous = old_lock
             .as_ref()
@@ -657,6 +718,14 @@ fn note(message: &str) {
 /// What differs between two lockfiles, one phrase per mission.
 pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
     let mut changes = Vec::new();
+    if old.dir() != new.dir() {
+        let shown = |dir: Option<&str>| format!("`{}`", dir.unwrap_or(lockfile::DEFAULT_DIR));
+        changes.push(format!(
+            "the install folder would go from {} to {}",
+            shown(old.dir()),
+            shown(new.dir())
+        ));
+    }
     for m in new.missions() {
         match old.get(&m.name) {
             None => changes.push(format!("`{}` {} would be added", m.name, m.version)),
@@ -908,13 +977,13 @@ fn signature_error(entry: &IndexEntry, e: signing::SignError) -> anyhow::Error {
     )
 }
 
-/// Every archive of `entries`, verified and unpacked into `fresh/NAME`: from the archive
+/// Every archive of `entries`, verified and unpacked into `fresh/CKSUM`: from the archive
 /// cache, else downloaded (a few at a time, from the URL `download` gives; `None`:
 /// offline) through a temporary file into the cache. On a terminal, one progress bar
 /// counts the archives and bytes downloaded.
 ///
 /// `ahead` holds, by checksum, the index entries whose archives [`Ahead`] already
-/// downloaded, verified against that entry and unpacked into `fresh/NAME`; those are taken
+/// downloaded, verified against that entry and unpacked into `fresh/CKSUM`; those are taken
 /// as they are when the entry is the chosen one. A guessed version that was not chosen is
 /// replaced in `fresh`.
 ///
@@ -999,10 +1068,12 @@ fn fetch_archives(
     Ok(())
 }
 
-/// Unpacks the verified archive of `entry` into `fresh/NAME`, replacing another version
+/// Unpacks the verified archive of `entry` into `fresh/CKSUM`, replacing a copy
 /// unpacked there ahead.
 fn unpack(entry: &IndexEntry, bytes: &[u8], fresh: &Path) -> Result<()> {
-    let dest = fresh.join(&entry.name);
+    // By checksum, not name: two versions of one name guessed while the index was read
+    // must never share (or mix in) one folder; put_in_place takes the chosen one.
+    let dest = fresh.join(&entry.cksum);
     if std::fs::symlink_metadata(&dest).is_ok() {
         std::fs::remove_dir_all(&dest)
             .with_context(|| format!("removing {} from the staging folder", dest.display()))?;
@@ -1436,7 +1507,7 @@ fn put_in_place(
     let fresh = staging.fresh.clone();
     let backup = staging.backup.clone();
     for entry in order {
-        if !fresh.join(&entry.name).is_dir() {
+        if !fresh.join(&entry.cksum).is_dir() {
             bail!("internal: `{}` was not unpacked", entry.name);
         }
     }
@@ -1450,23 +1521,36 @@ fn put_in_place(
             .with_context(|| format!("locating {}", lock_path.display()))?,
         old_lock: staging::file_sha256(lock_path)?,
         new_lock,
-        place: order.iter().map(|e| e.name.clone()).collect(),
+        place: order
+            .iter()
+            .map(|e| staging::Placed {
+                name: e.name.clone(),
+                cksum: e.cksum.clone(),
+                had_old: std::fs::symlink_metadata(dir.join(&e.name)).is_ok(),
+            })
+            .collect(),
         remove: removed.to_vec(),
     })?;
 
     // Swap: each step recorded so it can be undone.
-    enum Step {
-        Placed { name: String, had_old: bool },
-        Removed { name: String },
+    enum Step<'e> {
+        Placed {
+            entry: &'e IndexEntry,
+            had_old: bool,
+        },
+        Removed {
+            name: String,
+        },
     }
     let mut steps: Vec<Step> = Vec::new();
     let undo = |steps: &mut Vec<Step>| {
         while let Some(step) = steps.pop() {
             match step {
-                Step::Placed { name, had_old } => {
-                    let _ = std::fs::rename(dir.join(&name), fresh.join(&name));
+                Step::Placed { entry, had_old } => {
+                    let name = &entry.name;
+                    let _ = std::fs::rename(dir.join(name), fresh.join(&entry.cksum));
                     if had_old {
-                        let _ = std::fs::rename(backup.join(&name), dir.join(&name));
+                        let _ = std::fs::rename(backup.join(name), dir.join(name));
                     }
                 }
                 Step::Removed { name } => {
@@ -1483,16 +1567,13 @@ fn put_in_place(
                 std::fs::rename(&target, backup.join(&entry.name))
                     .with_context(|| format!("moving the old {} aside", target.display()))?;
             }
-            if let Err(e) = std::fs::rename(fresh.join(&entry.name), &target) {
+            if let Err(e) = std::fs::rename(fresh.join(&entry.cksum), &target) {
                 if had_old {
                     let _ = std::fs::rename(backup.join(&entry.name), &target);
                 }
                 return Err(e).with_context(|| format!("putting {} in place", target.display()));
             }
-            steps.push(Step::Placed {
-                name: entry.name.clone(),
-                had_old,
-            });
+            steps.push(Step::Placed { entry, had_old });
         }
         for name in removed {
             let target = dir.join(name);
@@ -1503,6 +1584,12 @@ fn put_in_place(
             }
         }
         if let Some(lock) = lock.take() {
+            // The moves reach the disk before the lock that says they are done (a power cut
+            // must not leave a new lock over the old folders); a folder some file systems
+            // cannot sync is no reason to fail.
+            if let Ok(folder) = std::fs::File::open(dir) {
+                let _ = folder.sync_all();
+            }
             lock.commit()
                 .with_context(|| format!("writing {}", lock_path.display()))?;
         }

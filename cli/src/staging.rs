@@ -1,31 +1,38 @@
 //! The staging folder of an install, and cleaning up after an install that was killed.
 //!
-//! An install unpacks every mission into `INSTALL_DIR/.mission-install-XXXX/new/`, then
-//! swaps them into place one by one, moving what they replace (and the missions it
-//! removes) into `old/`, and renames the new `missions.lock` into place last. Before the
-//! first move it writes a **journal** beside `new/` and `old/`: the names it will place
-//! and remove, and the checksums of the lockfile before and after. While the install
-//! lives, it holds a lock on the staging folder ([`crate::locks`]).
+//! An install unpacks every archive into `INSTALL_DIR/.mission-install-XXXX/new/CKSUM/`,
+//! then swaps the chosen ones into place one by one as `INSTALL_DIR/NAME/`, moving what
+//! they replace (and the missions it removes) into `old/NAME/`, and renames the new
+//! `missions.lock` into place last. Before the first move it writes a **journal** beside
+//! `new/` and `old/`: the missions it will place (name, checksum, whether one was there
+//! before) and remove, and the checksums of the lockfile before and after. While the
+//! install lives, it holds a lock on the staging folder ([`crate::locks`]).
 //!
-//! A staging folder nobody holds was left by a killed install. [`recover`] (run by the
-//! next `install`, `update` or `remove`, under the project lock) puts the project back the
-//! way the lockfile on disk describes it:
+//! A staging folder nobody holds was left by a killed install, or arrived with the
+//! project (a repository can hold anything): [`recover`] (run by the next `install`,
+//! `update` or `remove`, under the project lock) trusts nothing in it. A journal is used
+//! only if it names this project's lockfile and only mission names and checksums (so every
+//! path it leads to is `INSTALL_DIR/NAME` or inside the staging folder), and a staging
+//! folder that is a symbolic link is left alone. Then it puts the project back as it was
+//! before the killed install, unless that install had finished:
 //!
-//! - no journal: nothing was moved yet (or an older client left it), so only missions
-//!   moved aside and not replaced are put back;
+//! - no (usable) journal: nothing was moved under one, so only missions moved aside and
+//!   not replaced are put back;
 //! - the lockfile on disk is the new one: the install had finished its moves, so the
 //!   folder only has to go;
 //! - otherwise the moves are undone: each mission moved aside goes back, and each one
-//!   placed where there was none is taken away.
+//!   placed where there was none before is taken away. Undoing twice (a recovery killed
+//!   halfway) does the same, as what was there before is in the journal.
 //!
-//! Then the folder is deleted, and so are lockfile temporaries (`.missions.lock.XXXX`)
-//! left in the project folder.
+//! Then the journal is deleted, then the folder, and lockfile temporaries
+//! (`.missions.lock.XXXX`) left in the project folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mission_index::atomic_file;
 use mission_index::lockfile::LOCKFILE_NAME;
+use mission_index::name::validate_name;
 use serde::{Deserialize, Serialize};
 
 use crate::locks::{self, Held};
@@ -55,10 +62,34 @@ pub struct Journal {
     pub old_lock: Option<String>,
     /// SHA-256 of the lockfile the install writes (`None`: it leaves the lockfile alone).
     pub new_lock: Option<String>,
-    /// The missions moved from `new/` into the install folder, in order.
-    pub place: Vec<String>,
+    /// The missions moved from `new/CKSUM` into the install folder, in order.
+    pub place: Vec<Placed>,
     /// The missions moved out of the install folder into `old/`.
     pub remove: Vec<String>,
+}
+
+/// One mission an install puts in place.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Placed {
+    pub name: String,
+    /// Its archive's checksum: the name of its folder in `new/`.
+    pub cksum: String,
+    /// Whether `INSTALL_DIR/NAME` existed before the install (then moved to `old/NAME`).
+    pub had_old: bool,
+}
+
+impl Journal {
+    /// Whether every path this journal leads to stays where it should: mission names that
+    /// are names, checksums that are checksums, and this project's lockfile.
+    fn is_sound(&self, lockfile: &Path) -> bool {
+        let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        self.lockfile == lockfile
+            && self
+                .place
+                .iter()
+                .all(|p| validate_name(&p.name).is_ok() && hex(&p.cksum))
+            && self.remove.iter().all(|n| validate_name(n).is_ok())
+    }
 }
 
 impl Staging {
@@ -129,14 +160,19 @@ pub fn recover(dir: &Path, project: &Path) -> Result<Vec<String>> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let path = entry.path();
-            if !name.to_string_lossy().starts_with(PREFIX) || !path.is_dir() {
+            // Not followed if a link: only a real folder here can be one of ours.
+            let real_folder = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            if !name.to_string_lossy().starts_with(PREFIX) || !real_folder {
                 continue;
             }
             // Held: a live install (of another project sharing this folder) uses it.
             let Some(_held) = locks::try_lock_folder(&path) else {
                 continue;
             };
-            let undone = undo(dir, &path)?;
+            let undone = undo(dir, &path, &project.join(LOCKFILE_NAME))?;
+            // The journal first: a recovery killed while deleting must not find a journal
+            // over half the folders it describes.
+            let _ = std::fs::remove_file(path.join(JOURNAL));
             std::fs::remove_dir_all(&path)
                 .with_context(|| format!("removing {}", path.display()))?;
             done.push(if undone.is_empty() {
@@ -166,14 +202,16 @@ pub fn recover(dir: &Path, project: &Path) -> Result<Vec<String>> {
     Ok(done)
 }
 
-/// Undoes the moves of the dead install whose staging folder is `staging`; returns what
-/// it changed in `dir`, as `put back NAME` / `took away NAME`.
-fn undo(dir: &Path, staging: &Path) -> Result<Vec<String>> {
+/// Undoes the moves of the dead install whose staging folder is `staging` (in install
+/// folder `dir`, for the lockfile `lockfile`); returns what it changed in `dir`, as
+/// `put back NAME` / `took away NAME`.
+fn undo(dir: &Path, staging: &Path, lockfile: &Path) -> Result<Vec<String>> {
     let fresh = staging.join("new");
     let backup = staging.join("old");
     let journal: Option<Journal> = std::fs::read(staging.join(JOURNAL))
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        .and_then(|bytes| serde_json::from_slice::<Journal>(&bytes).ok())
+        .filter(|j| j.is_sound(lockfile));
     let mut changed = Vec::new();
     let put_back = |name: &str, changed: &mut Vec<String>| -> Result<()> {
         let target = dir.join(name);
@@ -192,7 +230,9 @@ fn undo(dir: &Path, staging: &Path) -> Result<Vec<String>> {
         if let Ok(entries) = std::fs::read_dir(&backup) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if std::fs::symlink_metadata(dir.join(&name)).is_err() {
+                if validate_name(&name).is_ok()
+                    && std::fs::symlink_metadata(dir.join(&name)).is_err()
+                {
                     put_back(&name, &mut changed)?;
                 }
             }
@@ -205,16 +245,21 @@ fn undo(dir: &Path, staging: &Path) -> Result<Vec<String>> {
     if committed {
         return Ok(changed);
     }
-    for name in &journal.place {
+    for placed in &journal.place {
+        let name = &placed.name;
         let target = dir.join(name);
         if backup.join(name).exists() {
             put_back(name, &mut changed)?;
-        } else if !fresh.join(name).exists() && std::fs::symlink_metadata(&target).is_ok() {
+        } else if !placed.had_old
+            && !fresh.join(&placed.cksum).exists()
+            && std::fs::symlink_metadata(&target).is_ok()
+        {
             // Placed where there was nothing before.
             std::fs::remove_dir_all(&target)
                 .with_context(|| format!("removing {}", target.display()))?;
             changed.push(format!("took away {name}"));
         }
+        // Otherwise: not moved yet, or already put back by an earlier recovery.
     }
     for name in &journal.remove {
         if backup.join(name).exists() {
@@ -237,6 +282,19 @@ mod tests {
         std::fs::read_to_string(dir.join(name).join("VERSION")).ok()
     }
 
+    /// A made-up archive checksum for `name` (the folder name in `new/`).
+    fn sum(name: &str) -> String {
+        mission_index::archive::cksum(name.as_bytes())
+    }
+
+    fn placed(name: &str, had_old: bool) -> Placed {
+        Placed {
+            name: name.to_owned(),
+            cksum: sum(name),
+            had_old,
+        }
+    }
+
     /// An install dir with `a` 1 and `gone` 1 installed, and a lockfile; returns a staging
     /// folder (left as a killed install leaves it: its lock released) after moving `a` 2
     /// in place of `a` 1, placing `b` 2 where there was none, removing `gone`, but not yet
@@ -250,20 +308,20 @@ mod tests {
         let staging = Staging::new(&dir).unwrap();
         let path = staging.dir.as_ref().unwrap().path().to_owned();
         for name in ["a", "b", "c"] {
-            mission(&staging.fresh, name, "2");
+            mission(&staging.fresh, &sum(name), "2");
         }
         staging
             .write_journal(&Journal {
                 lockfile: lockfile.clone(),
                 old_lock: file_sha256(&lockfile).unwrap(),
                 new_lock: Some(mission_index::archive::cksum(b"new lock")),
-                place: vec!["a".into(), "b".into(), "c".into()],
+                place: vec![placed("a", true), placed("b", false), placed("c", false)],
                 remove: vec!["gone".into()],
             })
             .unwrap();
         std::fs::rename(dir.join("a"), staging.backup.join("a")).unwrap();
-        std::fs::rename(staging.fresh.join("a"), dir.join("a")).unwrap();
-        std::fs::rename(staging.fresh.join("b"), dir.join("b")).unwrap();
+        std::fs::rename(staging.fresh.join(sum("a")), dir.join("a")).unwrap();
+        std::fs::rename(staging.fresh.join(sum("b")), dir.join("b")).unwrap();
         std::fs::rename(dir.join("gone"), staging.backup.join("gone")).unwrap();
         if committed {
             std::fs::write(&lockfile, "new lock").unwrap();
@@ -308,13 +366,83 @@ mod tests {
     }
 
     #[test]
+    fn undoing_twice_does_the_same_as_once() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, staging) = killed_mid_swap(root.path(), false);
+        // A first recovery killed right after putting `a` back: `a` 1 is in place, `old/a`
+        // is gone, and the journal is still there.
+        std::fs::remove_dir_all(dir.join("a")).unwrap();
+        std::fs::rename(staging.join("old/a"), dir.join("a")).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert_eq!(version(&dir, "a").as_deref(), Some("1"), "not taken away");
+        assert_eq!(version(&dir, "gone").as_deref(), Some("1"));
+        assert!(!dir.join("b").exists() && !staging.exists());
+    }
+
+    #[test]
+    fn a_journal_that_leads_elsewhere_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("missions");
+        let victim = root.path().join("victim");
+        mission(root.path(), "victim", "precious");
+        // A staging folder committed to a repository, with a journal naming a path.
+        let planted = dir.join(".mission-install-planted");
+        mission(&planted.join("old"), "x", "1");
+        let journal = Journal {
+            lockfile: root.path().join(LOCKFILE_NAME),
+            old_lock: None,
+            new_lock: None,
+            place: vec![Placed {
+                name: victim.display().to_string(),
+                cksum: sum("x"),
+                had_old: false,
+            }],
+            remove: vec!["../victim".into()],
+        };
+        std::fs::write(planted.join(JOURNAL), serde_json::to_vec(&journal).unwrap()).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert_eq!(version(root.path(), "victim").as_deref(), Some("precious"));
+        assert!(!planted.exists());
+        // A journal for another project's lockfile is not followed either.
+        let other = Journal {
+            lockfile: root.path().join("elsewhere").join(LOCKFILE_NAME),
+            place: vec![placed("a", false)],
+            remove: vec![],
+            ..journal
+        };
+        mission(&dir, "a", "mine");
+        let planted = dir.join(".mission-install-other");
+        std::fs::create_dir_all(planted.join("new")).unwrap();
+        std::fs::write(planted.join(JOURNAL), serde_json::to_vec(&other).unwrap()).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert_eq!(version(&dir, "a").as_deref(), Some("mine"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_staging_folder_that_is_a_link_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("missions");
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = root.path().join("outside");
+        mission(&outside.join("old"), "kept", "1");
+        std::os::unix::fs::symlink(&outside, dir.join(".mission-install-link")).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert!(
+            outside.join("old/kept").exists(),
+            "nothing followed or deleted"
+        );
+        assert!(!dir.join("kept").exists());
+    }
+
+    #[test]
     fn a_live_install_is_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("missions");
         let staging = Staging::new(&dir).unwrap();
-        mission(&staging.fresh, "a", "2");
+        mission(&staging.fresh, &sum("a"), "2");
         assert!(recover(&dir, root.path()).unwrap().is_empty());
-        assert!(staging.fresh.join("a").exists());
+        assert!(staging.fresh.join(sum("a")).exists());
     }
 
     #[test]

@@ -73,8 +73,8 @@ use crate::resolve::{Resolution, ROOT};
 /// The file name, in the folder missions are installed from.
 pub const LOCKFILE_NAME: &str = "missions.lock";
 
-/// The newest format version this code writes (only when a root has a requirement; see
-/// the module docs).
+/// The newest format version this code writes (only when a root has a requirement or
+/// there is a `dir`; see the module docs).
 pub const LOCKFILE_VERSION: i64 = 3;
 
 /// The format versions this code reads (see the module docs).
@@ -83,21 +83,26 @@ pub const READABLE_VERSIONS: [i64; 3] = [1, 2, 3];
 /// The install folder, relative to the lockfile's, when the lockfile names none.
 pub const DEFAULT_DIR: &str = "missions";
 
-/// Why `dir` cannot be a lockfile's install folder: it must be a relative path of plain
-/// components (no `..`, no root), inside the lockfile's folder.
-fn dir_problem(dir: &str) -> Option<&'static str> {
-    use std::path::Component;
+/// Why `dir` cannot be a lockfile's install folder, `None` when it can: a relative path of
+/// plain components joined by `/`, none of them empty, `.`, `..` or starting with a dot
+/// (so never the project folder itself, `.git` or anything outside), written the one way
+/// this code writes it. Whether the folder on disk may be used (no symlink out of the
+/// project, not someone else's folder) is the installer's to check.
+pub fn dir_problem(dir: &str) -> Option<&'static str> {
     if dir.is_empty() {
         return Some("is empty");
     }
-    if dir.contains(['\n', '\r', '\0']) {
-        return Some("has a line break or NUL");
+    if dir.chars().any(|c| c.is_control() || c == '\\' || c == ':') {
+        return Some("has a control character, `\\` or `:`");
     }
-    let outside = Path::new(dir)
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-    if outside || dir.contains('\\') {
-        return Some("must be a folder inside the lockfile's folder (relative, without `..`)");
+    if dir
+        .split('/')
+        .any(|part| part.is_empty() || part.starts_with('.'))
+    {
+        return Some("must be a folder inside the lockfile's folder: relative, `/`-separated, with no empty, `.` or `..` part and no part starting with a dot");
+    }
+    if dir == DEFAULT_DIR {
+        return Some("is the default, which is not written");
     }
     None
 }
@@ -545,7 +550,7 @@ impl Lockfile {
     }
 
     /// Records the install folder (relative to the lockfile's folder; `None` or
-    /// `missions`: the default). Refused when it would leave the lockfile's folder.
+    /// `missions`: the default). Refused unless [`dir_problem`] finds nothing wrong.
     pub fn set_dir(&mut self, dir: Option<&str>) -> Result<(), String> {
         match dir.filter(|d| *d != DEFAULT_DIR) {
             None => self.dir = None,
@@ -988,7 +993,19 @@ key = \"{key}\"
         lock.set_dir(Some("missions")).unwrap();
         assert_eq!(lock.dir(), None);
         assert!(lock.to_string().contains("version = 2\n"));
-        for bad in ["../outside", "/etc", "a/../../b", "", "c:\\x"] {
+        for bad in [
+            "../outside",
+            "/etc",
+            "a/../../b",
+            "",
+            "c:\\x",
+            ".",
+            ".git",
+            "vendor/.hidden",
+            "vendor/",
+            "./vendor",
+            "vendor//m",
+        ] {
             assert!(lock.set_dir(Some(bad)).is_err(), "{bad:?}");
             let hostile = text.replacen(&quoted("vendor/missions"), &quoted(bad), 1);
             let err = Lockfile::parse(&hostile).unwrap_err();
@@ -997,6 +1014,9 @@ key = \"{key}\"
                 "{bad:?}: {err}"
             );
         }
+        // The default, written out, is not how this code writes it: refused too.
+        let explicit = text.replacen(&quoted("vendor/missions"), &quoted("missions"), 1);
+        assert!(Lockfile::parse(&explicit).is_err());
         let v2 = text.replacen("version = 3", "version = 2", 1);
         assert!(Lockfile::parse(&v2)
             .unwrap_err()

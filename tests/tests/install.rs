@@ -1774,7 +1774,7 @@ fn the_install_folder_is_remembered_and_kept_inside_the_project() {
     );
     let outside = tempfile::tempdir().unwrap();
     let err = user.fails(&["install", "--dir", &outside.path().display().to_string()]);
-    assert!(err.contains("must be inside"), "{err}");
+    assert!(err.contains("must be a folder inside"), "{err}");
 
     user.ok(&["remove", "dr_app"]);
     assert!(!vendor.join("dr_app").exists() && !vendor.join("dr_base").exists());
@@ -1788,4 +1788,78 @@ fn the_install_folder_is_remembered_and_kept_inside_the_project() {
         err.contains("`dir = \"../../victim\"` must be a folder inside the lockfile's folder"),
         "{err}"
     );
+    // ... or at `.git` (whose hooks a mission named `hooks` would replace) ...
+    let bad = text.replace("dir = \"vendor/m\"", "dir = \".git\"");
+    std::fs::write(hostile.project.join("missions.lock"), bad).unwrap();
+    assert!(hostile.fails(&["install"]).contains("`dir = \".git\"`"));
+    // ... or at one of the project's own folders, which install never made ...
+    std::fs::create_dir_all(hostile.project.join("src/dr_app")).unwrap();
+    std::fs::write(hostile.project.join("src/dr_app/main.rs"), "fn main() {}").unwrap();
+    let bad = text.replace("dir = \"vendor/m\"", "dir = \"src\"");
+    std::fs::write(hostile.project.join("missions.lock"), &bad).unwrap();
+    let err = hostile.fails(&["install"]);
+    assert!(
+        err.contains("was not made by mission install") && err.contains("--dir src"),
+        "{err}"
+    );
+    assert!(hostile.project.join("src/dr_app/main.rs").is_file());
+    // ... or through a link out of the project.
+    #[cfg(unix)]
+    {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(hostile.project.join("missions.lock"), &text).unwrap();
+        std::fs::create_dir_all(hostile.project.join("vendor")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), hostile.project.join("vendor/m")).unwrap();
+        let err = hostile.fails(&["install"]);
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+    // `--dir ../x` is refused before anything is made there.
+    let err = user.fails(&["install", "dr_base", "--dir", "../escape"]);
+    assert!(err.contains("must be a folder inside"), "{err}");
+    assert!(!user.project.parent().unwrap().join("escape").exists());
+}
+
+/// A version guessed while the index is read, then ruled out by a later requirement (so
+/// both versions may be fetched and unpacked ahead): what ends up in `missions/NAME` is
+/// exactly the version the lock records, never the other or a mix of both.
+#[test]
+fn a_version_guessed_then_ruled_out_is_not_what_gets_installed() {
+    let (node, token) = start_node();
+    let alice = author();
+    for v in ["1.0.0", "2.0.0"] {
+        node.publish(&token, &alice, "rg_base", v, &[], "Base.");
+    }
+    // rg_app needs rg_base >=1 (2.0.0 is guessed first) and rg_lib, which needs ^1.
+    node.publish(
+        &token,
+        &alice,
+        "rg_lib",
+        "1.0.0",
+        &[("rg_base", "^1")],
+        "Lib.",
+    );
+    node.publish(
+        &token,
+        &alice,
+        "rg_app",
+        "1.0.0",
+        &[("rg_base", ">=1"), ("rg_lib", "^1")],
+        "App.",
+    );
+    for _ in 0..3 {
+        let user = Client::new(&node.url);
+        user.ok(&["install", "rg_app"]);
+        assert_eq!(
+            versions(&user.lock()),
+            ["rg_app 1.0.0", "rg_base 1.0.0", "rg_lib 1.0.0"]
+        );
+        let yaml =
+            std::fs::read_to_string(user.project.join("missions/rg_base/mission.yaml")).unwrap();
+        assert!(
+            yaml.contains("version: 1.0.0") && yaml.contains("hello from rg_base 1.0.0"),
+            "{yaml}"
+        );
+        assert_eq!(user.installed(), ["rg_app", "rg_base", "rg_lib"]);
+    }
 }
