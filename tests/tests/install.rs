@@ -1767,6 +1767,10 @@ fn the_install_folder_is_remembered_and_kept_inside_the_project() {
     let yaml = std::fs::read_to_string(vendor.join("dr_base/mission.yaml")).unwrap();
     assert!(yaml.contains("version: 1.1.0"), "{yaml}");
 
+    let listed = user.ok(&["list"]);
+    assert!(listed.starts_with("Installed in vendor/m/"), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&user.ok(&["list", "--json"])).unwrap();
+    assert_eq!(json["dir"], "vendor/m");
     let err = user.fails(&["install", "dr_base", "--dir", "elsewhere"]);
     assert!(
         err.contains("missions.lock installs its missions into `vendor/m`"),

@@ -1,5 +1,6 @@
-//! `mission list [--json]`: what missions.lock in the current folder lists; `root` in the
-//! JSON says whether the user asked for the mission (else a root needs it).
+//! `mission list [--json]`: what missions.lock in the current folder lists, and the
+//! install folder when it is not `missions/`; `root` in the JSON says whether the user
+//! asked for the mission (else a root needs it).
 
 use std::process::ExitCode;
 
@@ -31,9 +32,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 })
             })
             .collect();
+        let dir = lock.dir().unwrap_or(mission_index::lockfile::DEFAULT_DIR);
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "missions": missions }))?
+            serde_json::to_string_pretty(&json!({ "dir": dir, "missions": missions }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -43,6 +45,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             path.display()
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(dir) = lock.dir() {
+        println!("Installed in {dir}/ (as missions.lock records):");
     }
     for m in lock.missions() {
         if m.dependencies.is_empty() {
