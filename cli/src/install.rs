@@ -142,11 +142,7 @@ pub fn lockfile_path() -> Result<PathBuf> {
         .join(LOCKFILE_NAME))
 }
 
-/// A file the installer leaves in every install folder it uses: a folder a lockfile names
-/// (other than `missions`) is used only when it has one, is empty or does not exist yet,
-/// so that a lockfile from someone else cannot point an install at one of the project's
-/// own folders and have it replace or remove what is in it.
-const FOLDER_MARKER: &str = ".mission-folder";
+use staging::FOLDER_MARKER;
 
 /// The install folder, absolute, and as the lockfile records it (relative to the
 /// lockfile's folder `project`): `--dir` (`arg`), else the lock's `dir`, else `missions`.
@@ -211,7 +207,7 @@ fn install_dir(
         at.push(part);
         match std::fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => bail!(
-                "the install folder {} is a symbolic link; refusing to install through it (it could lead out of {})",
+                "the install folder {} is a symbolic link; refusing to use it (it could lead out of {})",
                 at.display(),
                 project.display()
             ),
@@ -227,7 +223,7 @@ fn install_dir(
     let used_before = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
     if named_by_lock_only && used_before && !dir.join(FOLDER_MARKER).is_file() {
         bail!(
-            "missions.lock installs into `{relative}`, but {} was not made by mission install (it has no {FOLDER_MARKER} file) and is not empty; refusing to replace what is in it. If it is yours to use, run the install with --dir {relative}",
+            "missions.lock installs into `{relative}`, but {} was not made by mission install (it has no {FOLDER_MARKER} file) and is not empty; refusing to replace what is in it. Remove the `dir` line from missions.lock to install into missions/, or, only if that folder is meant to hold missions, run once with --dir {relative}",
             dir.display()
         );
     }
@@ -637,6 +633,11 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let removed: Vec<String> = gone.iter().map(|m| m.name.clone()).collect();
     let removed_versions: Vec<String> = gone.iter().map(|m| m.version.to_string()).collect();
     let new_lock_sum = lock_to_write.map(|lock| archive::cksum(lock.to_string().as_bytes()));
+    // Marked before anything moves in, so that a kill from here on leaves a folder the
+    // next command may use (and recover).
+    if project.dir_record != lockfile::DEFAULT_DIR {
+        mark_install_dir(&dir)?;
+    }
     let mut installed = put_in_place(
         &dir,
         staging,
@@ -645,9 +646,6 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
         prepared.map(|p| (p, new_lock_sum)),
         &lock_path,
     )?;
-    if project.dir_record != lockfile::DEFAULT_DIR {
-        mark_install_dir(&dir)?;
-    }
     for m in &mut installed {
         m.previous = old_lock
             .as_ref()

@@ -16,8 +16,8 @@
 //! folder that is a symbolic link is left alone. Then it puts the project back as it was
 //! before the killed install, unless that install had finished:
 //!
-//! - no (usable) journal: nothing was moved under one, so only missions moved aside and
-//!   not replaced are put back;
+//! - no (usable) journal: the install moved nothing (it writes the journal before its
+//!   first move), or it finished (the journal is deleted first): nothing is put back;
 //! - the lockfile on disk is the new one: the install had finished its moves, so the
 //!   folder only has to go;
 //! - otherwise the moves are undone: each mission moved aside goes back, and each one
@@ -36,6 +36,12 @@ use mission_index::name::validate_name;
 use serde::{Deserialize, Serialize};
 
 use crate::locks::{self, Held};
+
+/// A file the installer leaves in every install folder it uses but `missions/`: a folder
+/// a lockfile names is used only when it has one, is empty or does not exist yet, so that a
+/// lockfile from someone else cannot point an install at one of the project's own folders
+/// and have it replace or remove what is in it.
+pub const FOLDER_MARKER: &str = ".mission-folder";
 
 /// The name every staging folder starts with.
 const PREFIX: &str = ".mission-install-";
@@ -136,7 +142,16 @@ impl Drop for Staging {
     fn drop(&mut self) {
         drop(self.dir.take());
         if let Some(dir) = &self.created {
-            // Only an empty folder goes; anything else in it stays.
+            // Only an empty folder goes (but for the mark this install put there); anything
+            // else in it stays.
+            let only_mark = std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .all(|e| e.file_name().to_str() == Some(FOLDER_MARKER))
+            });
+            if only_mark {
+                let _ = std::fs::remove_file(dir.join(FOLDER_MARKER));
+            }
             let _ = std::fs::remove_dir(dir);
         }
     }
@@ -208,14 +223,20 @@ pub fn recover(dir: &Path, project: &Path) -> Result<Vec<String>> {
 fn undo(dir: &Path, staging: &Path, lockfile: &Path) -> Result<Vec<String>> {
     let fresh = staging.join("new");
     let backup = staging.join("old");
+    // Only real folders: a link here (from a repository, say) could reach anywhere.
+    let real_folder = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
     let journal: Option<Journal> = std::fs::read(staging.join(JOURNAL))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Journal>(&bytes).ok())
-        .filter(|j| j.is_sound(lockfile));
+        .filter(|j| j.is_sound(lockfile))
+        .filter(|_| real_folder(&fresh) && real_folder(&backup));
     let mut changed = Vec::new();
     let put_back = |name: &str, changed: &mut Vec<String>| -> Result<()> {
         let target = dir.join(name);
         let old = backup.join(name);
+        if !real_folder(&old) {
+            return Ok(());
+        }
         if std::fs::symlink_metadata(&target).is_ok() {
             std::fs::remove_dir_all(&target)
                 .with_context(|| format!("removing {}", target.display()))?;
@@ -226,17 +247,9 @@ fn undo(dir: &Path, staging: &Path, lockfile: &Path) -> Result<Vec<String>> {
         Ok(())
     };
     let Some(journal) = journal else {
-        // Nothing moved under a journal: put back only what is missing.
-        if let Ok(entries) = std::fs::read_dir(&backup) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if validate_name(&name).is_ok()
-                    && std::fs::symlink_metadata(dir.join(&name)).is_err()
-                {
-                    put_back(&name, &mut changed)?;
-                }
-            }
-        }
+        // An install moves nothing before its journal is written, and a finished one (or
+        // a recovery) deletes the journal before the rest: without one, nothing is to be
+        // put back, whatever `old/` holds.
         return Ok(changed);
     };
     let committed = journal.new_lock.is_some()
@@ -248,7 +261,7 @@ fn undo(dir: &Path, staging: &Path, lockfile: &Path) -> Result<Vec<String>> {
     for placed in &journal.place {
         let name = &placed.name;
         let target = dir.join(name);
-        if backup.join(name).exists() {
+        if real_folder(&backup.join(name)) {
             put_back(name, &mut changed)?;
         } else if !placed.had_old
             && !fresh.join(&placed.cksum).exists()
@@ -262,9 +275,7 @@ fn undo(dir: &Path, staging: &Path, lockfile: &Path) -> Result<Vec<String>> {
         // Otherwise: not moved yet, or already put back by an earlier recovery.
     }
     for name in &journal.remove {
-        if backup.join(name).exists() {
-            put_back(name, &mut changed)?;
-        }
+        put_back(name, &mut changed)?;
     }
     Ok(changed)
 }
@@ -420,6 +431,40 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn links_inside_a_staging_folder_are_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("missions");
+        let victim = root.path().join("victim");
+        mission(&victim, "secrets", "key");
+        // A planted staging folder whose journal looks sound, but whose `old` is a link
+        // out of the project.
+        let planted = dir.join(".mission-install-evil");
+        std::fs::create_dir_all(planted.join("new")).unwrap();
+        std::os::unix::fs::symlink(&victim, planted.join("old")).unwrap();
+        let journal = Journal {
+            lockfile: root.path().join(LOCKFILE_NAME),
+            old_lock: Some(sum("old")),
+            new_lock: Some(sum("new")),
+            place: vec![placed("secrets", true)],
+            remove: vec!["secrets".into()],
+        };
+        std::fs::write(planted.join(JOURNAL), serde_json::to_vec(&journal).unwrap()).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert_eq!(version(&victim, "secrets").as_deref(), Some("key"));
+        assert!(!dir.join("secrets").exists());
+        // And a real `old/` whose entry is a link: not moved in either.
+        let planted = dir.join(".mission-install-evil2");
+        std::fs::create_dir_all(planted.join("new")).unwrap();
+        std::fs::create_dir_all(planted.join("old")).unwrap();
+        std::os::unix::fs::symlink(victim.join("secrets"), planted.join("old/secrets")).unwrap();
+        std::fs::write(planted.join(JOURNAL), serde_json::to_vec(&journal).unwrap()).unwrap();
+        recover(&dir, root.path()).unwrap();
+        assert_eq!(version(&victim, "secrets").as_deref(), Some("key"));
+        assert!(std::fs::symlink_metadata(dir.join("secrets")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_staging_folder_that_is_a_link_is_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("missions");
@@ -446,16 +491,18 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_without_journal_puts_back_only_what_is_missing() {
+    fn a_folder_without_journal_is_only_deleted() {
+        // A finished install (or remove) killed while deleting its staging folder, after
+        // the journal went: what `old/` still holds must not come back.
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("missions");
         mission(&dir, "kept", "2");
         let stale = dir.join(".mission-install-old");
         mission(&stale.join("old"), "kept", "1");
-        mission(&stale.join("old"), "lost", "1");
+        mission(&stale.join("old"), "removed", "1");
         recover(&dir, root.path()).unwrap();
         assert_eq!(version(&dir, "kept").as_deref(), Some("2"));
-        assert_eq!(version(&dir, "lost").as_deref(), Some("1"));
+        assert!(!dir.join("removed").exists());
         assert!(!stale.exists());
     }
 }

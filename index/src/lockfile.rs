@@ -163,6 +163,10 @@ pub enum LockfileError {
         "line {line}: lockfile format version {found} is not supported (this mission reads versions 1 to {LOCKFILE_VERSION}); upgrade mission, or delete the lockfile to resolve anew"
     )]
     UnsupportedVersion { line: usize, found: String },
+    #[error(
+        "line {line}: `version = 3`, but nothing in this file needs it (a root's requirement or `dir`); mission writes such a lockfile as version 2"
+    )]
+    NeedlessVersion3 { line: usize },
     #[error("line {line}: {source}")]
     Name {
         line: usize,
@@ -443,16 +447,30 @@ impl Lockfile {
                             ))
                         }
                         Some((name, req)) => {
-                            let req = VersionReq::parse(req).map_err(|e| {
+                            let parsed = VersionReq::parse(req).map_err(|e| {
                                 problem(format!("has a requirement that is not semver: {e}"))
                             })?;
-                            (name, Some(req))
+                            if parsed.to_string() != req {
+                                return Err(problem(format!(
+                                    "has its requirement written `{req}`, where this lockfile would have `{parsed}`"
+                                )));
+                            }
+                            (name, Some(parsed))
                         }
                         None => (root.get_ref().as_str(), None),
                     };
                     let key = collision_key(name);
-                    if !missions.contains_key(&key) {
-                        return Err(problem("names no mission locked in this file".to_owned()));
+                    match missions.get(&key) {
+                        None => {
+                            return Err(problem("names no mission locked in this file".to_owned()))
+                        }
+                        Some(m) if m.name != name => {
+                            return Err(problem(format!(
+                                "is spelled otherwise than the locked mission `{}`",
+                                m.name
+                            )))
+                        }
+                        Some(_) => {}
                     }
                     if roots.insert(key, requirement).is_some() {
                         return Err(problem("is listed twice".to_owned()));
@@ -478,11 +496,24 @@ impl Lockfile {
                 Some(dir.into_inner())
             }
         };
-        Ok(Lockfile {
+        let lock = Lockfile {
             missions,
             roots,
             dir,
-        })
+        };
+        // Version 3 only says what version 2 cannot: written otherwise, it is not ours.
+        if version.get_ref().as_integer() == Some(3) && !lock.needs_version_3() {
+            return Err(LockfileError::NeedlessVersion3 {
+                line: line_of(text, version.span().start),
+            });
+        }
+        Ok(lock)
+    }
+
+    /// Whether this lock says something only format version 3 can: a root's requirement or
+    /// an install folder.
+    fn needs_version_3(&self) -> bool {
+        self.roots.values().any(Option::is_some) || self.dir.is_some()
     }
 
     /// Reads `path`; `Ok(None)` when there is no such file.
@@ -761,11 +792,14 @@ impl fmt::Display for Lockfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{HEADER}")?;
         // Version 2 while it can say everything, so clients that know only 2 still read it.
-        let needs_3 = self.roots.values().any(Option::is_some) || self.dir.is_some();
         writeln!(
             f,
             "version = {}",
-            if needs_3 { LOCKFILE_VERSION } else { 2 }
+            if self.needs_version_3() {
+                LOCKFILE_VERSION
+            } else {
+                2
+            }
         )?;
         let roots: Vec<(&LockedMission, &Option<VersionReq>)> = self
             .roots
@@ -1073,6 +1107,26 @@ key = \"{key}\"
             .unwrap_err()
             .to_string()
             .contains("names no mission"));
+        // Anything this code would not write is refused: another spelling of the name, a
+        // requirement written otherwise, version 3 with nothing that needs it.
+        for (root, says) in [
+            ("ALPHA@^1", "spelled otherwise"),
+            ("alpha@ ^1", "would have `^1`"),
+            ("alpha@>= 1.2", "would have `>=1.2`"),
+        ] {
+            let bad = v3.replacen("    \"alpha\",", &format!("    {},", quoted(root)), 1);
+            let err = Lockfile::parse(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(says), "{root}: {err}");
+        }
+        let exact = v3.replacen("    \"alpha\",", "    \"alpha@^1.2.0\",", 1);
+        assert!(
+            Lockfile::parse(&exact).is_ok(),
+            "written as this code writes it"
+        );
+        assert!(matches!(
+            Lockfile::parse(&v3).unwrap_err(),
+            LockfileError::NeedlessVersion3 { line: 2 }
+        ));
     }
 
     #[test]
@@ -1245,8 +1299,10 @@ key = \"{key}\"
             "{err:?}"
         );
         assert!(err.to_string().contains("names no mission locked"), "{err}");
-        let err = refuse("    \"alpha\",\n]", "    \"alpha\",\n    \"ALPHA\",\n]");
+        let err = refuse("    \"alpha\",\n]", "    \"alpha\",\n    \"alpha\",\n]");
         assert!(err.to_string().contains("listed twice"), "{err}");
+        let err = refuse("    \"alpha\",\n]", "    \"ALPHA\",\n]");
+        assert!(err.to_string().contains("spelled otherwise"), "{err}");
         // Version 2 must say what the user asked for.
         let err = refuse("roots = [\n    \"alpha\",\n]\n", "");
         assert!(err.to_string().contains("roots"), "{err}");

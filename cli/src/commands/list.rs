@@ -40,10 +40,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if lock.is_empty() {
-        println!(
-            "No missions installed here (no entries in {}).",
-            path.display()
-        );
+        if path.exists() {
+            println!(
+                "No missions installed here (no entries in {}).",
+                path.display()
+            );
+        } else {
+            println!("No missions installed here (no {}).", path.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(dir) = lock.dir() {
