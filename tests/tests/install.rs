@@ -1672,6 +1672,8 @@ fn update_stays_within_the_requirement_asked_for() {
     );
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
     assert!(text.contains("\"rq_base@=1.0.0\""), "{text}");
+    let listed: serde_json::Value = serde_json::from_str(&user.ok(&["list", "--json"])).unwrap();
+    assert_eq!(listed["missions"][0]["requirement"], "=1.0.0", "{listed}");
 
     // --locked refuses a new requirement, and says so.
     let err = user.fails(&["install", "rq_base@^1", "--locked"]);

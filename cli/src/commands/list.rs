@@ -1,6 +1,6 @@
 //! `mission list [--json]`: what missions.lock in the current folder lists, and the
 //! install folder when it is not `missions/`; `root` in the JSON says whether the user
-//! asked for the mission (else a root needs it).
+//! asked for the mission (else a root needs it), and `requirement` what they asked with.
 
 use std::process::ExitCode;
 
@@ -28,6 +28,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "key": m.key,
                     "registry": m.registry,
                     "root": lock.is_root(&m.name),
+                    "requirement": lock.root_requirement(&m.name).map(|r| r.to_string()),
                     "dependencies": m.dependencies.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
                 })
             })
