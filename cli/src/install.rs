@@ -388,11 +388,14 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let lock_path = lockfile_path()?;
     // Held to the end: this install has the project (lockfile and installed missions), then
     // the trust store and caches, to itself. The lockfile is read once the first is held.
-    let project = take_project(&lock_path, opts.dir.as_deref())?;
+    let Project {
+        _held,
+        lock: old_lock,
+        dir,
+        dir_record,
+    } = take_project(&lock_path, opts.dir.as_deref())?;
     let home = home::mission_home()?;
     let _home_lock = locks::lock_home(&home)?;
-    let old_lock = project.lock.clone();
-    let dir = project.dir.clone();
     let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
@@ -406,7 +409,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
             let cached = SparseIndex::new(registry.clone(), &index_cache, true);
             let complete = resolve::resolve(&cached, &roots, resolve_lock.as_ref())
                 .ok()
-                .and_then(|res| new_lockfile(&res, &registry, &asked, &project.dir_record).ok())
+                .and_then(|res| new_lockfile(&res, &registry, &asked, &dir_record).ok())
                 .is_some_and(|lock| {
                     lock == *old
                         && lock
@@ -530,7 +533,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     };
     let resolution = resolved.map_err(|e| resolve_error(e, &index, offline))?;
     phase("resolved");
-    let new_lock = new_lockfile(&resolution, &registry, &asked, &project.dir_record)?;
+    let new_lock = new_lockfile(&resolution, &registry, &asked, &dir_record)?;
 
     if opts.locked {
         match &old_lock {
@@ -635,7 +638,7 @@ pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let new_lock_sum = lock_to_write.map(|lock| archive::cksum(lock.to_string().as_bytes()));
     // Marked before anything moves in, so that a kill from here on leaves a folder the
     // next command may use (and recover).
-    if project.dir_record != lockfile::DEFAULT_DIR {
+    if dir_record != lockfile::DEFAULT_DIR {
         mark_install_dir(&dir)?;
     }
     let mut installed = put_in_place(
@@ -879,14 +882,7 @@ fn resolve_error(e: ResolveError, index: &SparseIndex, offline: bool) -> anyhow:
             if close.is_empty() {
                 anyhow!("{e}; search with `mission search WORD`")
             } else {
-                anyhow!(
-                    "{e}; did you mean {}?",
-                    close
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                anyhow!("{e}; did you mean {}?", quoted(&close, ", "))
             }
         }
         ResolveError::Reader { source, .. } => {
@@ -920,6 +916,15 @@ pub fn suggestions(index: &SparseIndex, name: &str, offline: bool) -> Vec<String
         }
     }
     closest(name, names.iter().map(String::as_str))
+}
+
+/// `names` in backticks, joined by `sep`, for messages (`` `a`, `b` ``).
+pub fn quoted(names: &[String], sep: &str) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The names closest to `name` (normalized Damerau-Levenshtein, at least 0.5 alike), best
@@ -1597,7 +1602,11 @@ fn put_in_place(
         undo(&mut steps);
         return Err(e.context("the earlier install and missions.lock were left as they were"));
     }
-    staging.keep_install_dir();
+    // The install is done whatever follows; a journal that cannot be removed is logged,
+    // as the lock in place already says so.
+    if let Err(e) = staging.complete() {
+        tracing::warn!(error = %format!("{e:#}"), "the finished install's journal stays");
+    }
     drop(staging);
     Ok(order
         .iter()
@@ -1624,9 +1633,13 @@ pub struct Removal {
 /// are moved aside first and put back if the lockfile cannot be written.
 pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     let lock_path = lockfile_path()?;
-    let project = take_project(&lock_path, dir)?;
-    let dir = project.dir.clone();
-    let Some(mut lock) = project.lock.clone() else {
+    let Project {
+        _held,
+        lock,
+        dir,
+        dir_record: _,
+    } = take_project(&lock_path, dir)?;
+    let Some(mut lock) = lock else {
         bail!(
             "there is no missions.lock in {}: nothing is installed here",
             cwd_display()
@@ -1640,14 +1653,7 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
             if close.is_empty() {
                 format!(" (it lists: {})", listed.join(", "))
             } else {
-                format!(
-                    "; did you mean {}?",
-                    close
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("; did you mean {}?", quoted(&close, ", "))
             }
         );
     };

@@ -338,11 +338,7 @@ fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) ->
             } else {
                 format!(
                     "did you mean {}? configured in {}: {}",
-                    close
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(" or "),
+                    crate::install::quoted(&close, " or "),
                     path.display(),
                     known.join(", ")
                 )

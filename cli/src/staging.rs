@@ -30,6 +30,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use mission_index::archive;
 use mission_index::atomic_file;
 use mission_index::lockfile::LOCKFILE_NAME;
 use mission_index::name::validate_name;
@@ -88,12 +89,10 @@ impl Journal {
     /// Whether every path this journal leads to stays where it should: mission names that
     /// are names, checksums that are checksums, and this project's lockfile.
     fn is_sound(&self, lockfile: &Path) -> bool {
-        let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
         self.lockfile == lockfile
-            && self
-                .place
-                .iter()
-                .all(|p| validate_name(&p.name).is_ok() && hex(&p.cksum))
+            && self.place.iter().all(|p| {
+                validate_name(&p.name).is_ok() && archive::cksum_problem(&p.cksum).is_none()
+            })
             && self.remove.iter().all(|n| validate_name(n).is_ok())
     }
 }
@@ -132,9 +131,21 @@ impl Staging {
         Ok(())
     }
 
-    /// The install completed: the install folder stays even if this install created it.
-    pub fn keep_install_dir(&mut self) {
+    /// The install completed: the install folder stays even if this install created it,
+    /// and the journal goes first (a kill while the rest is deleted must find nothing to
+    /// undo).
+    pub fn complete(&mut self) -> Result<()> {
         self.created = None;
+        if let Some(dir) = &self.dir {
+            let journal = dir.path().join(JOURNAL);
+            match std::fs::remove_file(&journal) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", journal.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,7 +171,7 @@ impl Drop for Staging {
 /// SHA-256 (hex) of the file at `path`, `None` when there is none.
 pub fn file_sha256(path: &Path) -> Result<Option<String>> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(mission_index::archive::cksum(&bytes))),
+        Ok(bytes) => Ok(Some(archive::cksum(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -478,6 +489,30 @@ mod tests {
             "nothing followed or deleted"
         );
         assert!(!dir.join("kept").exists());
+    }
+
+    #[test]
+    fn a_completed_install_drops_its_journal_first() {
+        // With the lock unchanged (a --locked reinstall), a journal left over a half-deleted
+        // folder would take away the missions just placed: completing removes it first.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("missions");
+        let mut staging = Staging::new(&dir).unwrap();
+        let journal_path = staging.dir.as_ref().unwrap().path().join(JOURNAL);
+        staging
+            .write_journal(&Journal {
+                lockfile: root.path().join(LOCKFILE_NAME),
+                old_lock: None,
+                new_lock: None,
+                place: vec![placed("a", false)],
+                remove: vec![],
+            })
+            .unwrap();
+        assert!(journal_path.is_file());
+        staging.complete().unwrap();
+        assert!(!journal_path.exists());
+        drop(staging);
+        assert!(dir.is_dir(), "a completed install keeps the folder it made");
     }
 
     #[test]

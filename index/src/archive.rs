@@ -354,6 +354,24 @@ pub fn cksum(archive: &[u8]) -> String {
     hex::encode(Sha256::digest(archive))
 }
 
+/// Why `cksum` is not a checksum as [`cksum`] writes it (64 lowercase hex digits), `None`
+/// when it is.
+pub fn cksum_problem(cksum: &str) -> Option<String> {
+    if cksum.len() != 64 {
+        return Some(format!(
+            "must be 64 hex digits (a SHA-256), not {} characters",
+            cksum.chars().count()
+        ));
+    }
+    if let Some(c) = cksum
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || ('a'..='f').contains(c)))
+    {
+        return Some(format!("must be lowercase hex digits, found `{c}`"));
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------------------
 // Path rules (shared by the builder and the readers, so the builder never writes what a
 // reader refuses).

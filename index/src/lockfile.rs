@@ -353,7 +353,7 @@ impl Lockfile {
                 )
             })?;
             let cksum = m.cksum.get_ref();
-            if let Some(problem) = cksum_problem(cksum) {
+            if let Some(problem) = crate::archive::cksum_problem(cksum) {
                 return Err(field("cksum", &m.cksum, problem));
             }
             if m.registry.get_ref().trim().is_empty() {
@@ -764,22 +764,6 @@ fn sort_dependencies(deps: &mut [LockedDependency]) {
             &b.version,
         ))
     });
-}
-
-fn cksum_problem(cksum: &str) -> Option<String> {
-    if cksum.len() != 64 {
-        return Some(format!(
-            "must be 64 hex digits (a SHA-256), not {} characters",
-            cksum.chars().count()
-        ));
-    }
-    if let Some(c) = cksum
-        .chars()
-        .find(|c| !(c.is_ascii_digit() || ('a'..='f').contains(c)))
-    {
-        return Some(format!("must be lowercase hex digits, found `{c}`"));
-    }
-    None
 }
 
 /// A TOML basic string, quoted and escaped by the toml crate.

@@ -37,32 +37,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);
     let mut reply = index.get(&format!("/api/v1/missions/{name}"), None)?;
     if reply.status == 404 {
-        // The same name with `-` for `_` (or in another case) is the same mission.
         let close = crate::install::suggestions(&index, &name, false);
+        // The same name with `-` for `_` (or in another case) is the same mission.
         if let Some(known) = close.first().filter(|known| {
             mission_index::name::collision_key(known) == mission_index::name::collision_key(&name)
         }) {
             eprintln!("note: translating `{name}` to `{known}`");
             reply = index.get(&format!("/api/v1/missions/{known}"), None)?;
         }
-    }
-    if reply.status == 404 {
-        let close = crate::install::suggestions(&index, &name, false);
-        if close.is_empty() {
+        if reply.status == 404 && close.is_empty() {
             bail!(
                 "no mission named `{name}` on {}; search with `mission search WORD`",
                 registry.display()
             );
         }
-        bail!(
-            "no mission named `{name}` on {}; did you mean {}?",
-            registry.display(),
-            close
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        if reply.status == 404 {
+            bail!(
+                "no mission named `{name}` on {}; did you mean {}?",
+                registry.display(),
+                crate::install::quoted(&close, ", ")
+            );
+        }
     }
     if reply.status != 200 {
         return Err(anyhow!(reply.error("reading the mission's details")));
