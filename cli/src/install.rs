@@ -83,6 +83,7 @@ use crate::home;
 use crate::index_walk;
 use crate::locks;
 use crate::registry::{self, Registry};
+use crate::request_gate::Lane;
 use crate::sparse_client::{self, SparseError, SparseIndex};
 use crate::staging::{self, Journal, Staging};
 use crate::trust::{self, TrustStore};
@@ -1482,7 +1483,7 @@ fn fetch_unverified(
 }
 
 fn fetch_archive(index: &SparseIndex, url: &str, send_token: bool) -> Result<Vec<u8>> {
-    let reply = index.get_url(url, None, MAX_ARCHIVE_BYTES + 1, send_token)?;
+    let reply = index.get_url(url, None, MAX_ARCHIVE_BYTES + 1, send_token, Lane::Archive)?;
     if reply.status != 200 {
         return Err(reply
             .error("the archive was not handed out (the URL comes from the `dl` template of the registry's config.json)")

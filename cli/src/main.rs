@@ -16,6 +16,7 @@ mod keys;
 mod locks;
 mod password;
 mod registry;
+mod request_gate;
 mod sparse_client;
 mod staging;
 mod trust;

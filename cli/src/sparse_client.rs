@@ -43,6 +43,7 @@ use mission_index::resolve::IndexReader;
 
 use crate::git_index::GitIndex;
 use crate::registry::{Registry, TokenSource};
+use crate::request_gate::{Lane, RequestGate};
 use mission_index::atomic_file;
 
 /// The most bytes one index file may have.
@@ -92,9 +93,9 @@ pub fn cache_key(registry: &Registry) -> String {
         .collect()
 }
 
-/// How many requests a [`SparseIndex`] runs at once (index prefetches and archive
-/// downloads alike); the agent keeps as many idle connections per host.
-pub const PARALLEL_REQUESTS: usize = 4;
+/// How many requests a [`SparseIndex`] runs at once, index files and archive downloads
+/// together ([`RequestGate`]); the agent keeps as many idle connections per host.
+pub const PARALLEL_REQUESTS: usize = 8;
 
 /// An HTTP agent for reading a node: statuses are answers, not errors; connections are
 /// kept for reuse. A node that stops sending or receiving for a minute, or a connection
@@ -107,8 +108,8 @@ pub fn agent() -> ureq::Agent {
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_per_read(Some(Duration::from_secs(60)))
         .timeout_per_write(Some(Duration::from_secs(60)))
-        // Index prefetches and archive downloads run side by side during a resolution.
-        .max_idle_connections_per_host(2 * PARALLEL_REQUESTS)
+        // The most requests a SparseIndex has in flight at once (its RequestGate).
+        .max_idle_connections_per_host(PARALLEL_REQUESTS)
         // Buffers are allocated and zeroed for every connection; ureq's default of 128 KiB
         // each way cost an install some 600 page faults. Requests are a few hundred
         // bytes, index files and most archives a few KiB.
@@ -144,6 +145,8 @@ pub struct SparseIndex {
     /// Index files parsed in this run, by path (a resolution reads each name more than
     /// once: the index walk, then the resolver).
     parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
+    /// At most [`PARALLEL_REQUESTS`] requests in flight, index files first.
+    gate: RequestGate,
 }
 
 /// Where a node serves its signed snapshot.
@@ -329,6 +332,7 @@ impl SparseIndex {
             pending: Mutex::new(Vec::new()),
             held: AtomicBool::new(false),
             parsed: Mutex::new(BTreeMap::new()),
+            gate: RequestGate::new(PARALLEL_REQUESTS),
         }
     }
 
@@ -413,7 +417,7 @@ impl SparseIndex {
     }
 
     fn get_with(&self, path: &str, etag: Option<&str>, limit: u64) -> Result<Reply, SparseError> {
-        let reply = self.get_url(&self.registry.url(path), etag, limit, true)?;
+        let reply = self.get_url(&self.registry.url(path), etag, limit, true, Lane::Index)?;
         if path == SNAPSHOT_PATH && reply.status == 200 {
             self.check_snapshot_head(&reply)?;
         }
@@ -448,15 +452,17 @@ impl SparseIndex {
     }
 
     /// A GET of the absolute `url` reading at most `limit` bytes of the body; the token is
-    /// sent only when `send_token` (the caller decides whether `url` may see it).
+    /// sent only when `send_token` (the caller decides whether `url` may see it). It waits
+    /// for a slot among the requests in flight in `lane`.
     pub fn get_url(
         &self,
         url: &str,
         etag: Option<&str>,
         limit: u64,
         send_token: bool,
+        lane: Lane,
     ) -> Result<Reply, SparseError> {
-        self.request(url, etag, limit, send_token, None)
+        self.request(url, etag, limit, send_token, None, lane)
     }
 
     /// [`SparseIndex::get_url`], with a `Prefer` header when `prefer` is given.
@@ -467,7 +473,10 @@ impl SparseIndex {
         limit: u64,
         send_token: bool,
         prefer: Option<&str>,
+        lane: Lane,
     ) -> Result<Reply, SparseError> {
+        // Held until the whole body is read: the connection is busy until then.
+        let _slot = self.gate.enter(lane);
         let url = url.to_owned();
         if let Ok(mut requested) = self.requested.lock() {
             requested.insert(url.clone());
@@ -592,6 +601,7 @@ impl SparseIndex {
             MAX_INDEX_FILE,
             true,
             hint.then_some(CLOSURE_PREFERENCE),
+            Lane::Index,
         )?;
         let hinted = match (&reply.link, reply.status) {
             (Some(link), 200 | 304) if hint => self.hinted_paths(&reply.url, link),

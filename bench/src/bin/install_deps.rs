@@ -14,7 +14,7 @@
 //!   not counting `/metrics` itself) must not move, or the benchmark fails;
 //! - **plain**: the lower bound, in this process: the 51 index files and the 51 archives
 //!   fetched with `ureq` by as many threads as `mission` has requests in flight at most
-//!   (8: `PARALLEL_REQUESTS` index files and as many archives), every URL known up front,
+//!   (`PARALLEL_REQUESTS`, 8, index files and archives together), every URL known up front,
 //!   each body written to a file;
 //! - **plain + checks**: the same downloads, plus the work any installer must do with the
 //!   bytes, also in this process with every URL known up front: each index file parsed,
@@ -39,8 +39,12 @@
 //!
 //! ```text
 //! cargo build --release -p mission-node -p mission-cli
-//! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 8] [--rtt-ms 0] [--readme-bytes 4096..81920]
+//! cargo run --release -p mission-bench --bin install_deps -- [--rounds 7] [--parallel 8] [--rtt-ms 0] [--readme-bytes 4096..81920] [--baseline-client PATH]
 //! ```
+//!
+//! `--baseline-client PATH` also times, in every round right after the cold install, a
+//! cold install by another `mission` binary (say, a copy built before a change): a
+//! comparison within one run, as this noisy machine needs.
 //!
 //! `--hold SECONDS` publishes, prints the node's URL and a client home, and keeps the node
 //! up that long without measuring: for profiling an install by hand.
@@ -72,6 +76,9 @@ struct Args {
     /// Keep the node up this many seconds after publishing, printing how to reach it (for
     /// profiling `mission install` by hand), instead of measuring.
     hold: Option<u64>,
+    /// Another `mission` binary whose cold install is timed in every round too, right after
+    /// this one's (a same-run comparison of a change).
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -81,6 +88,7 @@ fn parse_args() -> Result<Args, Error> {
         rtt_ms: 0,
         readme: 4096..81920,
         hold: None,
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -89,6 +97,15 @@ fn parse_args() -> Result<Args, Error> {
             "--rounds" => args.rounds = value.parse()?,
             "--parallel" => args.parallel = value.parse()?,
             "--hold" => args.hold = Some(value.parse()?),
+            "--baseline-client" => {
+                let path = PathBuf::from(value);
+                if !path.is_file() {
+                    return Err(
+                        format!("--baseline-client: {} is not a file", path.display()).into(),
+                    );
+                }
+                args.baseline = Some(path);
+            }
             "--rtt-ms" => args.rtt_ms = value.parse()?,
             "--readme-bytes" => {
                 let (min, max) = value
@@ -217,9 +234,20 @@ fn new_home(dir: &Path, url: &str) -> Result<PathBuf, Error> {
 
 /// Runs `mission ARGS` in `project` with `home`; returns the wall time and stderr.
 fn mission(home: &Path, project: &Path, args: &[&str]) -> Result<(Duration, String), Error> {
+    run_client(&mission_bin()?, home, project, args)
+}
+
+/// Runs the `mission` binary `bin` with ARGS in `project` with `home`; returns the wall time
+/// and stderr.
+fn run_client(
+    bin: &Path,
+    home: &Path,
+    project: &Path,
+    args: &[&str],
+) -> Result<(Duration, String), Error> {
     std::fs::create_dir_all(project)?;
     let started = Instant::now();
-    let out = Command::new(mission_bin()?)
+    let out = Command::new(bin)
         .args(args)
         .current_dir(project)
         .env("MISSION_HOME", home)
@@ -483,6 +511,7 @@ fn main() -> Result<(), Error> {
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let (mut plains, mut checkeds, mut colds, mut warms, mut lockeds) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut baselines = vec![];
     for round in 1..=args.rounds {
         let dir = tmp.path().join(format!("round{round}"));
         let (plain_time, plain_bytes) = plain(&urls, args.parallel, &dir.join("plain"))?;
@@ -509,6 +538,18 @@ fn main() -> Result<(), Error> {
                 "the cold install put {installed} missions in place, not {MISSIONS}"
             )
             .into());
+        }
+        // Alternating which client goes first would be fairer still; right after this
+        // one's cold install, both meet the same node state.
+        if let Some(bin) = &args.baseline {
+            let home = new_home(&dir.join("baseline-home"), &url)?;
+            let (baseline, _) = run_client(
+                bin,
+                &home,
+                &dir.join("baseline-cold"),
+                &["install", "bench_app"],
+            )?;
+            baselines.push(baseline);
         }
         let (warm, _) = mission(&home, &dir.join("warm"), &["install", "bench_app"])?;
 
@@ -548,13 +589,17 @@ fn main() -> Result<(), Error> {
     println!("\nload average {} at the end", load_average());
     println!("| series | median ms | ratio to plain | ratio to plain + checks |");
     println!("|---|---:|---:|---:|");
-    for (label, samples) in [
+    let mut series = vec![
         ("plain HTTP (102 files)", &plains),
         ("plain HTTP + checks and unpacking", &checkeds),
         ("cold install", &colds),
         ("warm install", &warms),
         ("warm install --locked", &lockeds),
-    ] {
+    ];
+    if args.baseline.is_some() {
+        series.push(("cold install, --baseline-client", &baselines));
+    }
+    for (label, samples) in series {
         let m = median(samples).as_secs_f64();
         println!(
             "| {label} | {:.1} | {:.2} | {:.2} |",
