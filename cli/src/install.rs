@@ -868,6 +868,13 @@ pub struct SpelledOtherwise {
 
 fn resolve_error(e: ResolveError, index: &SparseIndex, offline: bool) -> anyhow::Error {
     match &e {
+        ResolveError::SpelledOtherwise {
+            name, published, ..
+        } => anyhow::Error::new(SpelledOtherwise {
+            given: name.clone(),
+            known: published.clone(),
+            message: e.to_string(),
+        }),
         ResolveError::NotFound { name, .. } => {
             let close = suggestions(index, name, offline);
             if let Some(known) = close

@@ -5,7 +5,9 @@
 //! reachable through the `deps` of the chosen index entries. Missions install to
 //! `missions/NAME/`, so unlike cargo a resolved graph holds **one version per name** (names
 //! compared by [`collision_key`]): every requirement on a name must be met by that single
-//! version.
+//! version. Each requirement must still spell the name as published (`fix_build`, not
+//! `fix-build` or `Fix_Build`), as cargo requires: otherwise
+//! [`ResolveError::SpelledOtherwise`], whichever requirement is met first.
 //!
 //! # The rules
 //!
@@ -235,6 +237,16 @@ pub enum ResolveError {
         name: String,
         required_by: Vec<String>,
     },
+    /// The index has the name only spelled otherwise (`-` for `_`, or in another case):
+    /// the same mission, but a requirement must spell it as published, as on crates.io.
+    #[error(
+        "no mission named `{name}` in the index (required by {required_by}): it is published as `{published}`, and a requirement must spell a name as published"
+    )]
+    SpelledOtherwise {
+        name: String,
+        published: String,
+        required_by: String,
+    },
     #[error(
         "no version of `{name}` matches `{req}` (required by {required_by}); available: {}{}",
         list(available),
@@ -379,6 +391,7 @@ pub fn resolve_with_limit<R: IndexReader>(
         reader,
         locked,
         known: BTreeMap::new(),
+        read: BTreeSet::new(),
         steps: 0,
         limit,
     };
@@ -513,29 +526,39 @@ struct Resolver<'a, R> {
     locked: Option<&'a Lockfile>,
     /// collision key -> candidates, highest version first; `None`: no such name.
     known: BTreeMap<String, Option<Vec<Candidate>>>,
+    /// The spellings read from the index so far (each is read once).
+    read: BTreeSet<String>,
     steps: usize,
     limit: usize,
 }
 
 impl<R: IndexReader> Resolver<'_, R> {
-    /// Reads and checks the versions of `name` once.
-    fn load(&mut self, key: &str, name: &str) -> Result<(), ResolveError> {
-        if self.known.contains_key(key) {
-            return Ok(());
+    /// Reads and checks the versions of `key` once: under each spelling `reqs` use, until
+    /// one is in the index. So the outcome does not depend on which requirement came
+    /// first; one spelled otherwise than the published name is then refused by
+    /// [`Resolver::allowed`] and [`Resolver::explain`], as cargo refuses it.
+    fn load(&mut self, key: &str, reqs: &[Req]) -> Result<(), ResolveError> {
+        for r in reqs {
+            if matches!(self.known.get(key), Some(Some(_))) {
+                return Ok(());
+            }
+            if !self.read.insert(r.name.clone()) {
+                continue;
+            }
+            let entries = self
+                .reader
+                .entries(&r.name)
+                .map_err(|e| ResolveError::Reader {
+                    name: r.name.clone(),
+                    source: Box::new(e),
+                })?;
+            let candidates = match entries {
+                None => None,
+                Some(entries) if entries.is_empty() => None,
+                Some(entries) => Some(check_entries(key, &r.name, entries)?),
+            };
+            self.known.insert(key.to_owned(), candidates);
         }
-        let entries = self
-            .reader
-            .entries(name)
-            .map_err(|e| ResolveError::Reader {
-                name: name.to_owned(),
-                source: Box::new(e),
-            })?;
-        let candidates = match entries {
-            None => None,
-            Some(entries) if entries.is_empty() => None,
-            Some(entries) => Some(check_entries(key, name, entries)?),
-        };
-        self.known.insert(key.to_owned(), candidates);
         Ok(())
     }
 
@@ -558,7 +581,10 @@ impl<R: IndexReader> Resolver<'_, R> {
         self.candidates_of(key)
             .iter()
             .enumerate()
-            .filter(move |(_, c)| reqs.iter().all(|r| r.req.matches(&c.version)))
+            .filter(move |(_, c)| {
+                reqs.iter()
+                    .all(|r| r.name == c.entry.name && r.req.matches(&c.version))
+            })
             .filter(move |(_, c)| !c.entry.yanked || locked == Some(&c.version))
             .map(|(i, _)| i)
     }
@@ -586,7 +612,7 @@ impl<R: IndexReader> Resolver<'_, R> {
             if state.chosen.contains_key(key) {
                 continue;
             }
-            self.load(key, &reqs[0].name).map_err(Failure::Fatal)?;
+            self.load(key, reqs).map_err(Failure::Fatal)?;
             let count = self.allowed(key, reqs).count();
             if next.as_ref().is_none_or(|(_, best)| count < *best) {
                 next = Some((key.clone(), count));
@@ -670,8 +696,8 @@ impl<R: IndexReader> Resolver<'_, R> {
                 },
             );
             if let Some(&chosen) = state.chosen.get(&dep.key) {
-                let version = &self.candidates_of(&dep.key)[chosen].version;
-                if !dep.req.matches(version) {
+                let chosen_entry = &self.candidates_of(&dep.key)[chosen];
+                if chosen_entry.entry.name != dep.name || !dep.req.matches(&chosen_entry.version) {
                     let (error, holds) =
                         self.explain(&dep.key, &state.reqs[&dep.key], Some(chosen));
                     return Err(Failure::Conflict(error, holds));
@@ -688,6 +714,17 @@ impl<R: IndexReader> Resolver<'_, R> {
             let required_by = reqs.iter().map(|r| r.who.to_string()).collect();
             return (ResolveError::NotFound { name, required_by }, true);
         };
+        if let Some(r) = reqs
+            .iter()
+            .find(|r| all.iter().all(|c| c.entry.name != r.name))
+        {
+            let error = ResolveError::SpelledOtherwise {
+                name: r.name.clone(),
+                published: all[0].entry.name.clone(),
+                required_by: r.who.to_string(),
+            };
+            return (error, true);
+        }
         let available: Vec<String> = all
             .iter()
             .map(|c| {

@@ -119,7 +119,7 @@ fn highest_compatible_version_is_picked() {
     let res = resolve(&index, &roots(&["a@~1.2"]), None).unwrap();
     assert_eq!(versions(&res), ["a 1.2.0"]);
     // Two root requirements on one name are both met by the one version.
-    let res = resolve(&index, &roots(&["a@>=1.1", "A@<1.5"]), None).unwrap();
+    let res = resolve(&index, &roots(&["a@>=1.1", "a@<1.5"]), None).unwrap();
     assert_eq!(versions(&res), ["a 1.2.0"]);
     let pkg = res.get("a").unwrap();
     assert_eq!(
@@ -292,7 +292,7 @@ fn a_diamond_with_compatible_requirements_shares_one_version() {
     let mut index = Index::default();
     index
         .add("top", "1.0.0", &[("left", "^1"), ("right", "^1")])
-        .add("left", "1.0.0", &[("Shared", "^1.1")])
+        .add("left", "1.0.0", &[("shared", "^1.1")])
         .add("right", "1.0.0", &[("shared", ">=1.0, <1.3")])
         .add("shared", "1.0.0", &[])
         .add("shared", "1.1.0", &[])
@@ -595,14 +595,75 @@ fn reader_errors_are_wrapped_with_the_name() {
 }
 
 #[test]
-fn names_differing_in_case_are_one_mission() {
+fn a_root_spelled_as_published_resolves_and_names_the_published_spelling() {
+    let mut index = Index::default();
+    index
+        .add("Fix_Build", "1.0.0", &[])
+        .add("top", "1.0.0", &[("Fix_Build", "^1")]);
+    let res = resolve(&index, &roots(&["top", "Fix_Build"]), None).unwrap();
+    assert_eq!(versions(&res), ["Fix_Build 1.0.0", "top 1.0.0"]);
+    assert_eq!(res.packages["top"].dependencies, ["Fix_Build"]);
+    // Looked up by collision key, as `missions/NAME/` folders are.
+    assert_eq!(
+        res.get("fix_build").map(|p| p.entry.name.as_str()),
+        Some("Fix_Build")
+    );
+}
+
+/// A dependency spelled otherwise than the published name (another case, `-` for `_`) is
+/// refused as cargo refuses it, and the same way whichever requirement is met first:
+/// before, it was accepted when a root spelled the name right and refused otherwise.
+#[test]
+fn a_requirement_spelled_otherwise_is_refused_whatever_the_order() {
     let mut index = Index::default();
     index
         .add("Fix_Build", "1.0.0", &[])
         .add("top", "1.0.0", &[("FIX_BUILD", "^1")]);
-    let res = resolve(&index, &roots(&["top", "fix_build"]), None).unwrap();
-    assert_eq!(versions(&res), ["Fix_Build 1.0.0", "top 1.0.0"]);
-    assert_eq!(res.packages["top"].dependencies, ["Fix_Build"]);
+    for roots_given in [&["top"][..], &["top", "Fix_Build"], &["Fix_Build", "top"]] {
+        let err = resolve(&index, &roots(roots_given), None).unwrap_err();
+        match &err {
+            ResolveError::SpelledOtherwise {
+                name,
+                published,
+                required_by,
+            } => {
+                assert_eq!(name, "FIX_BUILD", "roots {roots_given:?}");
+                assert_eq!(published, "Fix_Build");
+                assert_eq!(required_by, "top 1.0.0");
+            }
+            other => panic!("roots {roots_given:?}: {other}"),
+        }
+        assert!(
+            err.to_string().contains("published as `Fix_Build`"),
+            "{err}"
+        );
+    }
+
+    // With `-` for `_` the index has no such file: alone it is not found; beside a root
+    // spelled as published, it is refused as spelled otherwise. Never accepted.
+    let mut index = Index::default();
+    index
+        .add("fix_build", "1.0.0", &[])
+        .add("top", "1.0.0", &[("fix-build", "^1")]);
+    let alone = resolve(&index, &roots(&["top"]), None).unwrap_err();
+    assert!(
+        matches!(&alone, ResolveError::NotFound { name, .. } if name == "fix-build"),
+        "{alone}"
+    );
+    for roots_given in [&["top", "fix_build"][..], &["fix_build", "top"]] {
+        let err = resolve(&index, &roots(roots_given), None).unwrap_err();
+        assert!(
+            matches!(&err, ResolveError::SpelledOtherwise { name, published, .. } if name == "fix-build" && published == "fix_build"),
+            "roots {roots_given:?}: {err}"
+        );
+    }
+
+    // A root spelled otherwise is refused the same way (the CLI translates it).
+    let err = resolve(&index, &roots(&["Fix_Build"]), None).unwrap_err();
+    assert!(
+        matches!(&err, ResolveError::SpelledOtherwise { required_by, .. } if required_by == "<root>"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -616,7 +677,7 @@ fn no_roots_resolve_to_nothing() {
 fn a_resolution_locks_and_resolves_again_to_the_same_versions() {
     let mut index = Index::default();
     index
-        .add("app", "1.0.0", &[("lib", "^1"), ("Util", "^0.3")])
+        .add("app", "1.0.0", &[("lib", "^1"), ("util", "^0.3")])
         .add("lib", "1.0.0", &[("util", "^0.3")])
         .add("util", "0.3.1", &[]);
     let res = resolve(&index, &roots(&["app"]), None).unwrap();

@@ -1734,6 +1734,37 @@ fn update_stays_within_the_requirement_asked_for() {
     );
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
     assert!(text.contains("version = 2\n"), "{text}");
+
+    // A dependency must spell the name as published, as in cargo: `rq-base` is refused
+    // with the published spelling, whether or not `rq_base` is installed as well (before,
+    // it was accepted beside an installed `rq_base` and refused alone).
+    node.publish(
+        &token,
+        &alice,
+        "rq_app",
+        "1.0.0",
+        &[("rq-base", "^2")],
+        "App.",
+    );
+    for args in [
+        &["install", "rq_app"][..],
+        &["install", "rq_app", "rq_base"],
+    ] {
+        let fresh = Client::new(&node.url);
+        let err = fresh.fails(args);
+        assert!(
+            err.contains("`rq-base`") && err.contains("rq_app 1.0.0") && err.contains("`rq_base`"),
+            "{args:?}: {err}"
+        );
+        assert!(!fresh.project.join("missions.lock").exists(), "{args:?}");
+    }
+    let err = user.fails(&["install", "rq_app"]);
+    assert!(err.contains("published as `rq_base`"), "{err}");
+    assert_eq!(
+        versions(&user.lock()),
+        ["rq_base 2.0.0"],
+        "the install is as it was"
+    );
 }
 
 /// `install --dir` is remembered in missions.lock: `update` and `remove` work in that
