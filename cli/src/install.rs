@@ -96,6 +96,7 @@ const PARALLEL_DOWNLOADS: usize = sparse_client::PARALLEL_REQUESTS;
 const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What to do.
+#[derive(Clone)]
 pub enum Request {
     /// Install these `NAME[@REQ]`s (with what the lock holds); none: what the lock lists.
     Install(Vec<String>),
@@ -381,7 +382,41 @@ fn new_lockfile(
 }
 
 /// Runs an install or update.
+/// How many times an install reads a git index again when the node published between its
+/// git fetch and its snapshot request (so the snapshot names a newer commit).
+const GIT_SNAPSHOT_RETRIES: usize = 2;
+
+/// Does `request`: resolves, verifies and installs, or leaves everything as it was.
+///
+/// With a git index, the files come from a git fetch and the signed snapshot from a request
+/// made just after; a publish landing in between makes them name different commits, which
+/// is refused (the snapshot vouches only for its own commit). That refusal is met again,
+/// fetching anew, up to [`GIT_SNAPSHOT_RETRIES`] times: a race goes away, two indexes that
+/// really differ do not.
 pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
+    let mut retries = 0;
+    loop {
+        match run_once(request.clone(), opts) {
+            Err(e) if retries < GIT_SNAPSHOT_RETRIES && is_snapshot_head_mismatch(&e) => {
+                retries += 1;
+                tracing::debug!(error = %format!("{e:#}"), "reading the git index again");
+                note("the git index and the node's signed snapshot name different commits (the node may have just published); fetching both again");
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_snapshot_head_mismatch(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<SparseError>(),
+            Some(SparseError::SnapshotHead { .. })
+        )
+    })
+}
+
+fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let phase = |what: &str| {
         tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "{what}");

@@ -298,7 +298,12 @@ fn bad_git_urls_are_refused_naming_them() {
 struct Relay {
     url: String,
     git: Arc<Mutex<String>>,
+    before_snapshot: Hook,
 }
+
+/// Run once, before the first request for `/index/snapshot.json*` goes on; requests for
+/// either snapshot file wait until it is done, so both come from after it.
+type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 impl Relay {
     fn start(main: &str, git: &str) -> Relay {
@@ -307,15 +312,26 @@ impl Relay {
         let git = Arc::new(Mutex::new(addr_of(git)));
         let main = addr_of(main);
         let routes = git.clone();
+        let before_snapshot: Hook = Arc::new(Mutex::new(None));
+        let hook = before_snapshot.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let main = main.clone();
                 let git = routes.lock().unwrap().clone();
-                std::thread::spawn(move || relay(stream, &main, &git));
+                let hook = hook.clone();
+                std::thread::spawn(move || relay(stream, &main, &git, &hook));
             }
         });
-        Relay { url, git }
+        Relay {
+            url,
+            git,
+            before_snapshot,
+        }
+    }
+
+    fn before_next_snapshot(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.before_snapshot.lock().unwrap() = Some(Box::new(hook));
     }
 
     fn send_git_to(&self, node: &str) {
@@ -327,7 +343,7 @@ fn addr_of(url: &str) -> String {
     url.trim_start_matches("http://").to_owned()
 }
 
-fn relay(mut client: TcpStream, main: &str, git: &str) {
+fn relay(mut client: TcpStream, main: &str, git: &str, before_snapshot: &Hook) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n") {
@@ -339,6 +355,13 @@ fn relay(mut client: TcpStream, main: &str, git: &str) {
     let first = String::from_utf8_lossy(&head).into_owned();
     let path = first.split_whitespace().nth(1).unwrap_or("");
     let target = if path.starts_with("/git/") { git } else { main };
+    if path.starts_with("/index/snapshot.json") {
+        // Held while the hook runs: the other snapshot file waits for it too.
+        let mut hook = before_snapshot.lock().unwrap();
+        if let Some(run) = hook.take() {
+            run();
+        }
+    }
     let Ok(mut upstream) = TcpStream::connect(target) else {
         return;
     };
@@ -396,6 +419,13 @@ fn a_snapshot_of_another_index_than_the_git_one_is_refused() {
     // first: refused, and nothing changes.
     relay.send_git_to(&other.url);
     let err = user.fails(&["update"]);
+    // Fetched again twice, in case the node had just published, then refused.
+    assert_eq!(
+        err.matches("note: the git index and the node's signed snapshot name different commits")
+            .count(),
+        2,
+        "{err}"
+    );
     assert!(
         err.contains("the signed snapshot names index commit")
             && err.contains(&remote_head(&node.url))
@@ -412,4 +442,53 @@ fn a_snapshot_of_another_index_than_the_git_one_is_refused() {
         accepted,
         "the refused fetch is not what --offline reads"
     );
+}
+
+/// A publish landing between the client's git fetch and its snapshot request makes the
+/// snapshot name a newer commit than the one fetched: the install fetches both again and
+/// goes on, instead of failing with "run it again".
+#[test]
+fn a_publish_between_the_git_fetch_and_the_snapshot_is_fetched_again() {
+    if !mission_e2e::require_program("git", "git") {
+        return;
+    }
+    let (node, token) = start_node();
+    let alice = author();
+    publish_chain(&node, &token, &alice);
+    let relay = Relay::start(&node.url, &node.url);
+    let user = git_client(&relay.url);
+    user.ok(&["install", "app_main"]);
+    let before = remote_head(&node.url);
+
+    // The next install fetches git, then asks for the snapshot: base_tools 1.1.0 is
+    // published just before that request goes on.
+    let (url, token_for_hook) = (node.url.clone(), token.clone());
+    relay.before_next_snapshot(move || {
+        let archive = package("base_tools", "1.1.0", &[]);
+        let body = publish_body_signed(&alice, &alice, "base_tools", "1.1.0", archive);
+        let status = agent()
+            .post(format!("{url}/api/v1/missions/publish"))
+            .header("Authorization", format!("Bearer {token_for_hook}"))
+            .send(&body[..])
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        assert_eq!(status, 200, "publishing from the relay's hook");
+    });
+    let out = user.run(&["update"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_ne!(remote_head(&node.url), before, "the hook published");
+    assert_eq!(
+        err.matches("note: the git index and the node's signed snapshot name different commits")
+            .count(),
+        1,
+        "{err}"
+    );
+    // The second try read the index with the new version, and the snapshot of it.
+    assert!(
+        text(&out.stdout).contains("Updated base_tools 1.0.0 -> 1.1.0"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
 }
