@@ -3,6 +3,9 @@
 //! missions published to it over HTTP with real minisign keys, the real `mission` binary
 //! cloning and fetching the node's `/git/index.git` with the real `git`, and a small TCP
 //! relay in front of two real nodes for a git index that is not the one the snapshot signs.
+//! The same relay, with a hook run before a chosen request, lands a publish in the middle of
+//! an install (between the git fetch and the snapshot, or between the snapshot and its
+//! signature, the latter with a sparse index).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -294,16 +297,16 @@ fn bad_git_urls_are_refused_naming_them() {
 
 /// A TCP relay: each connection goes, as a whole, to the node `git` names when its first
 /// request is for `/git/...`, else to `main` (git's and the client's HTTP requests come on
-/// connections of their own).
+/// connections of their own). A hook can run before a given request goes on.
 struct Relay {
     url: String,
     git: Arc<Mutex<String>>,
     before_snapshot: Hook,
 }
 
-/// Run once, before the first request for `/index/snapshot.json*` goes on; requests for
-/// either snapshot file wait until it is done, so both come from after it.
-type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+/// Run once, before the first request whose path starts with the prefix goes on; other
+/// such requests wait until it is done, so all come from after it.
+type Hook = Arc<Mutex<Option<(String, Box<dyn FnOnce() + Send>)>>>;
 
 impl Relay {
     fn start(main: &str, git: &str) -> Relay {
@@ -330,8 +333,9 @@ impl Relay {
         }
     }
 
-    fn before_next_snapshot(&self, hook: impl FnOnce() + Send + 'static) {
-        *self.before_snapshot.lock().unwrap() = Some(Box::new(hook));
+    /// Runs `hook` before the next request for a path starting with `prefix` goes on.
+    fn before_next(&self, prefix: &str, hook: impl FnOnce() + Send + 'static) {
+        *self.before_snapshot.lock().unwrap() = Some((prefix.to_owned(), Box::new(hook)));
     }
 
     fn send_git_to(&self, node: &str) {
@@ -343,42 +347,90 @@ fn addr_of(url: &str) -> String {
     url.trim_start_matches("http://").to_owned()
 }
 
-fn relay(mut client: TcpStream, main: &str, git: &str, before_snapshot: &Hook) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let first = String::from_utf8_lossy(&head).into_owned();
-    let path = first.split_whitespace().nth(1).unwrap_or("");
-    let target = if path.starts_with("/git/") { git } else { main };
-    if path.starts_with("/index/snapshot.json") {
-        // Held while the hook runs: the other snapshot file waits for it too.
-        let mut hook = before_snapshot.lock().unwrap();
-        if let Some(run) = hook.take() {
-            run();
-        }
-    }
+fn relay(mut client: TcpStream, main: &str, git: &str, hook: &Hook) {
+    let Some(head) = read_head(&mut client) else {
+        return;
+    };
+    let target = if path_of(&head).starts_with("/git/") {
+        git
+    } else {
+        main
+    };
     let Ok(mut upstream) = TcpStream::connect(target) else {
         return;
     };
-    if upstream.write_all(&head).is_err() {
-        return;
-    }
     let (Ok(mut client_in), Ok(mut upstream_out)) = (client.try_clone(), upstream.try_clone())
     else {
         return;
     };
+    let hook = hook.clone();
+    // Request by request while they have no body (the client's GETs), so the hook sees
+    // every request on a kept-alive connection; as a byte stream from the first with one
+    // (git's POSTs).
     let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_in, &mut upstream_out);
+        let mut head = head;
+        loop {
+            run_hook(&hook, path_of(&head));
+            if upstream_out.write_all(&head).is_err() {
+                break;
+            }
+            if has_body(&head) {
+                let _ = std::io::copy(&mut client_in, &mut upstream_out);
+                break;
+            }
+            match read_head(&mut client_in) {
+                Some(next) => head = next,
+                None => break,
+            }
+        }
         let _ = upstream_out.shutdown(std::net::Shutdown::Write);
     });
     let _ = std::io::copy(&mut upstream, &mut client);
     let _ = client.shutdown(std::net::Shutdown::Write);
     let _ = up.join();
+}
+
+/// One request head, through its blank line; `None` when the connection ends first.
+fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+fn path_of(head: &[u8]) -> String {
+    String::from_utf8_lossy(head)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn has_body(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    text.lines().any(|line| {
+        line.starts_with("transfer-encoding:")
+            || (line.starts_with("content-length:") && line.trim_end() != "content-length: 0")
+    })
+}
+
+/// Runs the hook if it is for `path`. The lock is held while it runs: other requests it
+/// is for wait for it too.
+fn run_hook(hook: &Hook, path: String) {
+    let mut hook = hook.lock().unwrap();
+    if hook
+        .as_ref()
+        .is_some_and(|(prefix, _)| path.starts_with(prefix.as_str()))
+    {
+        if let Some((_, run)) = hook.take() {
+            run();
+        }
+    }
 }
 
 #[test]
@@ -462,17 +514,9 @@ fn a_publish_between_the_git_fetch_and_the_snapshot_is_fetched_again() {
 
     // The next install fetches git, then asks for the snapshot: base_tools 1.1.0 is
     // published just before that request goes on.
-    let (url, token_for_hook) = (node.url.clone(), token.clone());
-    relay.before_next_snapshot(move || {
-        let archive = package("base_tools", "1.1.0", &[]);
-        let body = publish_body_signed(&alice, &alice, "base_tools", "1.1.0", archive);
-        let status = agent()
-            .post(format!("{url}/api/v1/missions/publish"))
-            .header("Authorization", format!("Bearer {token_for_hook}"))
-            .send(&body[..])
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        assert_eq!(status, 200, "publishing from the relay's hook");
+    let (url, token) = (node.url.clone(), token.clone());
+    relay.before_next("/index/snapshot.json", move || {
+        publish_from_hook(&url, &token, &alice, "base_tools", "1.1.0");
     });
     let out = user.run(&["update"]);
     let err = text(&out.stderr);
@@ -491,4 +535,57 @@ fn a_publish_between_the_git_fetch_and_the_snapshot_is_fetched_again() {
         text(&out.stdout)
     );
     assert_eq!(accepted_head(&user.home, "g"), remote_head(&node.url));
+}
+
+/// Publishes NAME VERSION (no dependencies) to the node at `url`, from a relay hook.
+fn publish_from_hook(url: &str, token: &str, author: &Author, name: &str, version: &str) {
+    let archive = package(name, version, &[]);
+    let body = publish_body_signed(author, author, name, version, archive);
+    let status = agent()
+        .post(format!("{url}/api/v1/missions/publish"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send(&body[..])
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(
+        status, 200,
+        "publishing {name} {version} from the relay's hook"
+    );
+}
+
+/// `snapshot.json` and its signature are two requests: a publish landing between them
+/// pairs the old snapshot with the new signature. The install fetches both again once and
+/// goes on, instead of reporting a signature the node never got wrong. (A sparse index
+/// here; the relay only adds the hook.)
+#[test]
+fn a_publish_between_the_snapshot_and_its_signature_is_fetched_again() {
+    let (node, token) = start_node();
+    let alice = author();
+    publish_chain(&node, &token, &alice);
+    let relay = Relay::start(&node.url, &node.url);
+    let user = Client::with_config(&format!(
+        "[registry]\ndefault = \"s\"\n\n[registries.s]\nindex = \"sparse+{}/index/\"\n",
+        relay.url
+    ));
+    user.ok(&["install", "app_main"]);
+
+    // The snapshot request goes on at once (the node answers it in a few ms); the
+    // signature's waits until base_tools 1.1.0 is published, so it signs the next one.
+    let (url, token) = (node.url.clone(), token.clone());
+    relay.before_next("/index/snapshot.json.minisig", move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        publish_from_hook(&url, &token, &alice, "base_tools", "1.1.0");
+    });
+    let out = mission_e2e::mission(&user.home)
+        .current_dir(&user.project)
+        .arg("update")
+        .env("RUST_LOG", "mission=debug")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the snapshot signature did not verify; fetching both again"),
+        "the first pair straddled the publish: {err}"
+    );
 }
