@@ -119,6 +119,9 @@ pub struct Installed {
     pub version: String,
     /// The version the lock had before, when it had this mission.
     pub previous: Option<String>,
+    /// Its folder did not exist before this install (so a mission the lock already had at
+    /// this version was re-created, not left as it was).
+    pub folder_was_missing: bool,
     pub cksum: String,
     pub key: String,
     pub path: PathBuf,
@@ -1578,6 +1581,12 @@ fn put_in_place(
         Some((prepared, sum)) => (Some(prepared), sum),
         None => (None, None),
     };
+    // Which missions have a folder now (to put back if the install is undone, and to tell
+    // a mission re-created at its locked version from one left alone).
+    let had_folder: Vec<bool> = order
+        .iter()
+        .map(|e| std::fs::symlink_metadata(dir.join(&e.name)).is_ok())
+        .collect();
     // From here on a killed install can be undone by the next command (see `staging`).
     staging.write_journal(&Journal {
         lockfile: std::path::absolute(lock_path)
@@ -1586,10 +1595,11 @@ fn put_in_place(
         new_lock,
         place: order
             .iter()
-            .map(|e| staging::Placed {
+            .zip(&had_folder)
+            .map(|(e, &had_old)| staging::Placed {
                 name: e.name.clone(),
                 cksum: e.cksum.clone(),
-                had_old: std::fs::symlink_metadata(dir.join(&e.name)).is_ok(),
+                had_old,
             })
             .collect(),
         remove: removed.to_vec(),
@@ -1670,10 +1680,12 @@ fn put_in_place(
     drop(staging);
     Ok(order
         .iter()
-        .map(|e| Installed {
+        .zip(had_folder)
+        .map(|(e, had_folder)| Installed {
             name: e.name.clone(),
             version: e.vers.clone(),
             previous: None,
+            folder_was_missing: !had_folder,
             cksum: e.cksum.clone(),
             key: e.key.clone(),
             path: dir.join(&e.name),

@@ -400,8 +400,18 @@ fn install_locks_reproduces_and_works_from_the_cache() {
     );
     // So does --offline, for the other user, from their cache.
     std::fs::remove_dir_all(other.project.join("missions")).unwrap();
-    other.ok(&["install", "--offline"]);
+    let out = other.ok(&["install", "--offline"]);
     assert_eq!(other.tree().len(), before.len());
+    // What was put back is said, not counted as unchanged.
+    assert!(
+        out.contains("Restored app_main 1.0.0 -> ") && !out.contains("unchanged"),
+        "{out}"
+    );
+    let out = other.ok(&["install", "--offline"]);
+    assert!(
+        out.contains("(3 unchanged)") && !out.contains("Restored"),
+        "{out}"
+    );
     // Offline with an empty cache names what is missing.
     let cold = Client::new(&node.url);
     std::fs::copy(

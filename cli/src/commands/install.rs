@@ -87,6 +87,11 @@ pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     for m in &outcome.installed {
         match m.previous.as_deref() {
             None => println!("Installed {} {} -> {}", m.name, m.version, m.path.display()),
+            // The lock had it, but its folder was gone: put back, as `--locked` does after
+            // `rm -rf missions`.
+            Some(old) if old == m.version && m.folder_was_missing => {
+                println!("Restored {} {} -> {}", m.name, m.version, m.path.display())
+            }
             Some(old) if old == m.version => unchanged += 1,
             Some(old) => {
                 let newer = match (
