@@ -1910,3 +1910,51 @@ fn a_version_guessed_then_ruled_out_is_not_what_gets_installed() {
         assert_eq!(user.installed(), ["rg_app", "rg_base", "rg_lib"]);
     }
 }
+
+/// A private node (`auth_required`): every read needs a token, archives too. Without one,
+/// the install says once how to set it; a refused one from the environment names the
+/// variable; with a valid one, the whole graph installs, and later works from the cache.
+#[test]
+fn a_private_node_is_installed_from_with_a_token_only() {
+    let (node, tokens) = Node::start_with_users(
+        Some("name = \"private\"\nseed_library = false\nauth_required = true\n"),
+        &[("alice", "publish"), ("bob", "execute")],
+    );
+    let (alice_token, bob_token) = (&tokens[0], &tokens[1]);
+    let alice = author();
+    chain_and_single(&node, alice_token, &alice);
+
+    let mut user = Client::new(&node.url);
+    let err = user.fails(&["install", "aa_top"]);
+    assert!(
+        err.contains("HTTP 401")
+            && err.contains("none is set for the registry `test`")
+            && err.contains("mission login --registry test")
+            && err.contains("MISSION_REGISTRIES_TEST_TOKEN"),
+        "{err}"
+    );
+    assert_eq!(err.matches("mission login").count(), 1, "said once: {err}");
+    assert!(!user.project.join("missions.lock").exists());
+
+    user.env = vec![("MISSION_TOKEN".into(), "not-a-token".into())];
+    let err = user.fails(&["install", "aa_top"]);
+    assert!(
+        err.contains("HTTP 401")
+            && err.contains("environment variable MISSION_TOKEN was refused")
+            && err.contains("not valid"),
+        "{err}"
+    );
+
+    user.env = vec![("MISSION_REGISTRIES_TEST_TOKEN".into(), bob_token.clone())];
+    let out = user.ok(&["install", "aa_top"]);
+    assert!(out.contains("Installed aa_top 1.0.0"), "{out}");
+    assert_eq!(
+        versions(&user.lock()),
+        ["aa_top 1.0.0", "bb_middle 1.0.0", "cc_base 1.0.0"]
+    );
+    // The cache serves a later --offline install without any token.
+    user.env.clear();
+    std::fs::remove_dir_all(user.project.join("missions")).unwrap();
+    let out = user.ok(&["install", "--offline"]);
+    assert!(out.contains("Restored cc_base 1.0.0"), "{out}");
+}
