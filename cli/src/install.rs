@@ -384,12 +384,12 @@ fn new_lockfile(
     Ok(lock)
 }
 
-/// Runs an install or update.
 /// How many times an install reads a git index again when the node published between its
 /// git fetch and its snapshot request (so the snapshot names a newer commit).
 const GIT_SNAPSHOT_RETRIES: usize = 2;
 
-/// Does `request`: resolves, verifies and installs, or leaves everything as it was.
+/// Runs an install or update (`request`): resolves, verifies and installs, or leaves
+/// everything as it was.
 ///
 /// With a git index, the files come from a git fetch and the signed snapshot from a request
 /// made just after; a publish landing in between makes them name different commits, which
@@ -930,16 +930,22 @@ fn resolve_error(e: ResolveError, index: &SparseIndex, offline: bool) -> anyhow:
             known: published.clone(),
             message: e.to_string(),
         }),
-        ResolveError::NotFound { name, .. } => {
+        ResolveError::NotFound { name, required_by } => {
             let close = suggestions(index, name, offline);
             if let Some(known) = close
                 .first()
                 .filter(|known| collision_key(known) == collision_key(name))
             {
+                // The same words as the resolver's when it found the published spelling.
+                let message = required_by
+                    .iter()
+                    .map(|who| resolve::spelled_otherwise_message(name, known, who))
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 return anyhow::Error::new(SpelledOtherwise {
                     given: name.clone(),
                     known: known.clone(),
-                    message: format!("{e}; it is spelled `{known}`"),
+                    message,
                 });
             }
             if close.is_empty() {

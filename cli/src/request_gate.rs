@@ -58,10 +58,15 @@ impl RequestGate {
         while state.in_flight >= self.limit || (lane == Lane::Archive && state.index_waiting > 0) {
             state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+        state.in_flight += 1;
         if lane == Lane::Index {
             state.index_waiting -= 1;
+            // An archive request that woke while this one waited went back to sleep; with
+            // no index request waiting any more, a free slot is now its to take.
+            if state.index_waiting == 0 && state.in_flight < self.limit {
+                self.freed.notify_all();
+            }
         }
-        state.in_flight += 1;
         Slot(self)
     }
 
@@ -139,6 +144,38 @@ mod tests {
         });
         let order: Vec<&str> = order.try_iter().collect();
         assert_eq!(order, ["index", "archive"]);
+    }
+
+    /// Two slots free at once, an archive and an index request waiting: the index request
+    /// takes one and holds it, and the archive must get the other then, not when the index
+    /// request ends. (It used to miss its wake-up now and then: a timing test, which fails
+    /// only sometimes without the fix, never with it.)
+    #[test]
+    fn an_archive_gets_a_slot_left_free_once_the_index_requests_are_in() {
+        for _ in 0..50 {
+            let gate = RequestGate::new(2);
+            let (a, b) = (gate.enter(Lane::Index), gate.enter(Lane::Index));
+            let (archive_in_tx, archive_in) = mpsc::channel();
+            std::thread::scope(|scope| {
+                let gate = &gate;
+                scope.spawn(move || {
+                    let _slot = gate.enter(Lane::Archive);
+                    let _ = archive_in_tx.send(());
+                });
+                let index = scope.spawn(move || {
+                    let _slot = gate.enter(Lane::Index);
+                    // Held until the archive is in: it must not need this slot.
+                    archive_in.recv_timeout(Duration::from_secs(5)).is_ok()
+                });
+                std::thread::sleep(Duration::from_millis(2));
+                drop(a);
+                drop(b);
+                assert!(
+                    index.join().unwrap(),
+                    "the archive waited beside a free slot"
+                );
+            });
+        }
     }
 
     #[test]

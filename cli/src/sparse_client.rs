@@ -68,7 +68,7 @@ pub enum SparseError {
     Name { name: String, message: String },
     #[error("{message}")]
     Git { message: String },
-    #[error("{url}: the signed snapshot names index commit {head}, but the git index {git_url} was fetched at commit {fetched}: the node serves a snapshot of another index than its git index, so neither is trusted (an install fetches both again twice, in case the node had just published; if it publishes very often, run the command again)")]
+    #[error("{url}: the signed snapshot names index commit {head}, but the git index {git_url} was fetched at commit {fetched}: the node serves a snapshot of another index than its git index, so neither is trusted (the command fetched both again twice, in case the node had just published; if it publishes very often, run it again)")]
     SnapshotHead {
         url: String,
         head: String,

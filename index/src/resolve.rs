@@ -5,9 +5,11 @@
 //! reachable through the `deps` of the chosen index entries. Missions install to
 //! `missions/NAME/`, so unlike cargo a resolved graph holds **one version per name** (names
 //! compared by [`collision_key`]): every requirement on a name must be met by that single
-//! version. Each requirement must still spell the name as published (`fix_build`, not
-//! `fix-build` or `Fix_Build`), as cargo requires: otherwise
-//! [`ResolveError::SpelledOtherwise`], whichever requirement is met first.
+//! version. A requirement names an index file, and index paths are lowercase, so
+//! `Fix_Build` finds `fix_build`; but `fix-build` is another file, and a requirement spelled
+//! so is refused ([`ResolveError::SpelledOtherwise`], naming the published spelling) even
+//! when another requirement found `fix_build`: the outcome never depends on which
+//! requirement is met first.
 //!
 //! # The rules
 //!
@@ -237,11 +239,9 @@ pub enum ResolveError {
         name: String,
         required_by: Vec<String>,
     },
-    /// The index has the name only spelled otherwise (`-` for `_`, or in another case):
-    /// the same mission, but a requirement must spell it as published, as on crates.io.
-    #[error(
-        "no mission named `{name}` in the index (required by {required_by}): it is published as `{published}`, and a requirement must spell a name as published"
-    )]
+    /// The index has the name only spelled otherwise (`-` for `_` or the reverse): a
+    /// requirement must spell it as published (any case), as cargo requires.
+    #[error("{}", spelled_otherwise_message(name, published, required_by))]
     SpelledOtherwise {
         name: String,
         published: String,
@@ -583,7 +583,7 @@ impl<R: IndexReader> Resolver<'_, R> {
             .enumerate()
             .filter(move |(_, c)| {
                 reqs.iter()
-                    .all(|r| r.name == c.entry.name && r.req.matches(&c.version))
+                    .all(|r| same_file(&r.name, &c.entry.name) && r.req.matches(&c.version))
             })
             .filter(move |(_, c)| !c.entry.yanked || locked == Some(&c.version))
             .map(|(i, _)| i)
@@ -697,7 +697,9 @@ impl<R: IndexReader> Resolver<'_, R> {
             );
             if let Some(&chosen) = state.chosen.get(&dep.key) {
                 let chosen_entry = &self.candidates_of(&dep.key)[chosen];
-                if chosen_entry.entry.name != dep.name || !dep.req.matches(&chosen_entry.version) {
+                if !same_file(&dep.name, &chosen_entry.entry.name)
+                    || !dep.req.matches(&chosen_entry.version)
+                {
                     let (error, holds) =
                         self.explain(&dep.key, &state.reqs[&dep.key], Some(chosen));
                     return Err(Failure::Conflict(error, holds));
@@ -716,7 +718,7 @@ impl<R: IndexReader> Resolver<'_, R> {
         };
         if let Some(r) = reqs
             .iter()
-            .find(|r| all.iter().all(|c| c.entry.name != r.name))
+            .find(|r| all.iter().all(|c| !same_file(&r.name, &c.entry.name)))
         {
             let error = ResolveError::SpelledOtherwise {
                 name: r.name.clone(),
@@ -824,6 +826,22 @@ fn keep(slot: &mut Option<(ResolveError, bool)>, error: ResolveError, holds: boo
         None => *slot = Some((error, holds)),
         Some((_, false)) if holds => *slot = Some((error, holds)),
         Some(_) => {}
+    }
+}
+
+/// Whether a requirement on `asked` reads the index file of `published`: index paths are
+/// lowercase, so only the case may differ (`-` and `_` name different files).
+fn same_file(asked: &str, published: &str) -> bool {
+    asked.eq_ignore_ascii_case(published)
+}
+
+/// What to say about a requirement on `name`, which the index has only as `published`
+/// (`-` for `_` or the reverse), made by `required_by` (`<root>`: the command line).
+pub fn spelled_otherwise_message(name: &str, published: &str, required_by: &str) -> String {
+    if required_by == ROOT {
+        format!("no mission named `{name}` in the index: it is published as `{published}` (`-` and `_` are not interchangeable in a name)")
+    } else {
+        format!("{required_by} depends on `{name}`, but the mission is published as `{published}`: a dependency must spell the name as published (`-` and `_` are not interchangeable), so the author of {required_by} must fix it; nothing here can")
     }
 }
 

@@ -610,37 +610,30 @@ fn a_root_spelled_as_published_resolves_and_names_the_published_spelling() {
     );
 }
 
-/// A dependency spelled otherwise than the published name (another case, `-` for `_`) is
-/// refused as cargo refuses it, and the same way whichever requirement is met first:
-/// before, it was accepted when a root spelled the name right and refused otherwise.
+/// Index paths are lowercase: a requirement in another case reads the published file and
+/// is met, whichever requirement comes first.
 #[test]
-fn a_requirement_spelled_otherwise_is_refused_whatever_the_order() {
+fn names_differing_in_case_are_one_mission() {
     let mut index = Index::default();
     index
         .add("Fix_Build", "1.0.0", &[])
         .add("top", "1.0.0", &[("FIX_BUILD", "^1")]);
-    for roots_given in [&["top"][..], &["top", "Fix_Build"], &["Fix_Build", "top"]] {
-        let err = resolve(&index, &roots(roots_given), None).unwrap_err();
-        match &err {
-            ResolveError::SpelledOtherwise {
-                name,
-                published,
-                required_by,
-            } => {
-                assert_eq!(name, "FIX_BUILD", "roots {roots_given:?}");
-                assert_eq!(published, "Fix_Build");
-                assert_eq!(required_by, "top 1.0.0");
-            }
-            other => panic!("roots {roots_given:?}: {other}"),
-        }
-        assert!(
-            err.to_string().contains("published as `Fix_Build`"),
-            "{err}"
+    for roots_given in [&["top"][..], &["top", "fix_build"], &["fix_build", "top"]] {
+        let res = resolve(&index, &roots(roots_given), None).unwrap();
+        assert_eq!(
+            versions(&res),
+            ["Fix_Build 1.0.0", "top 1.0.0"],
+            "{roots_given:?}"
         );
+        assert_eq!(res.packages["top"].dependencies, ["Fix_Build"]);
     }
+}
 
-    // With `-` for `_` the index has no such file: alone it is not found; beside a root
-    // spelled as published, it is refused as spelled otherwise. Never accepted.
+/// `-` for `_` names another index file: such a requirement is refused, naming the
+/// published spelling when any requirement found it, and never accepted beside one that
+/// did (before, it was accepted when a root spelled the name right, refused otherwise).
+#[test]
+fn a_requirement_with_dash_for_underscore_is_refused_whatever_the_order() {
     let mut index = Index::default();
     index
         .add("fix_build", "1.0.0", &[])
@@ -650,19 +643,51 @@ fn a_requirement_spelled_otherwise_is_refused_whatever_the_order() {
         matches!(&alone, ResolveError::NotFound { name, .. } if name == "fix-build"),
         "{alone}"
     );
-    for roots_given in [&["top", "fix_build"][..], &["fix_build", "top"]] {
+    for roots_given in [
+        &["top", "fix_build"][..],
+        &["fix_build", "top"],
+        &["top", "FIX_BUILD"],
+    ] {
         let err = resolve(&index, &roots(roots_given), None).unwrap_err();
+        match &err {
+            ResolveError::SpelledOtherwise {
+                name,
+                published,
+                required_by,
+            } => {
+                assert_eq!(name, "fix-build", "roots {roots_given:?}");
+                assert_eq!(published, "fix_build");
+                assert_eq!(required_by, "top 1.0.0");
+            }
+            other => panic!("roots {roots_given:?}: {other}"),
+        }
         assert!(
-            matches!(&err, ResolveError::SpelledOtherwise { name, published, .. } if name == "fix-build" && published == "fix_build"),
-            "roots {roots_given:?}: {err}"
+            err.to_string().contains(
+                "top 1.0.0 depends on `fix-build`, but the mission is published as `fix_build`"
+            ) && err
+                .to_string()
+                .contains("the author of top 1.0.0 must fix it"),
+            "{err}"
         );
     }
 
-    // A root spelled otherwise is refused the same way (the CLI translates it).
-    let err = resolve(&index, &roots(&["Fix_Build"]), None).unwrap_err();
+    // A root spelled so, beside a dependency spelled right: refused too (not found, as
+    // it is decided first; the CLI then finds the published spelling and translates it).
+    let mut index = Index::default();
+    index
+        .add("fix_build", "1.0.0", &[])
+        .add("top", "1.0.0", &[("fix_build", "^1")]);
+    let err = resolve(&index, &roots(&["top", "fix-build"]), None).unwrap_err();
     assert!(
-        matches!(&err, ResolveError::SpelledOtherwise { required_by, .. } if required_by == "<root>"),
+        matches!(&err, ResolveError::NotFound { name, required_by } if name == "fix-build" && required_by == &["<root>"]),
         "{err}"
+    );
+    // The words for the command line.
+    let said =
+        mission_index::resolve::spelled_otherwise_message("fix-build", "fix_build", "<root>");
+    assert!(
+        said.contains("no mission named `fix-build` in the index: it is published as `fix_build`"),
+        "{said}"
     );
 }
 

@@ -50,6 +50,12 @@ pub enum WriteError {
         "`{name}` {version} is already published; versions are immutable, publish a new version"
     )]
     VersionExists { name: String, version: String },
+    #[error("`{name}` depends on `{dependency}`, but that mission is published here as `{published}`; `-` and `_` are not interchangeable in a dependency (it would never install): write `{published}` in mission.yaml")]
+    DependencySpelledOtherwise {
+        name: String,
+        dependency: String,
+        published: String,
+    },
     #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one (`mission key rotate --mission {name} --old OLDKEY --new NEWKEY`)")]
     KeyChanged {
         name: String,
@@ -289,6 +295,20 @@ impl Worker {
 
     fn publish(&self, entry: &IndexEntry, user: &str) -> Result<CommitId, WriteError> {
         let first_claim = self.check_owner(&entry.name, user)?;
+        // A dependency reads the index file of its name (lowercase), so one spelled with
+        // `-` for a published `_` (or the reverse) could never be installed: refused now,
+        // while its author can still fix it. (A name nobody published yet is allowed.)
+        for dep in &entry.deps {
+            if let Some(owners) = self.parts.store.owners(&collision_key(&dep.name))? {
+                if !owners.name.eq_ignore_ascii_case(&dep.name) {
+                    return Err(WriteError::DependencySpelledOtherwise {
+                        name: entry.name.clone(),
+                        dependency: dep.name.clone(),
+                        published: owners.name,
+                    });
+                }
+            }
+        }
         if let Some(existing) = self.parts.repo.read(&entry.name)? {
             if let Some(e) = existing.iter().find(|e| e.name != entry.name) {
                 return Err(WriteError::NameTaken {

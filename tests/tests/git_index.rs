@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use mission_e2e::{
     agent, author, package_with_deps, publish_body_signed, publish_raw, text, versions, Author,
@@ -305,8 +305,17 @@ struct Relay {
 }
 
 /// Run once, before the first request whose path starts with the prefix goes on; other
-/// such requests wait until it is done, so all come from after it.
-type Hook = Arc<Mutex<Option<(String, Box<dyn FnOnce() + Send>)>>>;
+/// such requests wait until it is done, so all come from after it. Requests it is not for
+/// never wait.
+type Hook = Arc<(Mutex<HookState>, Condvar)>;
+
+#[derive(Default)]
+struct HookState {
+    /// The prefix, and what to run.
+    pending: Option<(String, Box<dyn FnOnce() + Send>)>,
+    /// The prefix of the hook running now.
+    running: Option<String>,
+}
 
 impl Relay {
     fn start(main: &str, git: &str) -> Relay {
@@ -315,7 +324,7 @@ impl Relay {
         let git = Arc::new(Mutex::new(addr_of(git)));
         let main = addr_of(main);
         let routes = git.clone();
-        let before_snapshot: Hook = Arc::new(Mutex::new(None));
+        let before_snapshot: Hook = Arc::default();
         let hook = before_snapshot.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -335,7 +344,7 @@ impl Relay {
 
     /// Runs `hook` before the next request for a path starting with `prefix` goes on.
     fn before_next(&self, prefix: &str, hook: impl FnOnce() + Send + 'static) {
-        *self.before_snapshot.lock().unwrap() = Some((prefix.to_owned(), Box::new(hook)));
+        self.before_snapshot.0.lock().unwrap().pending = Some((prefix.to_owned(), Box::new(hook)));
     }
 
     fn send_git_to(&self, node: &str) {
@@ -419,17 +428,28 @@ fn has_body(head: &[u8]) -> bool {
     })
 }
 
-/// Runs the hook if it is for `path`. The lock is held while it runs: other requests it
-/// is for wait for it too.
+/// Runs the hook if it is for `path`, outside the lock; a request for its prefix that
+/// comes while it runs waits for it to end.
 fn run_hook(hook: &Hook, path: String) {
-    let mut hook = hook.lock().unwrap();
-    if hook
+    let (state, done) = &**hook;
+    let mut guard = state.lock().unwrap();
+    let is_for = |prefix: &str| path.starts_with(prefix);
+    if guard
+        .pending
         .as_ref()
-        .is_some_and(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .is_some_and(|(prefix, _)| is_for(prefix))
     {
-        if let Some((_, run)) = hook.take() {
+        if let Some((prefix, run)) = guard.pending.take() {
+            guard.running = Some(prefix);
+            drop(guard);
             run();
+            state.lock().unwrap().running = None;
+            done.notify_all();
         }
+        return;
+    }
+    while guard.running.as_deref().is_some_and(is_for) {
+        guard = done.wait(guard).unwrap();
     }
 }
 
@@ -569,8 +589,9 @@ fn a_publish_between_the_snapshot_and_its_signature_is_fetched_again() {
     ));
     user.ok(&["install", "app_main"]);
 
-    // The snapshot request goes on at once (the node answers it in a few ms); the
-    // signature's waits until base_tools 1.1.0 is published, so it signs the next one.
+    // The snapshot request goes on at once (the hook is not for it; the node answers in a
+    // few ms); the signature's waits until base_tools 1.1.0 is published, so it signs the
+    // next snapshot.
     let (url, token) = (node.url.clone(), token.clone());
     relay.before_next("/index/snapshot.json.minisig", move || {
         std::thread::sleep(std::time::Duration::from_millis(300));

@@ -412,6 +412,12 @@ fn install_locks_reproduces_and_works_from_the_cache() {
         out.contains("(3 unchanged)") && !out.contains("Restored"),
         "{out}"
     );
+    std::fs::remove_dir_all(other.project.join("missions/base_tools")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&other.ok(&["install", "--offline", "--json"])).unwrap();
+    for m in json["installed"].as_array().unwrap() {
+        assert_eq!(m["folder_was_missing"], m["name"] == "base_tools", "{json}");
+    }
     // Offline with an empty cache names what is missing.
     let cold = Client::new(&node.url);
     std::fs::copy(
@@ -1745,36 +1751,60 @@ fn update_stays_within_the_requirement_asked_for() {
     let text = std::fs::read_to_string(user.project.join("missions.lock")).unwrap();
     assert!(text.contains("version = 2\n"), "{text}");
 
-    // A dependency must spell the name as published, as in cargo: `rq-base` is refused
-    // with the published spelling, whether or not `rq_base` is installed as well (before,
-    // it was accepted beside an installed `rq_base` and refused alone).
+    // A dependency must spell the name with `_` where it is published with `_`, as in
+    // cargo. The node refuses such a publish once the name is taken...
+    let archive = package("rq_app", "1.0.0", &[("rq-base", "^2")], "App.");
+    let body = publish_body_signed(&alice, &alice, "rq_app", "1.0.0", archive);
+    let refused = publish_raw(&node, Some(&token), body).expect(400);
+    assert!(
+        refused.detail().contains(
+            "`rq_app` depends on `rq-base`, but that mission is published here as `rq_base`"
+        ),
+        "{}",
+        refused.detail()
+    );
+    // ... but not before it is (it might never be): `sp_app` needs `sp-lib`, then
+    // `sp_lib` is published. The client refuses `sp-lib`, with the published spelling,
+    // whether or not `sp_lib` is installed as well (before, it was accepted beside an
+    // installed `sp_lib` and refused alone).
     node.publish(
         &token,
         &alice,
-        "rq_app",
+        "sp_app",
         "1.0.0",
-        &[("rq-base", "^2")],
+        &[("sp-lib", "^1")],
         "App.",
     );
-    for args in [
-        &["install", "rq_app"][..],
-        &["install", "rq_app", "rq_base"],
-    ] {
+    node.publish(&token, &alice, "sp_lib", "1.0.0", &[], "Lib.");
+    for args in [&["install", "sp_app"][..], &["install", "sp_app", "sp_lib"]] {
         let fresh = Client::new(&node.url);
         let err = fresh.fails(args);
         assert!(
-            err.contains("`rq-base`") && err.contains("rq_app 1.0.0") && err.contains("`rq_base`"),
+            err.contains(
+                "sp_app 1.0.0 depends on `sp-lib`, but the mission is published as `sp_lib`"
+            ) && err.contains("the author of sp_app 1.0.0 must fix it"),
             "{args:?}: {err}"
         );
         assert!(!fresh.project.join("missions.lock").exists(), "{args:?}");
     }
-    let err = user.fails(&["install", "rq_app"]);
-    assert!(err.contains("published as `rq_base`"), "{err}");
+    let err = user.fails(&["install", "sp_app"]);
+    assert!(err.contains("published as `sp_lib`"), "{err}");
     assert_eq!(
         versions(&user.lock()),
         ["rq_base 2.0.0"],
         "the install is as it was"
     );
+    // Another case reads the same (lowercase) index file: accepted, as before.
+    node.publish(
+        &token,
+        &alice,
+        "rq_cased",
+        "1.0.0",
+        &[("RQ_Base", "^2")],
+        "Cased.",
+    );
+    user.ok(&["install", "rq_cased"]);
+    assert_eq!(versions(&user.lock()), ["rq_base 2.0.0", "rq_cased 1.0.0"]);
 }
 
 /// `install --dir` is remembered in missions.lock: `update` and `remove` work in that
