@@ -585,7 +585,10 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         }
     }
 
-    // Author keys: the one pinned for each name (trust store, else the lock) must sign.
+    // Author keys: the one pinned for each name (trust store, else the lock) must sign, or
+    // one rotation statements link to it: a successor (the pin then moves on), or a
+    // predecessor (a version signed before the author rotated; the pin stays).
+    let mut keep_pin: BTreeSet<String> = BTreeSet::new();
     for pkg in resolution.packages.values() {
         let entry = &pkg.entry;
         let pinned = trust
@@ -597,12 +600,20 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
                     .and_then(|l| l.get(&entry.name))
                     .map(|m| m.key.clone())
             });
-        if let Some(pinned) = pinned {
-            if pinned != entry.key
-                && !trust::accept_key_change(&index, &entry.name, &pinned, &entry.key)?
-            {
+        if let Some(pinned) = pinned.filter(|pinned| *pinned != entry.key) {
+            let relation = trust::key_relation(&index, &entry.name, &pinned, &entry.key)?;
+            if relation == trust::KeyRelation::Predecessor {
+                keep_pin.insert(entry.name.clone());
+            }
+            if relation == trust::KeyRelation::Successor {
+                note(&format!(
+                    "the author of `{}` handed over from key {pinned} to {} (a rotation statement signed by the old key); the new key is now pinned",
+                    entry.name, entry.key
+                ));
+            }
+            if relation == trust::KeyRelation::Unrelated {
                 bail!(
-                    "author key check failed for `{}` {}: it is signed by key {}, but key {} is pinned for `{}` (in {} or missions.lock); refusing it. If the author really changed keys, check with them, then remove the `{}` line from [authors] in {} and the mission from missions.lock",
+                    "author key check failed for `{}` {}: it is signed by key {}, but key {} is pinned for `{}` (in {} or missions.lock); refusing it. If the author really changed keys, check with them, then remove the `{}` line from [authors] in {} and, if this project has it installed, run `mission remove` on it before installing it again",
                     entry.name,
                     entry.vers,
                     entry.key,
@@ -696,7 +707,7 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
     }
 
     phase("missions in place");
-    for entry in &order {
+    for entry in order.iter().filter(|e| !keep_pin.contains(&e.name)) {
         trust.pin_author_key(&entry.name, &entry.key);
     }
     trust.save()?;

@@ -27,7 +27,7 @@
 //! `[registries.NAME] node-key = "RW..."` (both may be given, but only with the same key),
 //! which always wins. Author keys are pinned per mission name (compared by
 //! `collision_key`) the first time a mission is installed; a later version signed by
-//! another key is refused unless a key change is accepted ([`accept_key_change`]).
+//! another key is refused unless rotation statements link the two ([`key_relation`]).
 //!
 //! With `minimum-certification` above `community`, every archive an install puts in place
 //! must carry a certification of at least that level, for its exact bytes, signed by the
@@ -330,21 +330,57 @@ pub fn levels() -> String {
 /// key it retires, from the pinned key `old` to `new` for `name` (ARCHITECTURE section 3;
 /// the node serves them at `/index/keys/<layout>/NAME`). A statement that does not verify
 /// is an error, not a "no": it means the index was tampered with.
-pub fn accept_key_change(index: &SparseIndex, name: &str, old: &str, new: &str) -> Result<bool> {
+/// How a version's author key stands to the key pinned for its mission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRelation {
+    /// Rotation statements hand over from the pinned key to it: the pin moves on to it.
+    Successor,
+    /// Rotation statements hand over from it to the pinned key: a version signed before
+    /// the author rotated, accepted, and the pin stays.
+    Predecessor,
+    /// Neither: refused.
+    Unrelated,
+}
+
+/// How `key` stands to `pinned` for mission `name`, from the rotation statements the index
+/// serves for it ([`KeyRelation`]). Call only when the two differ.
+pub fn key_relation(
+    index: &SparseIndex,
+    name: &str,
+    pinned: &str,
+    key: &str,
+) -> Result<KeyRelation> {
+    let statements = rotation_statements(index, name)?;
+    let chain = |from: &str, to: &str| {
+        mission_index::rotation::key_chain_allows(&statements, name, from, to)
+            .with_context(|| format!("checking the key rotations of `{name}`"))
+    };
+    Ok(if chain(pinned, key)? {
+        KeyRelation::Successor
+    } else if chain(key, pinned)? {
+        KeyRelation::Predecessor
+    } else {
+        KeyRelation::Unrelated
+    })
+}
+
+/// The rotation statements the index serves for `name` (none when it has no keys file).
+fn rotation_statements(
+    index: &SparseIndex,
+    name: &str,
+) -> Result<Vec<mission_index::rotation::RotationStatement>> {
     let path = mission_index::rotation::keys_path(name)
         .with_context(|| format!("the key rotation file of `{name}`"))?;
     let Some(bytes) = index
         .fetch(&path)
         .with_context(|| format!("fetching the key rotations of `{name}`"))?
     else {
-        return Ok(false);
+        return Ok(Vec::new());
     };
     let text = String::from_utf8(bytes)
         .with_context(|| format!("the key rotation file of `{name}` is not UTF-8"))?;
-    let statements = mission_index::rotation::parse_file(&text)
-        .with_context(|| format!("reading the key rotations of `{name}`"))?;
-    mission_index::rotation::key_chain_allows(&statements, name, old, new)
-        .with_context(|| format!("checking the key rotations of `{name}`"))
+    mission_index::rotation::parse_file(&text)
+        .with_context(|| format!("reading the key rotations of `{name}`"))
 }
 
 #[cfg(test)]

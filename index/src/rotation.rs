@@ -300,6 +300,34 @@ pub fn parse_file(text: &str) -> Result<Vec<RotationStatement>, RotationError> {
     Ok(out)
 }
 
+/// The key that signs mission `name` now: `first` (the key of its first published
+/// version), moved along by each statement for `name`, in the order they were stored, that
+/// hands over from the key current at that point. Only its holder may publish or rotate:
+/// a key rotated away from must never sign again, even if versions it signed are higher.
+/// Returned in canonical base64 form. A statement for `name` that does not verify is an
+/// error, as in [`key_chain_allows`].
+pub fn current_key(
+    statements: &[RotationStatement],
+    name: &str,
+    first: &str,
+) -> Result<String, RotationError> {
+    let wanted = collision_key(name);
+    let mut current = parse_key("the first version's key", first)?.to_base64();
+    for s in statements
+        .iter()
+        .filter(|s| collision_key(&s.name) == wanted)
+    {
+        s.verify().map_err(|e| RotationError::Tampered {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+        if parse_key("old_key", &s.old_key)?.to_base64() == current {
+            current = parse_key("new_key", &s.new_key)?.to_base64();
+        }
+    }
+    Ok(current)
+}
+
 /// Whether a client that pinned `pinned` for mission `name` may accept `candidate` (both
 /// `RW...` keys): true when they are the same key, or when a chain `pinned -> k1 -> ... ->
 /// candidate` of statements for `name` exists, each signed by the key it hands over from,
@@ -407,6 +435,24 @@ mod tests {
         assert!(!allows(&s, "fix_it", &a, &d));
         assert!(!allows(&s, "fix_it", &c, &a), "rotation goes one way");
         assert!(!allows(&[], "fix_it", &a, &b));
+    }
+
+    #[test]
+    fn the_current_key_follows_the_statements_in_order() {
+        let (a, b, c, fork) = (pair(), pair(), pair(), pair());
+        let current =
+            |s: &[RotationStatement]| current_key(s, "fix_it", &a.pk.to_base64()).unwrap();
+        assert_eq!(current(&[]), a.pk.to_base64());
+        let mut s = vec![rotate("fix_it", &a, &b), rotate("fix_it", &b, &c)];
+        assert_eq!(current(&s), c.pk.to_base64());
+        // A statement from a key already handed over (the node refuses to store one; a
+        // file holding it anyway) moves nothing; nor does one for another name.
+        s.push(rotate("fix_it", &b, &fork));
+        s.push(rotate("other_one", &c, &fork));
+        assert_eq!(current(&s), c.pk.to_base64());
+        // Handing back is the current key's choice.
+        s.push(rotate("fix_it", &c, &a));
+        assert_eq!(current(&s), a.pk.to_base64());
     }
 
     #[test]

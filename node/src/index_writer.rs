@@ -56,23 +56,22 @@ pub enum WriteError {
         dependency: String,
         published: String,
     },
-    #[error("`{name}` is signed by key {new}, but its published versions are signed by {old}; a new key needs a rotation statement signed by the old one (`mission key rotate --mission {name} --old OLDKEY --new NEWKEY`)")]
+    #[error("`{name}` is signed by key {new}, but its current author key is {current} (key id {current_id}); sign with that key, or hand over to the new one first with a rotation statement signed by it (`mission key rotate --mission {name} --old NAME_OF_THAT_KEY --new NAME_OF_THE_NEW_KEY`, names of key files in MISSION_HOME/keys)")]
     KeyChanged {
         name: String,
-        old: String,
+        current: String,
+        current_id: String,
         new: String,
     },
     #[error("no version {version} of `{name}`")]
     UnknownVersion { name: String, version: String },
     #[error("no mission named `{name}` in this index; a key rotation is for a published mission")]
     UnknownMission { name: String },
-    #[error("the rotation statement hands over from key {old}, but `{name}`'s published versions are signed by {current}{}; sign the statement with that key",
-        if reachable.is_empty() { String::new() } else { format!(" (or a key it already rotated to: {})", reachable.join(", ")) })]
+    #[error("the rotation statement hands over from the key with id {old}, but `{name}`'s current author key has id {current}; only the current key may hand over: sign the statement with it (`--old` names its file in MISSION_HOME/keys)")]
     RotationFromUnknownKey {
         name: String,
         old: String,
         current: String,
-        reachable: Vec<String>,
     },
     #[error("the rotation statement for `{name}` is refused: {source}")]
     Rotation {
@@ -198,9 +197,9 @@ impl IndexWriter {
     }
 
     /// Appends a key rotation statement for `user`, an owner of the mission it names, to
-    /// `keys/<layout>/NAME`. The statement must verify and hand over from the key of the
-    /// latest published version (or a key that key already rotated to). `None` when that
-    /// exact statement is already there.
+    /// `keys/<layout>/NAME`. The statement must verify and hand over from the mission's
+    /// current key ([`rotation::current_key`]). `None` when that exact statement is already
+    /// there.
     pub async fn rotate(
         &self,
         statement: RotationStatement,
@@ -322,17 +321,15 @@ impl Worker {
                     version: entry.vers.clone(),
                 });
             }
-            let latest = existing
-                .iter()
-                .filter_map(|e| e.version().ok().map(|v| (v, e)))
-                .max_by(|a, b| a.0.cmp(&b.0));
-            if let Some((_, latest)) = latest {
-                if latest.key != entry.key
-                    && !self.key_chain_allows(&entry.name, &latest.key, &entry.key)?
-                {
+            // Signed by the current key: not by one rotated away from (which may still
+            // have signed the highest version), nor by one no statement hands over to.
+            if let Some(first) = existing.first() {
+                let current = self.current_key(&entry.name, &first.key)?;
+                if !same_key(&current, &entry.key) {
                     return Err(WriteError::KeyChanged {
                         name: entry.name.clone(),
-                        old: latest.key.clone(),
+                        current_id: key_id(&current),
+                        current,
                         new: entry.key.clone(),
                     });
                 }
@@ -384,21 +381,13 @@ impl Worker {
 
     /// Whether `candidate` may sign `name` where `pinned` signed the latest version: the
     /// same key, or a chain of stored rotation statements leads from one to the other.
-    fn key_chain_allows(
-        &self,
-        name: &str,
-        pinned: &str,
-        candidate: &str,
-    ) -> Result<bool, WriteError> {
-        if pinned == candidate {
-            return Ok(true);
-        }
+    /// The key that signs `name` now ([`rotation::current_key`]), from the key of its
+    /// first published version `first`.
+    fn current_key(&self, name: &str, first: &str) -> Result<String, WriteError> {
         let statements = self.rotations(name)?;
-        rotation::key_chain_allows(&statements, name, pinned, candidate).map_err(|source| {
-            WriteError::Rotation {
-                name: name.to_owned(),
-                source,
-            }
+        rotation::current_key(&statements, name, first).map_err(|source| WriteError::Rotation {
+            name: name.to_owned(),
+            source,
         })
     }
 
@@ -418,39 +407,20 @@ impl Worker {
             return Err(WriteError::UnknownMission { name: name.clone() });
         }
         let existing = self.parts.repo.read(name)?.unwrap_or_default();
-        let latest = existing
-            .iter()
-            .filter_map(|e| e.version().ok().map(|v| (v, e)))
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, e)| e)
+        let first = existing
+            .first()
             .ok_or_else(|| WriteError::UnknownMission { name: name.clone() })?;
         let (mut body, statements) = self.rotations_file(name)?;
         if statements.contains(statement) {
             return Ok(None);
         }
-        if !rotation::key_chain_allows(&statements, name, &latest.key, &statement.old_key)
-            .map_err(refused)?
-        {
-            let id = |k: &str| {
-                mission_index::signing::PublicKey::parse(k)
-                    .map(|k| k.key_id())
-                    .unwrap_or_else(|_| k.to_owned())
-            };
-            let mut reachable: Vec<String> = statements
-                .iter()
-                .filter(|s| {
-                    rotation::key_chain_allows(&statements, name, &latest.key, &s.new_key)
-                        .unwrap_or(false)
-                })
-                .map(|s| id(&s.new_key))
-                .collect();
-            reachable.sort();
-            reachable.dedup();
+        // Only the current key may hand over: a key rotated away from has no say any more.
+        let current = rotation::current_key(&statements, name, &first.key).map_err(refused)?;
+        if !same_key(&current, &statement.old_key) {
             return Err(WriteError::RotationFromUnknownKey {
                 name: name.clone(),
-                old: id(&statement.old_key),
-                current: id(&latest.key),
-                reachable,
+                old: key_id(&statement.old_key),
+                current: key_id(&current),
             });
         }
         let path = rotation::keys_path(name).map_err(IndexError::from)?;
@@ -580,4 +550,22 @@ fn load_snapshot(data: &DataDir) -> Option<SignedSnapshot> {
         json,
         sig,
     })
+}
+
+/// Whether two `RW...` keys are the same key (compared in canonical form).
+fn same_key(a: &str, b: &str) -> bool {
+    let canonical = |k: &str| {
+        mission_index::signing::PublicKey::parse(k)
+            .map(|k| k.to_base64())
+            .unwrap_or_else(|_| k.to_owned())
+    };
+    canonical(a) == canonical(b)
+}
+
+/// The minisign key id of an `RW...` key, for messages (the key itself if it does not
+/// parse).
+fn key_id(key: &str) -> String {
+    mission_index::signing::PublicKey::parse(key)
+        .map(|k| k.key_id())
+        .unwrap_or_else(|_| key.to_owned())
 }

@@ -3,9 +3,11 @@
 //!
 //! - `POST /api/v1/missions/{name}/keys/rotate`: body a [`RotationStatement`] as JSON; a
 //!   token with the `publish` scope of an owner of `name`. The statement must verify (signed
-//!   by its `old_key`) and hand over from the key of the latest published version, or from a
-//!   key that one already rotated to. The index writer appends it to `keys/<layout>/NAME`
-//!   and signs a new snapshot; publishing with the new key is accepted from then on.
+//!   by its `old_key`) and hand over from the mission's current key: the key of its first
+//!   version, moved along by the statements stored before (so a key rotated away from can
+//!   neither rotate again nor publish). The index writer appends it to `keys/<layout>/NAME`
+//!   and signs a new snapshot; publishing with the new key, and only with it, is accepted
+//!   from then on.
 //! - `GET /index/keys/<layout path>`: the statements, one JSON line each, read at the head
 //!   the current snapshot signs, with a strong `ETag` (the git blob id) and `304` on
 //!   `If-None-Match`, as every sparse index file.

@@ -89,7 +89,11 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
     let detail = refused.detail();
     assert!(
         detail.contains(&format!("signed by key {}", key_b.pk.to_base64()))
-            && detail.contains("rotation statement signed by the old one")
+            && detail.contains(&format!(
+                "its current author key is {} (key id {})",
+                key_a.pk.to_base64(),
+                key_a.pk.key_id()
+            ))
             && detail.contains("mission key rotate"),
         "{detail}"
     );
@@ -146,7 +150,21 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
     assert!(ran.success, "{ran:?}");
     assert!(ran.stdout.contains("New key:"), "{ran:?}");
     assert!(home.join("keys/b-next.pub").exists() && home.join("keys/b-next.key").exists());
-    // A new key protected by MISSION_KEY_PASSWORD.
+    // B handed over to b-next: it can neither publish nor hand over again.
+    let refused = publish_raw(&node, Some(alice), publish_body(&key_b, name, "1.2.1"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let ran = key_rotate(
+        home,
+        &node,
+        alice,
+        name,
+        &["--old", "b", "--new", "b-fork", "--unencrypted"],
+    );
+    assert!(
+        !ran.success && ran.stderr.contains("only the current key may hand over"),
+        "{ran:?}"
+    );
+    // A new key protected by MISSION_KEY_PASSWORD, from the current one.
     let encrypted = run(mission(home)
         .args([
             "key",
@@ -156,7 +174,7 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
             "--registry",
             &node.url,
             "--old",
-            "b",
+            "b-next",
             "--new",
             "c",
         ])
@@ -297,10 +315,95 @@ fn an_install_follows_a_rotation_signed_by_the_pinned_key() {
     assert!(ran.success, "{ran:?}");
     publish_raw(&node, Some(alice), publish_body(&key_b, name, "1.1.0")).expect(200);
 
-    // The user's update follows the chain A -> B and now pins B.
+    // The user's update follows the chain A -> B, says so, and now pins B.
     let ran = install(&["update", name]);
     assert!(ran.success, "{ran:?}");
+    assert!(
+        ran.stderr.contains(&format!(
+            "note: the author of `{name}` handed over from key {} to {}",
+            key_a.pk.to_base64(),
+            key_b.pk.to_base64()
+        )),
+        "{ran:?}"
+    );
     let lock = std::fs::read_to_string(project.path().join("missions.lock")).unwrap();
     assert!(lock.contains("1.1.0"), "{lock}");
     assert!(lock.contains(&key_b.pk.to_base64()), "{lock}");
+}
+
+/// After A -> B, with A still signing the highest version: the node takes B only (A once
+/// slipped through, checked against the highest version's key), and a user pinned to B
+/// still installs the versions A signed before the rotation, keeping B pinned.
+#[test]
+fn after_a_rotation_only_the_new_key_publishes_and_older_versions_still_install() {
+    let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
+    let alice = &tokens[0];
+    let author_home = tempfile::tempdir().unwrap();
+    let author_home = author_home.path();
+    keygen(author_home, "default");
+    keygen(author_home, "b");
+    let key_a = key_from_home(author_home, "default", None);
+    let key_b = key_from_home(author_home, "b", None);
+    let name = "old_line";
+    publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.0.0")).expect(200);
+    publish_raw(&node, Some(alice), publish_body(&key_a, name, "0.1.2")).expect(200);
+    let ran = key_rotate(
+        author_home,
+        &node,
+        alice,
+        name,
+        &["--old", "default", "--new", "b"],
+    );
+    assert!(ran.success, "{ran:?}");
+    publish_raw(&node, Some(alice), publish_body(&key_b, name, "0.1.3")).expect(200);
+    // A signed 1.0.0, the highest version, but handed over: refused.
+    let refused = publish_raw(&node, Some(alice), publish_body(&key_a, name, "0.1.4"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.detail().contains(&format!(
+            "its current author key is {}",
+            key_b.pk.to_base64()
+        )),
+        "{}",
+        refused.detail()
+    );
+
+    // A user pins B with 0.1.3 ...
+    let user_home = tempfile::tempdir().unwrap();
+    let in_project = |project: &Path, args: &[&str]| {
+        run(mission(user_home.path())
+            .current_dir(project)
+            .args(args)
+            .args(["--registry", &node.url]))
+    };
+    let first = tempfile::tempdir().unwrap();
+    let ran = in_project(first.path(), &["install", &format!("{name}@=0.1.3")]);
+    assert!(ran.success, "{ran:?}");
+    let trust = user_home.path().join("trust.toml");
+    let pinned = std::fs::read_to_string(&trust).unwrap();
+    assert!(pinned.contains(&key_b.pk.to_base64()), "{pinned}");
+
+    // ... then, in another project, installs 1.0.0, which A signed before it handed over:
+    // accepted, and B stays pinned.
+    let second = tempfile::tempdir().unwrap();
+    let ran = in_project(second.path(), &["install", &format!("{name}@^1")]);
+    assert!(ran.success, "{ran:?}");
+    assert!(
+        ran.stdout.contains(&format!("Installed {name} 1.0.0")),
+        "{ran:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&trust).unwrap(), pinned);
+
+    // A key no statement links to the pinned one, either way, is still refused: with an
+    // unrelated key pinned for the name, the same install fails.
+    let stranger = author();
+    let mut text = std::fs::read_to_string(&trust).unwrap();
+    text = text.replace(&key_b.pk.to_base64(), &stranger.pk.to_base64());
+    std::fs::write(&trust, text).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let ran = in_project(third.path(), &["install", &format!("{name}@^1")]);
+    assert!(
+        !ran.success && ran.stderr.contains("author key check failed"),
+        "{ran:?}"
+    );
 }
