@@ -601,7 +601,7 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
                     .map(|m| m.key.clone())
             });
         if let Some(pinned) = pinned.filter(|pinned| *pinned != entry.key) {
-            let relation = trust::key_relation(&index, &entry.name, &pinned, &entry.key)?;
+            let relation = trust::key_relation(&index, &pinned, entry)?;
             if relation == trust::KeyRelation::Predecessor {
                 keep_pin.insert(entry.name.clone());
             }

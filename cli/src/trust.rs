@@ -335,8 +335,8 @@ pub fn levels() -> String {
 pub enum KeyRelation {
     /// Rotation statements hand over from the pinned key to it: the pin moves on to it.
     Successor,
-    /// Rotation statements hand over from it to the pinned key: a version signed before
-    /// the author rotated, accepted, and the pin stays.
+    /// Rotation statements hand over from it to the pinned key, and the version was
+    /// published before its key handed over: accepted, and the pin stays.
     Predecessor,
     /// Neither: refused.
     Unrelated,
@@ -346,18 +346,21 @@ pub enum KeyRelation {
 /// serves for it ([`KeyRelation`]). Call only when the two differ.
 pub fn key_relation(
     index: &SparseIndex,
-    name: &str,
     pinned: &str,
-    key: &str,
+    entry: &mission_index::entry::IndexEntry,
 ) -> Result<KeyRelation> {
+    use mission_index::rotation;
+    let (name, key) = (entry.name.as_str(), entry.key.as_str());
     let statements = rotation_statements(index, name)?;
-    let chain = |from: &str, to: &str| {
-        mission_index::rotation::key_chain_allows(&statements, name, from, to)
-            .with_context(|| format!("checking the key rotations of `{name}`"))
-    };
-    Ok(if chain(pinned, key)? {
+    let context = || format!("checking the key rotations of `{name}`");
+    let chain = |from: &str, to: &str| rotation::key_chain_allows(&statements, name, from, to);
+    Ok(if chain(pinned, key).with_context(context)? {
         KeyRelation::Successor
-    } else if chain(key, pinned)? {
+    } else if chain(key, pinned).with_context(context)?
+        // Not what the old key signed after it handed over (a leaked key would).
+        && rotation::published_before_handover(&statements, name, key, &entry.pubtime)
+            .with_context(context)?
+    {
         KeyRelation::Predecessor
     } else {
         KeyRelation::Unrelated

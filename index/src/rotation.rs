@@ -328,6 +328,41 @@ pub fn current_key(
     Ok(current)
 }
 
+/// Whether a version of `name` signed by `key` and published at `pubtime` (RFC 3339, from
+/// its index entry) came before `key` handed the mission over: a statement for `name` from
+/// `key` was issued at or after it. A client pinned to a later key accepts such a version
+/// (signed before the rotation), and not one the old key signed afterwards, which is what
+/// a leaked old key would sign. The times are the node's and the author's clocks, so this
+/// holds against a leaked key, not against a node that also backdates `pubtime`. An
+/// unreadable time counts as after. Statements are verified as in [`key_chain_allows`].
+pub fn published_before_handover(
+    statements: &[RotationStatement],
+    name: &str,
+    key: &str,
+    pubtime: &str,
+) -> Result<bool, RotationError> {
+    let Ok(published) = DateTime::parse_from_rfc3339(pubtime) else {
+        return Ok(false);
+    };
+    let wanted = collision_key(name);
+    let key = parse_key("the version's key", key)?.to_base64();
+    for s in statements
+        .iter()
+        .filter(|s| collision_key(&s.name) == wanted)
+    {
+        s.verify().map_err(|e| RotationError::Tampered {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+        let from_key = parse_key("old_key", &s.old_key)?.to_base64() == key;
+        let issued_after = DateTime::parse_from_rfc3339(&s.issued).is_ok_and(|t| t >= published);
+        if from_key && issued_after {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether a client that pinned `pinned` for mission `name` may accept `candidate` (both
 /// `RW...` keys): true when they are the same key, or when a chain `pinned -> k1 -> ... ->
 /// candidate` of statements for `name` exists, each signed by the key it hands over from,
@@ -453,6 +488,35 @@ mod tests {
         // Handing back is the current key's choice.
         s.push(rotate("fix_it", &c, &a));
         assert_eq!(current(&s), a.pk.to_base64());
+    }
+
+    #[test]
+    fn only_versions_published_before_the_handover_count_as_signed_before_it() {
+        let (a, b) = (pair(), pair());
+        let issued = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let s = vec![sign_rotation("fix_it", &a.sk, &a.pk, &b.pk, issued).unwrap()];
+        let at = s[0].issued.clone();
+        let before = |key: &Pair, pubtime: &str| {
+            published_before_handover(&s, "fix_it", &key.pk.to_base64(), pubtime).unwrap()
+        };
+        assert!(before(&a, "2020-01-01T00:00:00Z"));
+        assert!(before(&a, &at), "the same second counts as before");
+        assert!(
+            !before(&a, "2030-01-01T00:00:00Z"),
+            "signed by A after it handed over"
+        );
+        assert!(!before(&b, "2020-01-01T00:00:00Z"), "B handed nothing over");
+        assert!(
+            !before(&a, "yesterday"),
+            "an unreadable time counts as after"
+        );
+        assert!(!published_before_handover(
+            &s,
+            "other_one",
+            &a.pk.to_base64(),
+            "2020-01-01T00:00:00Z"
+        )
+        .unwrap());
     }
 
     #[test]
