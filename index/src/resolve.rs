@@ -260,8 +260,9 @@ pub enum ResolveError {
         available: Vec<String>,
     },
     #[error(
-        "every version of `{name}` matching `{req}` (required by {required_by}) is yanked: {}; a yanked version is only used when missions.lock pins it",
-        yanked.join(", ")
+        "every version of `{name}` matching `{req}` (required by {required_by}) is yanked: {}; a yanked version is only used when missions.lock pins it{}",
+        yanked.join(", "),
+        if required_by == ROOT { format!(" and `update` is not changing it: to move on, ask for another version (`mission install {name}@REQ`)") } else { String::new() }
     )]
     OnlyYanked {
         name: String,

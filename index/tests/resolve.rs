@@ -156,6 +156,12 @@ fn yanked_versions_are_skipped() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("is yanked: 2.0.0"), "{err}");
+    // Asked for on the command line: how to move on.
+    assert!(
+        err.to_string()
+            .contains("ask for another version (`mission install a@REQ`)"),
+        "{err}"
+    );
 }
 
 #[test]

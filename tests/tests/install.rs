@@ -602,6 +602,19 @@ fn search_and_info_read_the_node() {
     assert_eq!(json["version"]["vers"], "1.0.0");
     let err = user.fails(&["info", "deploy_sit"]);
     assert!(err.contains("did you mean `deploy_site`"), "{err}");
+    // info takes an exact version; a requirement, or nothing after @, is said to be one.
+    let err = user.fails(&["info", "deploy_site@^1"]);
+    assert!(
+        err.contains("`^1` is not a version; info takes an exact one, as in `deploy_site@1.2.3`"),
+        "{err}"
+    );
+    let err = user.fails(&["info", "deploy_site@"]);
+    assert!(err.contains("nothing after @"), "{err}");
+    let err = user.fails(&["info", "deploy_site@9.9.9"]);
+    assert!(err.contains("has no version 9.9.9; it has: "), "{err}");
+    // --limit 0 is refused, not shown as one result.
+    let err = user.fails(&["search", "static", "--limit", "0"]);
+    assert!(err.contains("--limit") && err.contains("0"), "{err}");
 }
 
 #[test]

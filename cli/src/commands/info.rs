@@ -32,6 +32,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => (args.spec.clone(), None),
     };
     mission_index::name::validate_name(&name).with_context(|| format!("`{}`", args.spec))?;
+    // `info` shows one version: an exact one, not a requirement (as `cargo info` takes).
+    if let Some(v) = &version {
+        if v.is_empty() {
+            bail!("`{}`: nothing after @; give a version, as in `{name}@1.2.3`, or none for the newest", args.spec);
+        }
+        if semver::Version::parse(v).is_err() {
+            bail!("`{}`: `{v}` is not a version; info takes an exact one, as in `{name}@1.2.3` (`mission install {name}@{v}` takes a requirement)", args.spec);
+        }
+    }
     let registry = registry::resolve(args.registry.as_deref())?;
     let home = crate::home::mission_home()?;
     let index = SparseIndex::new(registry.clone(), &home.join("cache").join("index"), false);

@@ -23,9 +23,9 @@ pub struct Args {
     /// Only free missions
     #[arg(long)]
     pub free: bool,
-    /// How many results to show
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// How many results to show (1 to 1000)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
     /// The registry: a name from config.toml or a URL (default: the configured default)
     #[arg(long)]
     pub registry: Option<String>,
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut path = format!(
         "/api/v1/missions?q={}&per_page={}",
         encode(&args.query),
-        args.limit.clamp(1, 1000)
+        args.limit
     );
     if let Some(c) = &args.category {
         path.push_str(&format!("&category={}", encode(c)));
