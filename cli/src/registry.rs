@@ -84,6 +84,8 @@ struct RegistryConfig {
 }
 
 /// The keys this client reads in `[registry]` and in each `[registries.NAME]`.
+/// The tables of config.toml: `[trust]` is read by `crate::trust`, which checks its keys.
+const TOP_KEYS: &[&str] = &["registry", "registries", "trust"];
 const REGISTRY_KEYS: &[&str] = &["default"];
 const REGISTRIES_KEYS: &[&str] = &["index", "node-key"];
 
@@ -226,10 +228,15 @@ fn credentials_path() -> Result<PathBuf> {
     Ok(home::mission_home()?.join("credentials.toml"))
 }
 
-/// The keys of `[registry]` and `[registries.NAME]` in `config` this client does not know,
-/// as dotted paths (`registries.local.indx`).
+/// The tables, and the keys of `[registry]` and `[registries.NAME]`, in `config` this
+/// client does not know, as dotted paths (`registries.local.indx`).
 fn unknown_keys(config: &toml::Table) -> Vec<String> {
-    let mut unknown = Vec::new();
+    // A misspelled table (`[trusts]`) would otherwise be ignored without a word.
+    let mut unknown: Vec<String> = config
+        .keys()
+        .filter(|key| !TOP_KEYS.contains(&key.as_str()))
+        .cloned()
+        .collect();
     let mut check = |prefix: &str, table: Option<&toml::Value>, known: &[&str]| {
         if let Some(table) = table.and_then(toml::Value::as_table) {
             for key in table.keys() {
@@ -263,7 +270,7 @@ fn load_config() -> Result<(PathBuf, Config)> {
     WARNED.call_once(|| {
         for key in unknown_keys(&table) {
             eprintln!(
-                "warning: unused key `{key}` in {}: known are `registry.default`, `registries.NAME.index` and `registries.NAME.node-key`",
+                "warning: unused key `{key}` in {}: known are `registry.default`, `registries.NAME.index`, `registries.NAME.node-key` and the `[trust]` table",
                 path.display()
             );
         }
@@ -911,12 +918,15 @@ anything = true
 
 [trust.more]
 x = 1
+
+[trusts]
+minimum-certification = "verified"
 "#,
         )
         .unwrap();
         assert_eq!(
             unknown_keys(&table),
-            ["registry.defualt", "registries.a.token"]
+            ["trusts", "registry.defualt", "registries.a.token"]
         );
     }
 
