@@ -494,7 +494,7 @@ impl SparseIndex {
         }
         let mut response = request.call().map_err(|e| SparseError::Http {
             url: url.clone(),
-            message: format!("the node did not answer ({e}); check that it runs and that the registry URL is right (`mission install --offline` works from the cache)"),
+            message: format!("the node did not answer ({e}); check that it runs and that the registry URL is right (an install can also run from the cache with `--offline`)"),
         })?;
         let status = response.status().as_u16();
         let etag = response
