@@ -597,6 +597,10 @@ fn search_and_info_read_the_node() {
         "{out}"
     );
     assert!(out.contains(&alice.pk.to_base64()), "{out}");
+    assert!(
+        out.contains("versions: 1.1.0, 1.0.0\n"),
+        "highest first: {out}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&user.ok(&["info", "deploy_site@1.0.0", "--json"])).unwrap();
     assert_eq!(json["version"]["vers"], "1.0.0");

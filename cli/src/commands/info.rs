@@ -166,11 +166,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|a| a.iter().map(|o| s(&o["login"])).collect())
         .unwrap_or_default();
     println!("owners: {}", owners.join(", "));
+    // Highest first, yanked ones marked, as the resolver lists them (the node lists them
+    // in publication order).
+    let mut listed: Vec<(Option<semver::Version>, String)> = versions
+        .iter()
+        .map(|v| {
+            let vers = s(&v["vers"]);
+            let shown = if v["yanked"].as_bool() == Some(true) {
+                format!("{vers} (yanked)")
+            } else {
+                vers.clone()
+            };
+            (semver::Version::parse(&vers).ok(), shown)
+        })
+        .collect();
+    listed.sort_by(|a, b| b.0.cmp(&a.0));
     println!(
         "versions: {}",
-        versions
-            .iter()
-            .map(|v| s(&v["vers"]))
+        listed
+            .into_iter()
+            .map(|(_, shown)| shown)
             .collect::<Vec<_>>()
             .join(", ")
     );
