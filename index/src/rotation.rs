@@ -300,6 +300,27 @@ pub fn parse_file(text: &str) -> Result<Vec<RotationStatement>, RotationError> {
     Ok(out)
 }
 
+/// The statements for mission `name` (names compared as the index compares them), in
+/// order, each verified: one that does not verify means tampering (the node verifies
+/// every statement before storing it), and is an error.
+fn verified_for<'s>(
+    statements: &'s [RotationStatement],
+    name: &str,
+) -> Result<Vec<&'s RotationStatement>, RotationError> {
+    let wanted = collision_key(name);
+    statements
+        .iter()
+        .filter(|s| collision_key(&s.name) == wanted)
+        .map(|s| {
+            s.verify().map_err(|e| RotationError::Tampered {
+                name: name.to_owned(),
+                source: Box::new(e),
+            })?;
+            Ok(s)
+        })
+        .collect()
+}
+
 /// The key that signs mission `name` now: `first` (the key of its first published
 /// version), moved along by each statement for `name`, in the order they were stored, that
 /// hands over from the key current at that point. Only its holder may publish or rotate:
@@ -311,16 +332,8 @@ pub fn current_key(
     name: &str,
     first: &str,
 ) -> Result<String, RotationError> {
-    let wanted = collision_key(name);
     let mut current = parse_key("the first version's key", first)?.to_base64();
-    for s in statements
-        .iter()
-        .filter(|s| collision_key(&s.name) == wanted)
-    {
-        s.verify().map_err(|e| RotationError::Tampered {
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?;
+    for s in verified_for(statements, name)? {
         if parse_key("old_key", &s.old_key)?.to_base64() == current {
             current = parse_key("new_key", &s.new_key)?.to_base64();
         }
@@ -344,16 +357,8 @@ pub fn published_before_handover(
     let Ok(published) = DateTime::parse_from_rfc3339(pubtime) else {
         return Ok(false);
     };
-    let wanted = collision_key(name);
     let key = parse_key("the version's key", key)?.to_base64();
-    for s in statements
-        .iter()
-        .filter(|s| collision_key(&s.name) == wanted)
-    {
-        s.verify().map_err(|e| RotationError::Tampered {
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?;
+    for s in verified_for(statements, name)? {
         let from_key = parse_key("old_key", &s.old_key)?.to_base64() == key;
         let issued_after = DateTime::parse_from_rfc3339(&s.issued).is_ok_and(|t| t >= published);
         if from_key && issued_after {
@@ -380,17 +385,9 @@ pub fn key_chain_allows(
     if pinned_key == candidate_key {
         return Ok(true);
     }
-    let wanted = collision_key(name);
     // Edges old -> [new], by canonical base64 form.
     let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for s in statements
-        .iter()
-        .filter(|s| collision_key(&s.name) == wanted)
-    {
-        s.verify().map_err(|e| RotationError::Tampered {
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?;
+    for s in verified_for(statements, name)? {
         let old = parse_key("old_key", &s.old_key)?.to_base64();
         let new = parse_key("new_key", &s.new_key)?.to_base64();
         edges.entry(old).or_default().push(new);

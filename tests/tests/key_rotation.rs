@@ -22,6 +22,16 @@ fn key_from_home(home: &Path, name: &str, password: Option<&str>) -> Author {
     }
 }
 
+/// An author's home with two keys made by `mission keygen`: `default` (A) and `b` (B).
+fn author_with_two_keys() -> (tempfile::TempDir, Author, Author) {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "default");
+    keygen(dir.path(), "b");
+    let key_a = key_from_home(dir.path(), "default", None);
+    let key_b = key_from_home(dir.path(), "b", None);
+    (dir, key_a, key_b)
+}
+
 fn keygen(home: &Path, name: &str) {
     let ran = run(mission(home).args(["keygen", "--unencrypted", "--name", name]));
     assert!(ran.success, "{ran:?}");
@@ -281,12 +291,8 @@ fn a_new_key_is_accepted_only_after_a_rotation_signed_by_the_old_one() {
 fn an_install_follows_a_rotation_signed_by_the_pinned_key() {
     let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
     let alice = &tokens[0];
-    let author_home = tempfile::tempdir().unwrap();
-    let author_home = author_home.path();
-    keygen(author_home, "default");
-    keygen(author_home, "b");
-    let key_a = key_from_home(author_home, "default", None);
-    let key_b = key_from_home(author_home, "b", None);
+    let (author_dir, key_a, key_b) = author_with_two_keys();
+    let author_home = author_dir.path();
     let name = "rotating_tool";
     publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.0.0")).expect(200);
 
@@ -338,12 +344,8 @@ fn an_install_follows_a_rotation_signed_by_the_pinned_key() {
 fn after_a_rotation_only_the_new_key_publishes_and_older_versions_still_install() {
     let (node, tokens) = Node::start_with_users(None, &[("alice", "publish")]);
     let alice = &tokens[0];
-    let author_home = tempfile::tempdir().unwrap();
-    let author_home = author_home.path();
-    keygen(author_home, "default");
-    keygen(author_home, "b");
-    let key_a = key_from_home(author_home, "default", None);
-    let key_b = key_from_home(author_home, "b", None);
+    let (author_dir, key_a, key_b) = author_with_two_keys();
+    let author_home = author_dir.path();
     let name = "old_line";
     publish_raw(&node, Some(alice), publish_body(&key_a, name, "1.0.0")).expect(200);
     publish_raw(&node, Some(alice), publish_body(&key_a, name, "0.1.2")).expect(200);
