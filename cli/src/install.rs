@@ -1715,6 +1715,9 @@ fn put_in_place(
 pub struct Removal {
     pub removed: LockedMission,
     pub pruned: Vec<LockedMission>,
+    /// Not empty when `removed` stayed installed, as these locked missions (`` `NAME`
+    /// VERSION ``) need it: it only stopped being one the user asked for.
+    pub still_needed_by: Vec<String>,
 }
 
 /// `mission remove NAME`: its folder and its lock entry, and those of every dependency no
@@ -1751,10 +1754,27 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
         .map(|m| format!("`{}` {}", m.name, m.version))
         .collect();
     if !users.is_empty() {
+        // Asked for and also a dependency: only the asking goes (as `cargo remove` takes a
+        // dependency out of the manifest); it goes itself when nothing needs it any more.
+        if lock.unset_root(&locked.name) {
+            lock.write_atomic(&lock_path)
+                .with_context(|| format!("writing {}; nothing changed", lock_path.display()))?;
+            return Ok(Removal {
+                removed: locked,
+                pruned: Vec::new(),
+                still_needed_by: users,
+            });
+        }
         bail!(
-            "`{}` is needed by {}; remove those first",
+            "`{}` is installed only because {} need{} it; remove {} first",
             locked.name,
-            users.join(", ")
+            users.join(", "),
+            if users.len() == 1 { "s" } else { "" },
+            if users.len() == 1 {
+                "that one"
+            } else {
+                "those"
+            }
         );
     }
     lock.remove(&locked.name);
@@ -1785,6 +1805,7 @@ pub fn remove(name: &str, dir: Option<&Path>) -> Result<Removal> {
     Ok(Removal {
         removed: locked,
         pruned,
+        still_needed_by: Vec::new(),
     })
 }
 

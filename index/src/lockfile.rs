@@ -630,6 +630,11 @@ impl Lockfile {
         }
     }
 
+    /// `name` stops being one the user asked for (it stays locked); `false` when it was not.
+    pub fn unset_root(&mut self, name: &str) -> bool {
+        self.roots.remove(&collision_key(name)).is_some()
+    }
+
     /// Whether the user asked for `name` (compared by [`collision_key`]).
     pub fn is_root(&self, name: &str) -> bool {
         self.roots.contains_key(&collision_key(name))

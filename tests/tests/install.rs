@@ -437,7 +437,10 @@ fn install_locks_reproduces_and_works_from_the_cache() {
     // remove: refused while needed; then the folder and lock entry go, with the
     // dependencies nothing else needs.
     let err = user.fails(&["remove", "base_tools"]);
-    assert!(err.contains("needed by `helper_kit`"), "{err}");
+    assert!(
+        err.contains("`base_tools` is installed only because `helper_kit` 1.0.0 needs it"),
+        "{err}"
+    );
     let out = user.ok(&["remove", "app_main"]);
     assert!(
         out.contains("Removed app_main 1.0.0")
@@ -971,7 +974,9 @@ fn remove_takes_the_dependencies_no_remaining_root_needs() {
     // A dependency cannot be removed while a mission needs it.
     let err = user.fails(&["remove", "cc_base"]);
     assert!(
-        err.contains("`cc_base` is needed by `bb_middle` 1.0.0"),
+        err.contains(
+            "`cc_base` is installed only because `bb_middle` 1.0.0 needs it; remove that one first"
+        ),
         "{err}"
     );
 
@@ -1003,6 +1008,28 @@ fn remove_takes_the_dependencies_no_remaining_root_needs() {
     );
     assert_eq!(user.installed(), ["cc_base", "dd_alone"]);
     assert_eq!(versions(&user.lock()), ["cc_base 1.0.0", "dd_alone 1.0.0"]);
+
+    // Removing one asked for that another still needs drops only the asking, as `cargo
+    // remove` does; it goes with the last mission that needs it.
+    user.ok(&["install", "aa_top"]);
+    let out = user.ok(&["remove", "cc_base"]);
+    assert!(
+        out.contains(
+            "Kept cc_base 1.0.0: no longer asked for, but `bb_middle` 1.0.0 still needs it"
+        ),
+        "{out}"
+    );
+    assert_eq!(roots(&user.lock()), ["aa_top", "dd_alone"]);
+    assert_eq!(
+        user.installed(),
+        ["aa_top", "bb_middle", "cc_base", "dd_alone"]
+    );
+    let out = user.ok(&["remove", "aa_top"]);
+    assert!(
+        out.contains("Removed cc_base 1.0.0 (no longer needed)"),
+        "{out}"
+    );
+    assert_eq!(user.installed(), ["dd_alone"]);
 }
 
 #[test]

@@ -17,6 +17,20 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let removal = crate::install::remove(&args.name, args.dir.as_deref())?;
+    if !removal.still_needed_by.is_empty() {
+        println!(
+            "Kept {} {}: no longer asked for, but {} still need{} it (it goes when they do)",
+            removal.removed.name,
+            removal.removed.version,
+            removal.still_needed_by.join(", "),
+            if removal.still_needed_by.len() == 1 {
+                "s"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "Removed {} {}",
         removal.removed.name, removal.removed.version
