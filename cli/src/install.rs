@@ -85,7 +85,7 @@ use crate::locks;
 use crate::registry::{self, Registry};
 use crate::request_gate::Lane;
 use crate::sparse_client::{self, SparseError, SparseIndex};
-use crate::staging::{self, Journal, Staging};
+use crate::staging::{self, Journal, Staging, FOLDER_MARKER};
 use crate::trust::{self, TrustStore};
 use mission_index::atomic_file;
 
@@ -146,8 +146,6 @@ pub fn lockfile_path() -> Result<PathBuf> {
         .context("reading the current folder")?
         .join(LOCKFILE_NAME))
 }
-
-use staging::FOLDER_MARKER;
 
 /// The install folder, absolute, and as the lockfile records it (relative to the
 /// lockfile's folder `project`): `--dir` (`arg`), else the lock's `dir`, else `missions`.
@@ -920,7 +918,6 @@ fn fetch_snapshot(
         })
 }
 
-/// Turns a resolution failure into advice.
 /// A mission name the registry knows only spelled otherwise: with `-` for `_` or in
 /// another case, which names the same mission (as on crates.io). `mission install` then
 /// translates what was given, as `cargo add` does.
@@ -932,6 +929,7 @@ pub struct SpelledOtherwise {
     message: String,
 }
 
+/// Turns a resolution failure into advice.
 fn resolve_error(e: ResolveError, index: &SparseIndex, offline: bool) -> anyhow::Error {
     match &e {
         ResolveError::SpelledOtherwise {
@@ -1650,9 +1648,9 @@ fn put_in_place(
         }
     };
     let mut swap = || -> Result<()> {
-        for entry in order {
+        // As the journal says (nothing else moves here while the project lock is held).
+        for (entry, &had_old) in order.iter().zip(&had_folder) {
             let target = dir.join(&entry.name);
-            let had_old = std::fs::symlink_metadata(&target).is_ok();
             if had_old {
                 std::fs::rename(&target, backup.join(&entry.name))
                     .with_context(|| format!("moving the old {} aside", target.display()))?;

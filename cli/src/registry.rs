@@ -468,9 +468,17 @@ pub fn token(registry: &Registry) -> Result<(String, TokenSource)> {
             return Ok((token, TokenSource::File(path)));
         }
     }
-    bail!(
-        "no token for the registry `{}`: run `mission login --registry {}`, or set {TOKEN_ENV}",
-        registry.display(),
+    bail!("{}", no_token_advice(registry))
+}
+
+/// What to do when `registry` has no token: where one can come from.
+pub fn no_token_advice(registry: &Registry) -> String {
+    let vars = match registry.token_env() {
+        Some(var) => format!("{TOKEN_ENV} or {var}"),
+        None => TOKEN_ENV.to_owned(),
+    };
+    format!(
+        "no token is set for the registry `{0}`: run `mission login --registry {0}`, or set {vars}",
         registry.display()
     )
 }

@@ -637,12 +637,8 @@ impl SparseIndex {
             401 if self.token.is_none() => Err(SparseError::Http {
                 url: reply.url,
                 message: format!(
-                    "HTTP 401: the node serves its index only with a token, and none is set for the registry `{0}`: run `mission login --registry {0}`, or set {1}",
-                    self.registry.display(),
-                    match self.registry.token_env() {
-                        Some(var) => format!("{} or {var}", crate::registry::TOKEN_ENV),
-                        None => crate::registry::TOKEN_ENV.to_owned(),
-                    }
+                    "HTTP 401: the node serves its index only with a token, and {}",
+                    crate::registry::no_token_advice(&self.registry)
                 ),
             }),
             401 | 403 => Err(reply.error(&crate::registry::refused_token_advice(

@@ -527,7 +527,7 @@ struct Resolver<'a, R> {
     locked: Option<&'a Lockfile>,
     /// collision key -> candidates, highest version first; `None`: no such name.
     known: BTreeMap<String, Option<Vec<Candidate>>>,
-    /// The spellings read from the index so far (each is read once).
+    /// The spellings read from the index so far, lowercase (each file is read once).
     read: BTreeSet<String>,
     steps: usize,
     limit: usize,
@@ -543,7 +543,8 @@ impl<R: IndexReader> Resolver<'_, R> {
             if matches!(self.known.get(key), Some(Some(_))) {
                 return Ok(());
             }
-            if !self.read.insert(r.name.clone()) {
+            // Spellings that differ in case only read the same (lowercase) file.
+            if !self.read.insert(r.name.to_ascii_lowercase()) {
                 continue;
             }
             let entries = self

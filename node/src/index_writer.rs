@@ -21,6 +21,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use crate::data_dir::DataDir;
+use crate::rotation::{key_id, same_key};
 use crate::store::{Store, StoreError};
 
 /// The current signed snapshot, served at `/index/snapshot.json` (and `.minisig`).
@@ -430,9 +431,7 @@ impl Worker {
         }
         body.push_str(&statement.to_line());
         body.push('\n');
-        let new_id = mission_index::signing::PublicKey::parse(&statement.new_key)
-            .map(|k| k.key_id())
-            .unwrap_or_default();
+        let new_id = key_id(&statement.new_key);
         let commit = self.parts.repo.commit_files(
             &[(path.as_str(), Some(body.as_bytes()))],
             &format!("Rotate the author key of {name} to {new_id}"),
@@ -550,22 +549,4 @@ fn load_snapshot(data: &DataDir) -> Option<SignedSnapshot> {
         json,
         sig,
     })
-}
-
-/// Whether two `RW...` keys are the same key (compared in canonical form).
-fn same_key(a: &str, b: &str) -> bool {
-    let canonical = |k: &str| {
-        mission_index::signing::PublicKey::parse(k)
-            .map(|k| k.to_base64())
-            .unwrap_or_else(|_| k.to_owned())
-    };
-    canonical(a) == canonical(b)
-}
-
-/// The minisign key id of an `RW...` key, for messages (the key itself if it does not
-/// parse).
-fn key_id(key: &str) -> String {
-    mission_index::signing::PublicKey::parse(key)
-        .map(|k| k.key_id())
-        .unwrap_or_else(|_| key.to_owned())
 }

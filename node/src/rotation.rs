@@ -50,10 +50,22 @@ fn write_error(e: WriteError) -> ApiError {
     }
 }
 
-fn key_id(key: &str) -> String {
+/// The minisign key id of an `RW...` key, for messages (the key itself if it does not
+/// parse).
+pub(crate) fn key_id(key: &str) -> String {
     PublicKey::parse(key)
         .map(|k| k.key_id())
         .unwrap_or_else(|_| key.to_owned())
+}
+
+/// Whether two `RW...` keys are the same key (compared in canonical form).
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
+    let canonical = |k: &str| {
+        PublicKey::parse(k)
+            .map(|k| k.to_base64())
+            .unwrap_or_else(|_| k.to_owned())
+    };
+    canonical(a) == canonical(b)
 }
 
 async fn rotate(

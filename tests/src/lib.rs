@@ -491,21 +491,58 @@ pub fn author() -> Author {
 }
 
 pub fn mission_yaml(name: &str, version: &str) -> String {
+    greeting_yaml(&Greeting {
+        name,
+        version,
+        summary: "Writes a greeting file.",
+        description: "Writes a greeting file, for the node API tests.",
+        keywords: "test",
+        deps: "",
+        content: "hello",
+    })
+}
+
+/// The fields of [`greeting_yaml`].
+struct Greeting<'a> {
+    name: &'a str,
+    version: &'a str,
+    /// The mission's own `description`.
+    summary: &'a str,
+    /// The package's `description`.
+    description: &'a str,
+    keywords: &'a str,
+    /// The `dependencies:` line of the package block, with its newline, or nothing.
+    deps: &'a str,
+    /// What the mission writes to `hello.txt`.
+    content: &'a str,
+}
+
+/// A mission.yaml whose one step writes `hello.txt`: the template every test package uses.
+fn greeting_yaml(g: &Greeting) -> String {
+    let Greeting {
+        name,
+        version,
+        summary,
+        description,
+        keywords,
+        deps,
+        content,
+    } = g;
     format!(
         r#"version: "1.0"
 name: {name}
-description: Writes a greeting file.
+description: {summary}
 
 package:
   name: {name}
   version: {version}
-  description: Writes a greeting file, for the node API tests.
+  description: {description}
   authors: ["Test Author <author@example.invalid>"]
   license: MIT
   categories: [build-automation]
-  keywords: [test]
+  keywords: [{keywords}]
   pricing: {{ model: free }}
-  permissions:
+{deps}  permissions:
     network: false
     commands: []
     llm: false
@@ -517,7 +554,7 @@ steps:
     step_type: create_file
     parameters:
       path: hello.txt
-      content: hello
+      content: {content}
 "#
     )
 }
@@ -587,35 +624,15 @@ pub fn package_with_deps(
         let list: Vec<String> = deps.iter().map(|(n, r)| format!("{n}: \"{r}\"")).collect();
         format!("  dependencies: {{ {} }}\n", list.join(", "))
     };
-    let yaml = format!(
-        r#"version: "1.0"
-name: {name}
-description: {description}
-
-package:
-  name: {name}
-  version: {version}
-  description: {description}
-  authors: ["Test Author <author@example.invalid>"]
-  license: MIT
-  categories: [build-automation]
-  keywords: [test, {name}]
-  pricing: {{ model: free }}
-{deps}  permissions:
-    network: false
-    commands: []
-    llm: false
-    max_duration_seconds: 60
-
-steps:
-  - id: greet
-    name: Write the greeting
-    step_type: create_file
-    parameters:
-      path: hello.txt
-      content: hello from {name} {version}
-"#
-    );
+    let yaml = greeting_yaml(&Greeting {
+        name,
+        version,
+        summary: description,
+        description,
+        keywords: &format!("test, {name}"),
+        deps: &deps,
+        content: &format!("hello from {name} {version}"),
+    });
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mission.yaml"), yaml).unwrap();
     std::fs::write(

@@ -2002,7 +2002,7 @@ fn a_private_node_is_installed_from_with_a_token_only() {
     let err = user.fails(&["install", "aa_top"]);
     assert!(
         err.contains("HTTP 401")
-            && err.contains("none is set for the registry `test`")
+            && err.contains("only with a token, and no token is set for the registry `test`")
             && err.contains("mission login --registry test")
             && err.contains("MISSION_REGISTRIES_TEST_TOKEN"),
         "{err}"
