@@ -570,6 +570,14 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
     };
     let resolution = resolved.map_err(|e| resolve_error(e, &index, offline))?;
     phase("resolved");
+    // The resolver keeps a yanked version only because the lock pins it; say so, as cargo
+    // does, so the user can move on.
+    for pkg in resolution.packages.values().filter(|p| p.entry.yanked) {
+        warning(&format!(
+            "`{}` {} in missions.lock is yanked in the registry; run `mission update {}` to move to a version that is not yanked",
+            pkg.entry.name, pkg.entry.vers, pkg.entry.name
+        ));
+    }
     let new_lock = new_lockfile(&resolution, &registry, &asked, &dir_record)?;
 
     if opts.locked {
@@ -762,6 +770,10 @@ fn cwd_display() -> String {
 
 fn note(message: &str) {
     eprintln!("note: {message}");
+}
+
+fn warning(message: &str) {
+    eprintln!("warning: {message}");
 }
 
 /// What differs between two lockfiles, one phrase per mission.

@@ -255,6 +255,27 @@ fn unknown_keys(config: &toml::Table) -> Vec<String> {
     unknown
 }
 
+/// The names under `[trust.node-keys]` that name no registry: neither a
+/// `[registries.NAME]` table nor a `MISSION_REGISTRIES_<NAME>_INDEX` variable. Such a key
+/// is never used, which a user pinning a node key would want to know.
+fn orphan_node_keys(config: &toml::Table, env: &dyn Env) -> Vec<String> {
+    let registries = config.get("registries").and_then(toml::Value::as_table);
+    config
+        .get("trust")
+        .and_then(|t| t.get("node-keys"))
+        .and_then(toml::Value::as_table)
+        .map(|keys| {
+            keys.keys()
+                .filter(|name| {
+                    !registries.is_some_and(|r| r.contains_key(name.as_str()))
+                        && env.var(&name_env(name, "INDEX")).is_none()
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 static WARNED: Once = Once::new();
 
 fn load_config() -> Result<(PathBuf, Config)> {
@@ -271,6 +292,12 @@ fn load_config() -> Result<(PathBuf, Config)> {
         for key in unknown_keys(&table) {
             eprintln!(
                 "warning: unused key `{key}` in {}: known are `registry.default`, `registries.NAME.index`, `registries.NAME.node-key` and the `[trust]` table",
+                path.display()
+            );
+        }
+        for name in orphan_node_keys(&table, &ProcessEnv) {
+            eprintln!(
+                "warning: `[trust.node-keys] {name}` in {} is never used: no registry is named `{name}` (add `[registries.{name}] index = \"...\"`, or correct the name)",
                 path.display()
             );
         }
@@ -936,6 +963,17 @@ minimum-certification = "verified"
             unknown_keys(&table),
             ["trusts", "registry.defualt", "registries.a.token"]
         );
+    }
+
+    #[test]
+    fn a_node_key_for_no_registry_is_found() {
+        let table: toml::Table = toml::from_str(
+            "[registries.local]\nindex = \"http://x\"\n[trust.node-keys]\nlocal = \"RW\"\nlcoal = \"RW\"\nfromenv = \"RW\"\n",
+        )
+        .unwrap();
+        let env = FakeEnv(vec![("MISSION_REGISTRIES_FROMENV_INDEX", "http://y")]);
+        assert_eq!(orphan_node_keys(&table, &env), ["lcoal"]);
+        assert!(orphan_node_keys(&toml::Table::new(), &env).is_empty());
     }
 
     #[test]

@@ -1086,6 +1086,104 @@ fn update_drops_a_dependency_the_new_version_no_longer_needs() {
     assert!(yaml.contains("hello from aa_top 1.1.0"), "{yaml}");
 }
 
+/// Yanks `name` `version` (or, with `undo`, unyanks it); the node must accept it.
+fn yank(node: &Node, token: &str, name: &str, version: &str, undo: bool) {
+    let bearer = format!("Bearer {token}");
+    let request = if undo {
+        let url = node.url(&format!("/api/v1/missions/{name}/{version}/unyank"));
+        agent()
+            .put(url)
+            .header("Authorization", bearer)
+            .send_empty()
+    } else {
+        let url = node.url(&format!("/api/v1/missions/{name}/{version}/yank"));
+        agent().delete(url).header("Authorization", bearer).call()
+    };
+    assert_eq!(request.unwrap().status(), 200, "yanking {name} {version}");
+}
+
+#[test]
+fn a_yanked_version_is_installed_only_where_the_lock_pins_it() {
+    let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish,yank")]);
+    let token = tokens.remove(0);
+    let alice = author();
+    node.publish(&token, &alice, "yk_dep", "1.0.0", &[], "Dep.");
+    node.publish(
+        &token,
+        &alice,
+        "yk_app",
+        "1.0.0",
+        &[("yk_dep", "^1")],
+        "App.",
+    );
+    let locked = Client::new(&node.url);
+    locked.ok(&["install", "yk_app"]);
+    yank(&node, &token, "yk_dep", "1.0.0", false);
+
+    // A project whose lock pins it keeps it, warned, with or without --locked; a fresh
+    // checkout of that project gets it too.
+    let warning = "warning: `yk_dep` 1.0.0 in missions.lock is yanked in the registry; run `mission update yk_dep`";
+    for args in [&["install"][..], &["install", "--locked"]] {
+        let out = locked.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(warning),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let checkout = locked.project.with_file_name("checkout");
+    std::fs::create_dir_all(&checkout).unwrap();
+    std::fs::copy(
+        locked.project.join("missions.lock"),
+        checkout.join("missions.lock"),
+    )
+    .unwrap();
+    let out = locked.run_in(&checkout, &["install"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(warning), "{}", text(&out.stderr));
+    assert_eq!(
+        versions(&locked.lock_in(&checkout)),
+        ["yk_app 1.0.0", "yk_dep 1.0.0"]
+    );
+
+    // A new project is not given it, and is told why and who asked for it.
+    let fresh = Client::new(&node.url);
+    let err = fresh.fails(&["install", "yk_app"]);
+    assert!(
+        err.contains(
+            "every version of `yk_dep` matching `^1` (required by yk_app 1.0.0) is yanked: 1.0.0"
+        ),
+        "{err}"
+    );
+    assert!(!fresh.project.join("missions.lock").exists());
+    assert_eq!(fresh.installed(), Vec::<String>::new());
+
+    // A fixed version: `update` moves the pinned project to it, and the warning stops.
+    node.publish(&token, &alice, "yk_dep", "1.0.1", &[], "Dep, fixed.");
+    let out = locked.ok(&["update", "yk_dep"]);
+    assert!(out.contains("Updated yk_dep 1.0.0 -> 1.0.1"), "{out}");
+    let out = locked.run(&["install"]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("yanked"),
+        "{}",
+        text(&out.stderr)
+    );
+    fresh.ok(&["install", "yk_app"]);
+    assert_eq!(versions(&fresh.lock()), ["yk_app 1.0.0", "yk_dep 1.0.1"]);
+
+    // Unyanked, 1.0.0 is an ordinary version again: no warning where it is pinned.
+    yank(&node, &token, "yk_dep", "1.0.0", true);
+    let out = locked.run_in(&checkout, &["install"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("yanked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn a_version_1_lock_counts_every_mission_as_asked_for() {
     let (node, token) = start_node();

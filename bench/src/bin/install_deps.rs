@@ -21,10 +21,13 @@
 //!   each archive's SHA-256 compared with its entry, its signature prepared and verified
 //!   (in one batch at the end, as `mission` batches them) and the archive unpacked into
 //!   its own folder. No resolution, cache, lockfile or trust store, and no process start.
+//! - **curl --parallel**: the same 102 downloads by a plain downloader program, one `curl
+//!   --parallel --parallel-max 8` process (when curl 7.66 or later is installed): like
+//!   `mission install`, and unlike the two above, it pays for starting a process.
 //!
-//! The order inside a round is plain, plain + checks, cold, warm, locked, so machine noise
-//! hits all alike. Prints each round, the medians, and the ratios to the plain median (goal:
-//! cold <= 2x) and to the plain + checks median.
+//! The order inside a round is plain, plain + checks, curl, cold, warm, locked, so machine
+//! noise hits all alike. Prints each round, the medians, and the ratios to the plain median
+//! (goal: cold <= 2x), to the plain + checks median and to the curl median.
 //!
 //! `--rtt-ms N` puts a [latency relay](mission_bench::latency) between every client and
 //! the node (and makes the node's `dl` template point through it): N ms round trips, as
@@ -325,6 +328,67 @@ fn plain(urls: &[String], parallel: usize, out: &Path) -> Result<(Duration, u64)
     Ok((elapsed, bytes.into_inner()))
 }
 
+/// Whether `curl` (7.66 or later, for `--parallel`) can be run here.
+fn curl_available() -> bool {
+    Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+        && Command::new("curl")
+            .args(["--parallel", "--version"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+}
+
+/// The same downloads as [`plain`] by a plain downloader *program*: one `curl --parallel
+/// --parallel-max PARALLEL` process for every URL, each body written to a file in `out`.
+/// Unlike [`plain`], it pays for starting a process, as `mission install` does. Returns
+/// the wall time, from spawning curl to its exit.
+fn curl_plain(urls: &[String], parallel: usize, out: &Path) -> Result<Duration, Error> {
+    std::fs::create_dir_all(out)?;
+    // A curl config file: one `url` and `output` pair per download.
+    let mut config = String::new();
+    for (i, url) in urls.iter().enumerate() {
+        let file = out.join(i.to_string());
+        config.push_str(&format!(
+            "url = \"{url}\"\noutput = \"{}\"\n",
+            file.display()
+        ));
+    }
+    let config_path = out.join("curl.config");
+    std::fs::write(&config_path, config)?;
+    let started = Instant::now();
+    // `--no-progress-meter`: with --parallel, --silent alone still draws one.
+    let run = Command::new("curl")
+        .args([
+            "--no-progress-meter",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+        ])
+        .arg(parallel.to_string())
+        .arg("--config")
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .output()?;
+    let elapsed = started.elapsed();
+    if !run.status.success() {
+        return Err(format!(
+            "curl --parallel failed: {}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        )
+        .into());
+    }
+    let fetched = (0..urls.len())
+        .filter(|i| out.join(i.to_string()).is_file())
+        .count();
+    if fetched != urls.len() {
+        return Err(format!("curl fetched {fetched} of {} files", urls.len()).into());
+    }
+    Ok(elapsed)
+}
+
 /// The plain download with the checks and unpacking any installer needs (see the module
 /// documentation): `pairs` holds each mission's index-file URL and archive URL. Returns
 /// the wall time.
@@ -507,10 +571,15 @@ fn main() -> Result<(), Error> {
         machine(),
         load_average()
     );
-    println!("| round | plain ms | plain + checks ms | cold install ms | warm install ms | warm --locked ms | node requests during --locked |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let curl = curl_available();
+    if !curl {
+        println!("curl (7.66 or later) not found: no `curl --parallel` series");
+    }
+    println!("| round | plain ms | plain + checks ms | curl --parallel ms | cold install ms | warm install ms | warm --locked ms | node requests during --locked |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut plains, mut checkeds, mut colds, mut warms, mut lockeds) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut curls = vec![];
     let mut baselines = vec![];
     for round in 1..=args.rounds {
         let dir = tmp.path().join(format!("round{round}"));
@@ -523,6 +592,11 @@ fn main() -> Result<(), Error> {
         }
 
         let checked = plain_checked(&pairs, args.parallel, &dir.join("checked"))?;
+        let curl_time = if curl {
+            Some(curl_plain(&urls, args.parallel, &dir.join("curl"))?)
+        } else {
+            None
+        };
 
         let home = new_home(&dir.join("home"), &url)?;
         let (cold, _) = mission(&home, &dir.join("cold"), &["install", "bench_app"])?;
@@ -569,15 +643,17 @@ fn main() -> Result<(), Error> {
             .into());
         }
         println!(
-            "| {round} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {requests} |",
+            "| {round} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {requests} |",
             ms(plain_time),
             ms(checked),
+            curl_time.map_or("-".to_owned(), |t| format!("{:.1}", ms(t))),
             ms(cold),
             ms(warm),
             ms(locked)
         );
         plains.push(plain_time);
         checkeds.push(checked);
+        curls.extend(curl_time);
         colds.push(cold);
         warms.push(warm);
         lockeds.push(locked);
@@ -587,8 +663,9 @@ fn main() -> Result<(), Error> {
     let base = median(&plains).as_secs_f64().max(1e-9);
     let checked_base = median(&checkeds).as_secs_f64().max(1e-9);
     println!("\nload average {} at the end", load_average());
-    println!("| series | median ms | ratio to plain | ratio to plain + checks |");
-    println!("|---|---:|---:|---:|");
+    let curl_base = curl.then(|| median(&curls).as_secs_f64().max(1e-9));
+    println!("| series | median ms | ratio to plain | ratio to plain + checks | ratio to curl --parallel |");
+    println!("|---|---:|---:|---:|---:|");
     let mut series = vec![
         ("plain HTTP (102 files)", &plains),
         ("plain HTTP + checks and unpacking", &checkeds),
@@ -596,16 +673,20 @@ fn main() -> Result<(), Error> {
         ("warm install", &warms),
         ("warm install --locked", &lockeds),
     ];
+    if curl {
+        series.insert(2, ("curl --parallel, one process (102 files)", &curls));
+    }
     if args.baseline.is_some() {
         series.push(("cold install, --baseline-client", &baselines));
     }
     for (label, samples) in series {
         let m = median(samples).as_secs_f64();
         println!(
-            "| {label} | {:.1} | {:.2} | {:.2} |",
+            "| {label} | {:.1} | {:.2} | {:.2} | {} |",
             m * 1e3,
             m / base,
-            m / checked_base
+            m / checked_base,
+            curl_base.map_or("-".to_owned(), |c| format!("{:.2}", m / c))
         );
     }
     drop(node);
