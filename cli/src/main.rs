@@ -147,13 +147,19 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours only for a person: not in a pipe, a file or a test's captured output.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // From -vv on, each line says when it happened since the start, to see where the time
+    // of a slow install goes; warnings stay short.
+    if verbose >= 2 {
+        logs.with_timer(tracing_subscriber::fmt::time::Uptime::default())
+            .init();
+    } else {
+        logs.without_time().init();
+    }
 }
 
 #[cfg(test)]
