@@ -382,26 +382,27 @@ fn new_lockfile(
     Ok(lock)
 }
 
-/// How many times an install reads a git index again when the node published between its
-/// git fetch and its snapshot request (so the snapshot names a newer commit).
-const GIT_SNAPSHOT_RETRIES: usize = 2;
+/// How many times an install reads the index again when the node published between its
+/// requests (so the snapshot names another head than the files read).
+const SNAPSHOT_HEAD_RETRIES: usize = 2;
 
 /// Runs an install or update (`request`): resolves, verifies and installs, or leaves
 /// everything as it was.
 ///
-/// With a git index, the files come from a git fetch and the signed snapshot from a request
-/// made just after; a publish landing in between makes them name different commits, which
-/// is refused (the snapshot vouches only for its own commit). That refusal is met again,
-/// fetching anew, up to [`GIT_SNAPSHOT_RETRIES`] times: a race goes away, two indexes that
-/// really differ do not.
+/// The signed snapshot and the index files come from separate requests: a git fetch then
+/// the snapshot, or sparse files (each signed for the head it was served at) beside it. A
+/// publish landing in between makes them name different heads, which is refused (the
+/// snapshot vouches only for its own head). That refusal is met again, fetching anew, up to
+/// [`SNAPSHOT_HEAD_RETRIES`] times: a race goes away, an index that really differs (an old
+/// file replayed) does not.
 pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let mut retries = 0;
     loop {
         match run_once(request.clone(), opts) {
-            Err(e) if retries < GIT_SNAPSHOT_RETRIES && is_snapshot_head_mismatch(&e) => {
+            Err(e) if retries < SNAPSHOT_HEAD_RETRIES && is_snapshot_head_mismatch(&e) => {
                 retries += 1;
-                tracing::debug!(error = %format!("{e:#}"), "reading the git index again");
-                note("the git index and the node's signed snapshot name different commits (the node may have just published); fetching both again");
+                tracing::debug!(error = %format!("{e:#}"), "reading the index again");
+                note("the index files and the node's signed snapshot name different index heads (the node may have just published); fetching them again");
             }
             result => return result,
         }
@@ -412,7 +413,7 @@ fn is_snapshot_head_mismatch(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<SparseError>(),
-            Some(SparseError::SnapshotHead { .. })
+            Some(SparseError::SnapshotHead { .. } | SparseError::FileHead { .. })
         )
     })
 }
@@ -536,6 +537,12 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
                         "the snapshot check failed: {}",
                         panic_text(panic.as_ref())
                     ))
+                });
+                // Every index file read must be the node's, for the head the snapshot
+                // names: over sparse HTTP, nothing else binds a file to the snapshot.
+                let snapshot = snapshot.and_then(|s| {
+                    index.check_files(node_key, &s)?;
+                    Ok(s)
                 });
                 if snapshot.is_err() {
                     // The cache stays held: nothing this node served is kept.

@@ -38,8 +38,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mission_index::entry::IndexEntry;
+use mission_index::index_file_signature::{self, IndexFileError, IndexFileSignature};
 use mission_index::layout::{self, MAX_HINTED, PREFETCH_PREFERENCE as CLOSURE_PREFERENCE};
 use mission_index::resolve::IndexReader;
+use mission_index::signing::PublicKey;
+use mission_index::snapshot::Snapshot;
 
 use crate::git_index::GitIndex;
 use crate::registry::{Registry, TokenSource};
@@ -68,6 +71,20 @@ pub enum SparseError {
     Name { name: String, message: String },
     #[error("{message}")]
     Git { message: String },
+    #[error("index file {url} from {registry} was refused: {source}. Nothing was installed: the node (or a mirror or proxy between it and you) serves an index file its signed snapshot does not cover, altered or not from the node whose key is pinned for this registry")]
+    FileSignature {
+        url: String,
+        registry: String,
+        #[source]
+        source: IndexFileError,
+    },
+    #[error("index file {url} from {registry} is signed for index head {signed}, but the node's signed snapshot names head {expected} (the command fetched everything again twice, in case the node had just published; if it publishes very often, run it again; if it persists, the node or something between it and you serves old files)")]
+    FileHead {
+        url: String,
+        registry: String,
+        signed: String,
+        expected: String,
+    },
     #[error("{url}: the signed snapshot names index commit {head}, but the git index {git_url} was fetched at commit {fetched}: the node serves a snapshot of another index than its git index, so neither is trusted (the command fetched both again twice, in case the node had just published; if it publishes very often, run it again)")]
     SnapshotHead {
         url: String,
@@ -147,6 +164,31 @@ pub struct SparseIndex {
     parsed: Mutex<BTreeMap<String, Vec<IndexEntry>>>,
     /// At most [`PARALLEL_REQUESTS`] requests in flight, index files first.
     gate: RequestGate,
+    /// Index files fetched over sparse HTTP whose signature is not checked yet (see
+    /// [`SparseIndex::check_files`]); none of them is in the cache.
+    unchecked: Mutex<Vec<Unchecked>>,
+    /// The snapshot the fetched files must be signed for, once [`SparseIndex::check_files`]
+    /// ran: later files are checked as they arrive.
+    accepted: std::sync::OnceLock<Accepted>,
+}
+
+/// An index file received, not yet checked against the accepted snapshot.
+struct Unchecked {
+    path: String,
+    url: String,
+    body: Vec<u8>,
+    /// The `Mission-Index-Signature` header it came with.
+    signature: Option<String>,
+    /// What to write to the cache once it checks (`None`: a `304`, the cached copy stays).
+    store: Option<PendingWrite>,
+}
+
+/// What index files must be signed by and for: the pinned node key, and the node and head
+/// of the snapshot accepted.
+struct Accepted {
+    key: PublicKey,
+    node: String,
+    head: String,
 }
 
 /// Where a node serves its signed snapshot.
@@ -333,6 +375,115 @@ impl SparseIndex {
             held: AtomicBool::new(false),
             parsed: Mutex::new(BTreeMap::new()),
             gate: RequestGate::new(PARALLEL_REQUESTS),
+            unchecked: Mutex::new(Vec::new()),
+            accepted: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Checks every index file fetched over sparse HTTP so far against `snapshot`, which
+    /// verified with the pinned node key `key`: each must carry the node's signature of its
+    /// bytes for the snapshot's head and its own path (see
+    /// [`mission_index::index_file_signature`]). Files fetched afterwards are checked as
+    /// they arrive. Only checked files are written to the cache; a reader never checked
+    /// (`search`, `info`) caches nothing it fetched.
+    ///
+    /// A file signed for another head is [`SparseError::FileHead`] (a publish between two
+    /// requests, or an old file replayed); any other failure is
+    /// [`SparseError::FileSignature`].
+    pub fn check_files(&self, key: &PublicKey, snapshot: &Snapshot) -> Result<(), SparseError> {
+        let accepted = self.accepted.get_or_init(|| Accepted {
+            key: key.clone(),
+            node: snapshot.node.clone(),
+            head: snapshot.head.clone(),
+        });
+        let files = match self.unchecked.lock() {
+            Ok(mut unchecked) => std::mem::take(&mut *unchecked),
+            Err(_) => return Err(self.poisoned()),
+        };
+        let mut prepared = Vec::with_capacity(files.len());
+        for file in &files {
+            prepared.push(self.prepare(accepted, file)?);
+        }
+        // All at once; one by one only to find the one that fails.
+        if index_file_signature::verify_batch(&prepared.iter().collect::<Vec<_>>()).is_err() {
+            for (file, signature) in files.iter().zip(&prepared) {
+                signature
+                    .verify()
+                    .map_err(|e| self.refused(accepted, file, e))?;
+            }
+        }
+        self.store_checked(files);
+        Ok(())
+    }
+
+    /// A file just received: checked now when a snapshot was accepted, else kept for
+    /// [`SparseIndex::check_files`].
+    fn received(&self, file: Unchecked) -> Result<(), SparseError> {
+        match self.accepted.get() {
+            Some(accepted) => {
+                self.prepare(accepted, &file)?
+                    .verify()
+                    .map_err(|e| self.refused(accepted, &file, e))?;
+                self.store_checked(vec![file]);
+                Ok(())
+            }
+            None => {
+                self.unchecked
+                    .lock()
+                    .map_err(|_| self.poisoned())?
+                    .push(file);
+                Ok(())
+            }
+        }
+    }
+
+    fn prepare(
+        &self,
+        accepted: &Accepted,
+        file: &Unchecked,
+    ) -> Result<IndexFileSignature, SparseError> {
+        IndexFileSignature::prepare(
+            &accepted.key,
+            file.signature.as_deref(),
+            &file.body,
+            &accepted.node,
+            &accepted.head,
+            &file.path,
+        )
+        .map_err(|e| self.refused(accepted, file, e))
+    }
+
+    fn refused(&self, accepted: &Accepted, file: &Unchecked, e: IndexFileError) -> SparseError {
+        let registry = self.registry.display().to_owned();
+        match e {
+            IndexFileError::OtherHead { signed, .. } => SparseError::FileHead {
+                url: file.url.clone(),
+                registry,
+                signed,
+                expected: accepted.head.clone(),
+            },
+            source => SparseError::FileSignature {
+                url: file.url.clone(),
+                registry,
+                source,
+            },
+        }
+    }
+
+    fn store_checked(&self, files: Vec<Unchecked>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.extend(
+                files
+                    .into_iter()
+                    .filter_map(|f| f.store.map(CacheUpdate::Store)),
+            );
+        }
+    }
+
+    fn poisoned(&self) -> SparseError {
+        SparseError::Http {
+            url: self.registry.url("/index/"),
+            message: "a thread reading the index failed".into(),
         }
     }
 
@@ -509,6 +660,11 @@ impl SparseIndex {
             .filter_map(|v| v.to_str().ok())
             .collect();
         let link = (!links.is_empty()).then(|| links.join(", "));
+        let signature = response
+            .headers()
+            .get(index_file_signature::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = Vec::new();
         response
             .body_mut()
@@ -524,6 +680,7 @@ impl SparseIndex {
             status,
             etag,
             link,
+            signature,
             body,
         })
     }
@@ -609,21 +766,35 @@ impl SparseIndex {
         };
         match reply.status {
             304 => match cached {
-                Some(bytes) => Ok((Some(bytes), hinted)),
+                Some(bytes) => {
+                    // The node vouches for the copy again, for its current head.
+                    self.received(Unchecked {
+                        path: path.to_owned(),
+                        url: reply.url,
+                        body: bytes.clone(),
+                        signature: reply.signature,
+                        store: None,
+                    })?;
+                    Ok((Some(bytes), hinted))
+                }
                 None => {
                     Err(reply.error("answered 304 Not Modified to a request without a cached copy"))
                 }
             },
             200 => {
                 let body = reply.body;
-                if let Ok(mut pending) = self.pending.lock() {
-                    pending.push(CacheUpdate::Store(PendingWrite {
+                self.received(Unchecked {
+                    path: path.to_owned(),
+                    url: reply.url,
+                    body: body.clone(),
+                    signature: reply.signature,
+                    store: Some(PendingWrite {
                         file,
                         body: body.clone(),
                         etag: reply.etag,
                         legacy,
-                    }));
-                }
+                    }),
+                })?;
                 Ok((Some(body), hinted))
             }
             404 => {
@@ -737,6 +908,8 @@ pub struct Reply {
     pub etag: Option<String>,
     /// The `Link` header values, joined with `, `.
     pub link: Option<String>,
+    /// The `Mission-Index-Signature` header: the node's signature of an index file.
+    pub signature: Option<String>,
     pub body: Vec<u8>,
 }
 

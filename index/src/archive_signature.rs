@@ -57,6 +57,23 @@ impl ArchiveSignature {
         name: &str,
         version: &str,
     ) -> Result<ArchiveSignature, SignError> {
+        Self::prepare_with_comment(
+            pk,
+            sig_text,
+            archive,
+            archive_trusted_comment(name, version, sha256),
+        )
+    }
+
+    /// [`ArchiveSignature::prepare`] for any minisign signature of `data` by `pk` whose
+    /// trusted comment must be `expected_comment` (an index file's, say: see
+    /// [`crate::index_file_signature`]).
+    pub fn prepare_with_comment(
+        pk: &PublicKey,
+        sig_text: &str,
+        data: &[u8],
+        expected_comment: String,
+    ) -> Result<ArchiveSignature, SignError> {
         let parts = parse_signature_parts(sig_text)?;
         check_signer(&parts.sig_box, pk)?;
         let line = &parts.signature_line;
@@ -74,7 +91,7 @@ impl ArchiveSignature {
         prehash.copy_from_slice(
             blake2b_simd::Params::new()
                 .hash_length(64)
-                .hash(archive)
+                .hash(data)
                 .as_bytes(),
         );
         Ok(ArchiveSignature {
@@ -88,8 +105,14 @@ impl ArchiveSignature {
             signed_comment,
             global: Signature::from_bytes(&parts.global_signature),
             found_comment,
-            expected_comment: archive_trusted_comment(name, version, sha256),
+            expected_comment,
         })
+    }
+
+    /// The trusted comment the signature carries: not verified until a verification
+    /// succeeds.
+    pub fn found_comment(&self) -> &str {
+        &self.found_comment
     }
 
     /// Checks both equations alone (strictly), then the trusted comment.

@@ -48,6 +48,7 @@ pub mod atomic_file;
 pub mod certification;
 pub mod diagnostic;
 pub mod entry;
+pub mod index_file_signature;
 mod inflate;
 pub mod layout;
 pub mod lint;

@@ -128,9 +128,7 @@ async fn keys_file(
         .into_response();
     };
     match crate::sparse::read_head(&state, path).await {
-        Ok(Some(file)) => {
-            crate::sparse::cached(&headers, file.etag, "text/plain; charset=utf-8", file.bytes)
-        }
+        Ok(Some(file)) => crate::sparse::serve_file(&headers, file, "text/plain; charset=utf-8"),
         Ok(None) => ApiError::not_found(format!("no key rotations for `{name}` in this index"))
             .into_response(),
         Err(e) => e.into_response(),

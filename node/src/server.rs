@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
-use mission_index::signing::PublicKey;
+use mission_index::signing::{PublicKey, SecretKey};
 use tokio::net::TcpListener;
 
 use crate::blobs::BlobStore;
@@ -26,6 +26,9 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub writer: IndexWriter,
     pub public_key: PublicKey,
+    /// The node key's secret half: signs the index files the sparse index serves (the
+    /// writer has its own copy for snapshots).
+    pub secret_key: SecretKey,
     /// The URL clients use to reach this node.
     pub base_url: String,
     /// The execution queue and quotas.
@@ -94,6 +97,7 @@ pub async fn serve(data: DataDir, listen: &str) -> Result<()> {
         blobs,
         writer,
         public_key,
+        secret_key: secret.clone(),
         base_url: base_url.clone(),
         executions: crate::execute::Executions::new(&config_execution),
     });

@@ -14,6 +14,12 @@
 //! `Cache-Control: no-cache`, so clients keep a copy and revalidate it with
 //! `If-None-Match`, getting `304 Not Modified` while it is current.
 //!
+//! Every file is served at the head of the node's current snapshot, signed by the node key
+//! for that head in the `Mission-Index-Signature` header (in a `304` too; see
+//! [`mission_index::index_file_signature`]): over sparse HTTP, that signature is what binds
+//! a file to the signed snapshot, as the commit id does over git. Each file is signed once
+//! per head and kept with its bytes.
+//!
 //! An entry file asked for with `Prefer: mission-closure` also names, in a `Link` header,
 //! the files of everything its versions depend on (see [`crate::prefetch_hint`]).
 //!
@@ -34,6 +40,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use mission_index::index_file_signature;
 use mission_index::layout;
 use mission_index::repo::{CONFIG_PATH, KEYS_DIR, MAIN_REF};
 use sha2::{Digest, Sha256};
@@ -104,11 +111,13 @@ fn read_file_at(
     }))
 }
 
-/// A served file: its bytes (cheap to clone) and its quoted ETag.
+/// A served file: its bytes (cheap to clone), its quoted ETag, and its signature by the node
+/// key for the head it is served at (the [`index_file_signature::HEADER`] value).
 #[derive(Clone)]
 pub(crate) struct ServedFile {
     pub(crate) etag: String,
     pub(crate) bytes: Bytes,
+    pub(crate) signature: HeaderValue,
 }
 
 /// The files of the index at one head, kept in memory once read. The sparse index is read
@@ -143,14 +152,29 @@ pub(crate) async fn read_head(
     }
     let dir = state.data.index_dir();
     let (h, p) = (head.clone(), path.clone());
-    let file = tokio::task::spawn_blocking(move || read_file_at(&dir, Some(&h), &p))
-        .await
-        .map_err(|e| ApiError::internal(format!("the index read task failed: {e}")))?
-        .map_err(ApiError::internal)?
-        .map(|f| ServedFile {
-            etag: quoted(&f.blob_id),
-            bytes: Bytes::from(f.bytes),
-        });
+    let (secret, public, node) = (
+        state.secret_key.clone(),
+        state.public_key.clone(),
+        state.config.name.clone(),
+    );
+    // Read and signed once per head: the signature binds the file to the snapshot's head.
+    let file = tokio::task::spawn_blocking(move || {
+        let Some(file) = read_file_at(&dir, Some(&h), &p)? else {
+            return Ok(None);
+        };
+        let signature = index_file_signature::sign(&secret, &public, &node, &h, &p, &file.bytes)
+            .map_err(|e| format!("signing `{p}` at {h}: {e}"))?;
+        let signature = HeaderValue::from_str(&signature)
+            .map_err(|e| format!("the signature of `{p}` is no header value: {e}"))?;
+        Ok::<_, String>(Some(ServedFile {
+            etag: quoted(&file.blob_id),
+            bytes: Bytes::from(file.bytes),
+            signature,
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the index read task failed: {e}")))?
+    .map_err(ApiError::internal)?;
     if let Ok(mut guard) = CACHE.write() {
         let stale = guard
             .as_ref()
@@ -205,6 +229,19 @@ pub(crate) fn cached(
         .into_response()
 }
 
+/// An index file: [`cached`], with its signature in both the `200` and the `304`.
+pub(crate) fn serve_file(
+    headers: &HeaderMap,
+    file: ServedFile,
+    content_type: &'static str,
+) -> Response {
+    let mut response = cached(headers, file.etag, content_type, file.bytes);
+    response
+        .headers_mut()
+        .insert(index_file_signature::HEADER, file.signature);
+    response
+}
+
 fn quoted(tag: &str) -> String {
     format!("\"{tag}\"")
 }
@@ -214,7 +251,7 @@ async fn config_json(State(state): State<SharedState>, headers: HeaderMap) -> Re
         return denied.into_response();
     }
     match read_head(&state, CONFIG_PATH.to_owned()).await {
-        Ok(Some(file)) => cached(&headers, file.etag, JSON, file.bytes),
+        Ok(Some(file)) => serve_file(&headers, file, JSON),
         Ok(None) => ApiError::internal(format!("the index has no {CONFIG_PATH}")).into_response(),
         Err(e) => e.into_response(),
     }
@@ -259,7 +296,7 @@ async fn index_file(
     };
     match read_head(&state, path.clone()).await {
         Ok(Some(file)) => {
-            let mut response = cached(&headers, file.etag, TEXT, file.bytes);
+            let mut response = serve_file(&headers, file, TEXT);
             if let IndexPath::Entry(name) = &what {
                 prefetch_hint::add_to(&state, &headers, name, &path, &mut response).await;
             }

@@ -493,8 +493,10 @@ fn a_snapshot_of_another_index_than_the_git_one_is_refused() {
     let err = user.fails(&["update"]);
     // Fetched again twice, in case the node had just published, then refused.
     assert_eq!(
-        err.matches("note: the git index and the node's signed snapshot name different commits")
-            .count(),
+        err.matches(
+            "note: the index files and the node's signed snapshot name different index heads"
+        )
+        .count(),
         2,
         "{err}"
     );
@@ -543,8 +545,10 @@ fn a_publish_between_the_git_fetch_and_the_snapshot_is_fetched_again() {
     assert!(out.status.success(), "{err}");
     assert_ne!(remote_head(&node.url), before, "the hook published");
     assert_eq!(
-        err.matches("note: the git index and the node's signed snapshot name different commits")
-            .count(),
+        err.matches(
+            "note: the index files and the node's signed snapshot name different index heads"
+        )
+        .count(),
         1,
         "{err}"
     );

@@ -19,6 +19,7 @@ use mission_e2e::{
     walk, Author, Client, Node,
 };
 use mission_index::archive;
+use mission_index::index_file_signature;
 use mission_index::lockfile::Lockfile;
 use mission_index::signing::{self, SecretKey};
 use mission_index::snapshot::{self, Snapshot};
@@ -71,10 +72,11 @@ impl Publish for Node {
 type ForgedSnapshot = Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>>;
 
 /// An HTTP server that forwards every GET to the node (with its `If-None-Match` and
-/// `Prefer`, and the answer's `ETag` and `Link`), except the snapshot files, which it
-/// answers with what the test put in `snapshot` (JSON, signature). One thread a
-/// connection, so a delayed answer holds up only its own request. It records the paths
-/// asked for, and can hold one answer back until another path has been asked for.
+/// `Prefer`, and the answer's `ETag`, `Link` and `Mission-Index-Signature`), except the
+/// snapshot files, which it answers with what the test put in `snapshot` (JSON,
+/// signature), and the paths given to [`Front::serve_instead`]. One thread a connection,
+/// so a delayed answer holds up only its own request. It records the paths asked for, and
+/// can hold one answer back until another path has been asked for.
 struct Front {
     url: String,
     shared: FrontState,
@@ -84,6 +86,8 @@ struct Front {
 #[derive(Clone)]
 struct FrontState {
     node_url: String,
+    /// The node's data folder: its key signs the config.json the front rewrites.
+    node_data: std::path::PathBuf,
     snapshot: ForgedSnapshot,
     /// When set, archive downloads have their last byte flipped on the way.
     corrupt_downloads: Arc<AtomicBool>,
@@ -100,14 +104,22 @@ struct FrontState {
     hold: Arc<Mutex<Option<(String, String, Duration)>>>,
     /// Whether the held answer was released by the awaited request (not the time limit).
     released_by_request: Arc<Mutex<Option<bool>>>,
+    /// Paths answered with these bytes and this `Mission-Index-Signature` instead of the
+    /// node's (an index file edited or replayed on the way).
+    served_instead: Arc<Mutex<BTreeMap<String, Instead>>>,
 }
 
+/// An answer a [`Front`] gives instead of the node's: the body, the
+/// `Mission-Index-Signature`, and how many more times (`None`: always).
+type Instead = (Vec<u8>, Option<String>, Option<usize>);
+
 impl Front {
-    fn start(node_url: &str) -> Front {
+    fn start(node: &Node) -> Front {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = FrontState {
-            node_url: node_url.to_owned(),
+            node_url: node.url.clone(),
+            node_data: node.data.clone(),
             snapshot: Arc::new(Mutex::new(None)),
             corrupt_downloads: Arc::new(AtomicBool::new(false)),
             dl: Arc::new(Mutex::new(None)),
@@ -116,6 +128,7 @@ impl Front {
             requested: Arc::new((Mutex::new(Vec::new()), std::sync::Condvar::new())),
             hold: Arc::new(Mutex::new(None)),
             released_by_request: Arc::new(Mutex::new(None)),
+            served_instead: Arc::new(Mutex::new(BTreeMap::new())),
         };
         let state = shared.clone();
         std::thread::spawn(move || {
@@ -139,6 +152,27 @@ impl Front {
 
     fn delay_snapshot(&self, by: Duration) {
         *self.shared.snapshot_delay.lock().unwrap() = by;
+    }
+
+    /// Answers `path` with `body` and `signature`, whatever the node has: the next `times`
+    /// times, or (`None`) until [`Front::serve_node`].
+    fn serve_instead(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        signature: Option<String>,
+        times: Option<usize>,
+    ) {
+        self.shared
+            .served_instead
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (body, signature, times));
+    }
+
+    /// Forwards every path to the node again.
+    fn serve_node(&self) {
+        self.shared.served_instead.lock().unwrap().clear();
     }
 
     fn corrupt_downloads(&self, on: bool) {
@@ -169,6 +203,23 @@ impl Front {
 }
 
 impl FrontState {
+    /// The node's signature of `body` as its index file `path` at its current head: what
+    /// the node itself would send, had it this file (a node configured that way).
+    fn sign_as_node(&self, path: &str, body: &[u8]) -> String {
+        let keys = self.node_data.join("keys");
+        let secret = SecretKey::load(&keys.join("node.key"), None).unwrap();
+        let public = signing::PublicKey::from_file(&keys.join("node.pub")).unwrap();
+        let snapshot: Snapshot = agent()
+            .get(format!("{}/index/snapshot.json", self.node_url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        index_file_signature::sign(&secret, &public, &snapshot.node, &snapshot.head, path, body)
+            .unwrap()
+    }
+
     /// Answers the one request of `stream` (the client closes after it).
     fn answer(&self, mut stream: std::net::TcpStream) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -213,10 +264,29 @@ impl FrontState {
             std::thread::sleep(*self.snapshot_delay.lock().unwrap());
         }
         let forged = self.snapshot.lock().unwrap().clone();
+        let instead = {
+            let mut served = self.served_instead.lock().unwrap();
+            let answer = served
+                .get(&path)
+                .map(|(body, signature, _)| (body.clone(), signature.clone()));
+            if let Some((_, _, Some(left))) = served.get_mut(&path) {
+                *left -= 1;
+                if *left == 0 {
+                    served.remove(&path);
+                }
+            }
+            answer
+        };
         let mut link = None;
+        let mut signature = None;
         let (status, etag, body) = match (&forged, path.as_str()) {
             (Some((json, _)), "/index/snapshot.json") => (200, None, json.clone()),
             (Some((_, sig)), "/index/snapshot.json.minisig") => (200, None, sig.clone()),
+            _ if instead.is_some() => {
+                let (body, sig) = instead.unwrap();
+                signature = sig;
+                (200, None, body)
+            }
             _ => {
                 let template = self
                     .dl
@@ -240,6 +310,10 @@ impl FrontState {
                     .headers()
                     .get("link")
                     .map(|v| v.to_str().unwrap().to_owned());
+                signature = response
+                    .headers()
+                    .get("mission-index-signature")
+                    .map(|v| v.to_str().unwrap().to_owned());
                 let mut body = response.body_mut().read_to_vec().unwrap_or_default();
                 let mut etag = etag;
                 if let Some(template) = template {
@@ -247,6 +321,7 @@ impl FrontState {
                     config["dl"] = serde_json::Value::String(template);
                     body = serde_json::to_vec(&config).unwrap();
                     etag = None;
+                    signature = Some(self.sign_as_node("config.json", &body));
                 }
                 if path.ends_with("/download") && self.corrupt_downloads.load(Ordering::SeqCst) {
                     if let Some(last) = body.last_mut() {
@@ -265,6 +340,9 @@ impl FrontState {
         }
         if let Some(link) = link {
             head.push_str(&format!("Link: {link}\r\n"));
+        }
+        if let Some(signature) = signature {
+            head.push_str(&format!("Mission-Index-Signature: {signature}\r\n"));
         }
         head.push_str("\r\n");
         let _ = stream.write_all(head.as_bytes());
@@ -675,7 +753,7 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
 
     // 1b. Archive bytes altered on the way (the node itself refuses to serve a corrupt
     //     blob, so this is what reaches the client's own checksum check).
-    let front = Front::start(&node.url);
+    let front = Front::start(&node);
     front.corrupt_downloads(true);
     // Archives come from where config.json's `dl` points: through the front, as from a
     // node whose public_url is the proxy's.
@@ -1184,6 +1262,139 @@ fn a_yanked_version_is_installed_only_where_the_lock_pins_it() {
     );
 }
 
+/// The node's answer to `GET path`: the body and its `Mission-Index-Signature`.
+fn signed_file(node: &Node, path: &str) -> (Vec<u8>, Option<String>) {
+    let reply = node.get(path).expect(200);
+    let signature = reply
+        .headers
+        .get("mission-index-signature")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (reply.body, signature)
+}
+
+#[test]
+fn index_files_edited_replayed_or_unsigned_on_the_way_are_refused() {
+    // A proxy between the user and the node passes the real, current snapshot, but edits
+    // the index file of `ix_base` (un-yanks a version, adds one signed by its own key),
+    // replays an old copy, or strips the node's signature of it.
+    let (node, mut tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish,yank")]);
+    let token = tokens.remove(0);
+    let alice = author();
+    node.publish(&token, &alice, "ix_base", "1.0.0", &[], "Base.");
+    node.publish(&token, &alice, "ix_base", "1.1.0", &[], "Base, bad.");
+    yank(&node, &token, "ix_base", "1.1.0", false);
+    let front = Front::start(&node);
+    let user = Client::new(&front.url);
+    user.ok(&["install", "ix_base@^1"]);
+    assert_eq!(versions(&user.lock()), ["ix_base 1.0.0"]);
+    let installed = user.tree();
+    let path = index_path("ix_base");
+    let (real, real_signature) = signed_file(&node, &path);
+    let real_text = String::from_utf8(real.clone()).unwrap();
+    let refused = |client: &Client, args: &[&str], what: &str, expected: &str| {
+        let err = client.fails(args);
+        assert!(
+            err.contains(&format!(
+                "index file {}{path} from test was refused",
+                front.url
+            )) && err.contains(expected)
+                && err.contains("Nothing was installed"),
+            "{what}: {err}"
+        );
+    };
+
+    // 1. Un-yanked on the way, with the node's signature of the real file.
+    let unyanked = real_text.replace("\"yanked\":true", "\"yanked\":false");
+    assert_ne!(unyanked, real_text);
+    front.serve_instead(&path, unyanked.into_bytes(), real_signature.clone(), None);
+    refused(
+        &user,
+        &["install", "ix_base@=1.1.0"],
+        "un-yanked",
+        "its signature by the node key does not hold",
+    );
+    assert_eq!(user.tree(), installed, "the install is untouched");
+    // Nothing the proxy served reached the cache: offline, 1.1.0 is still yanked.
+    let err = user.fails(&["install", "--offline", "ix_base@=1.1.0"]);
+    assert!(err.contains("yanked"), "{err}");
+
+    // 2. A version added by someone else's key, with its archive: a user who has pinned
+    //    nothing yet (a fresh home, which pins the node key from config.json) is refused.
+    let mallory = author();
+    let evil = package("ix_base", "1.6.0", &[], "Evil.");
+    let mut line: serde_json::Value =
+        serde_json::from_str(real_text.lines().next().unwrap()).unwrap();
+    line["vers"] = "1.6.0".into();
+    line["cksum"] = archive::cksum(&evil).into();
+    line["key"] = mallory.pk.to_base64().into();
+    line["sig"] = signing::sign_archive(&mallory.sk, &mallory.pk, &evil, "ix_base", "1.6.0")
+        .unwrap()
+        .into();
+    let appended = format!("{real_text}{line}\n");
+    front.serve_instead(&path, appended.into_bytes(), real_signature.clone(), None);
+    front.serve_instead("/api/v1/missions/ix_base/1.6.0/download", evil, None, None);
+    let newcomer = Client::new(&front.url);
+    refused(
+        &newcomer,
+        &["install", "ix_base@^1"],
+        "a version by another key",
+        "its signature by the node key does not hold",
+    );
+    assert!(!newcomer.project.join("missions.lock").exists());
+    assert!(newcomer.installed().is_empty());
+
+    // 3. No signature at all.
+    front.serve_instead(&path, real.clone(), None, None);
+    refused(
+        &user,
+        &["install", "ix_base@=1.0.0"],
+        "unsigned",
+        "the node sent no `mission-index-signature` header",
+    );
+
+    // 4. An old copy, replayed with its own (real) signature after the node moved on:
+    //    fetched again twice, then refused as signed for another head.
+    front.serve_node();
+    node.publish(&token, &alice, "ix_base", "1.2.0", &[], "Base, fixed.");
+    front.serve_instead(&path, real.clone(), real_signature.clone(), None);
+    let err = user.fails(&["update"]);
+    assert!(
+        err.contains(&format!(
+            "index file {}{path} from test is signed for index head",
+            front.url
+        )) && err.contains("but the node's signed snapshot names head"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches(
+            "note: the index files and the node's signed snapshot name different index heads"
+        )
+        .count(),
+        2,
+        "{err}"
+    );
+    assert_eq!(user.tree(), installed, "the install is untouched");
+
+    // 5. Served once (as when the node publishes between the snapshot and this file), the
+    //    old copy costs one more round, and the install goes on.
+    front.serve_instead(&path, real, real_signature, Some(1));
+    let out = user.run(&["update"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).matches("different index heads").count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(versions(&user.lock()), ["ix_base 1.2.0"]);
+
+    // And the honest path: straight from the node, with its signatures.
+    front.serve_node();
+    let straight = Client::new(&node.url);
+    straight.ok(&["install", "ix_base@^1"]);
+    assert_eq!(versions(&straight.lock()), ["ix_base 1.2.0"]);
+}
+
 #[test]
 fn a_version_1_lock_counts_every_mission_as_asked_for() {
     let (node, token) = start_node();
@@ -1372,7 +1583,7 @@ fn a_deep_chain_is_fetched_at_once_from_the_nodes_hint() {
 
     // The client: with the hint, hc_5's file is asked for while hc_1's is still on its
     // way (a walk level by level cannot know of hc_5 before hc_4's file arrived).
-    let front = Front::start(&node.url);
+    let front = Front::start(&node);
     front.hold(
         &index_path("hc_1"),
         &index_path("hc_5"),
@@ -1483,7 +1694,7 @@ fn two_installs_in_one_home_take_turns_and_keep_each_others_pins() {
     let alice = author();
     node.publish(&token, &alice, "lk_one", "1.0.0", &[], "One.");
     node.publish(&token, &alice, "lk_two", "1.0.0", &[], "Two.");
-    let front = Front::start(&node.url);
+    let front = Front::start(&node);
     // The first install stalls on lk_one's index file for 3 s, holding the home.
     let (first, running) = start_held_install(&front, "lk_one");
 
@@ -1541,7 +1752,7 @@ fn archives_come_from_where_config_json_dl_points() {
         &[("base_tools", "^1")],
         "The app.",
     );
-    let front = Front::start(&node.url);
+    let front = Front::start(&node);
     let mirror = Mirror::start();
 
     // 1. A template with markers: files laid out by prefix, name, version and checksum.
@@ -1666,7 +1877,7 @@ fn two_installs_in_one_project_take_turns_and_keep_each_others_missions() {
     let alice = author();
     node.publish(&token, &alice, "pj_one", "1.0.0", &[], "One.");
     node.publish(&token, &alice, "pj_two", "1.0.0", &[], "Two.");
-    let front = Front::start(&node.url);
+    let front = Front::start(&node);
     // The first install stalls on pj_one's index file for 3 s, holding the project.
     let (first, running) = start_held_install(&front, "pj_one");
 

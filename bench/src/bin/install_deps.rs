@@ -17,10 +17,12 @@
 //!   (`PARALLEL_REQUESTS`, 8, index files and archives together), every URL known up front,
 //!   each body written to a file;
 //! - **plain + checks**: the same downloads, plus the work any installer must do with the
-//!   bytes, also in this process with every URL known up front: each index file parsed,
-//!   each archive's SHA-256 compared with its entry, its signature prepared and verified
-//!   (in one batch at the end, as `mission` batches them) and the archive unpacked into
-//!   its own folder. No resolution, cache, lockfile or trust store, and no process start.
+//!   bytes, also in this process with every URL known up front: each index file's
+//!   signature by the node prepared (for the head of the snapshot, fetched before timing)
+//!   and the file parsed, each archive's SHA-256 compared with its entry, its signature
+//!   prepared, all signatures verified (in one batch for the archives, as `mission` batches
+//!   them, and one for the index files), and each archive unpacked into its own folder. No
+//!   resolution, cache, lockfile or trust store, and no process start.
 //! - **curl --parallel**: the same 102 downloads by a plain downloader program, one `curl
 //!   --parallel --parallel-max 8` process (when curl 7.66 or later is installed): like
 //!   `mission install`, and unlike the two above, it pays for starting a process.
@@ -62,8 +64,10 @@ use mission_bench::{add_user, load_average, machine, mission_bin, start_node, Er
 use mission_index::archive::{self, ArchiveLimits, SourceFile};
 use mission_index::archive_signature::{self, ArchiveSignature};
 use mission_index::entry::IndexEntry;
+use mission_index::index_file_signature::{self, IndexFileSignature};
 use mission_index::layout::entry_path;
 use mission_index::signing::{self, PublicKey, SecretKey};
+use mission_index::snapshot::Snapshot;
 use mission_index::wire::{PublishBody, PublishMetadata};
 
 /// How many missions: the root and its 50 transitive dependencies.
@@ -394,16 +398,48 @@ fn curl_plain(urls: &[String], parallel: usize, out: &Path) -> Result<Duration, 
 /// the wall time.
 fn plain_checked(
     pairs: &[(String, String)],
+    node: &Snapshot,
     parallel: usize,
     out: &Path,
 ) -> Result<Duration, Error> {
     std::fs::create_dir_all(out)?;
+    let node_key = PublicKey::parse(&node.key)?;
     let started = Instant::now();
     let agent = fresh_agent(parallel);
     let get = |url: &str| get_body(&agent, url).map_err(|e| format!("{url}: {e}"));
-    // One mission: its entry, its archive checked and unpacked, its signature prepared.
-    let one = |(index_url, archive_url): &(String, String)| -> Result<ArchiveSignature, String> {
-        let text = String::from_utf8(get(index_url)?).map_err(|e| e.to_string())?;
+    // One mission: its entry (its index file's signature by the node prepared), its archive
+    // checked and unpacked, its signature prepared.
+    let one = |(index_url, archive_url): &(String, String)| -> Result<
+        (IndexFileSignature, ArchiveSignature),
+        String,
+    > {
+        let mut reply = agent
+            .get(index_url)
+            .call()
+            .map_err(|e| format!("{index_url}: {e}"))?;
+        let header = reply
+            .headers()
+            .get(index_file_signature::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = reply
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| format!("{index_url}: {e}"))?;
+        let path = index_url
+            .split_once("/index/")
+            .map(|(_, path)| path)
+            .ok_or(format!("{index_url} is not an index URL"))?;
+        let file_signature = IndexFileSignature::prepare(
+            &node_key,
+            header.as_deref(),
+            &body,
+            &node.node,
+            &node.head,
+            path,
+        )
+        .map_err(|e| format!("{index_url}: {e}"))?;
+        let text = String::from_utf8(body).map_err(|e| e.to_string())?;
         let entry: IndexEntry = IndexEntry::parse_file(&text)
             .map_err(|e| e.to_string())?
             .pop()
@@ -423,7 +459,7 @@ fn plain_checked(
             &ArchiveLimits::default(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(signature)
+        Ok((file_signature, signature))
     };
     let queue = Mutex::new(pairs.iter().collect::<Vec<_>>());
     let results = Mutex::new(Vec::new());
@@ -442,10 +478,13 @@ fn plain_checked(
     let results = results
         .into_inner()
         .map_err(|_| "a download thread panicked")?;
-    let mut signatures = Vec::new();
+    let (mut files, mut signatures) = (Vec::new(), Vec::new());
     for result in results {
-        signatures.push(result.map_err(|e| format!("plain + checks failed: {e}"))?);
+        let (file, archive) = result.map_err(|e| format!("plain + checks failed: {e}"))?;
+        files.push(file);
+        signatures.push(archive);
     }
+    index_file_signature::verify_batch(&files.iter().collect::<Vec<_>>())?;
     archive_signature::verify_batch(&signatures.iter().collect::<Vec<_>>())?;
     Ok(started.elapsed())
 }
@@ -543,6 +582,13 @@ fn main() -> Result<(), Error> {
         std::thread::sleep(Duration::from_secs(seconds));
         return Ok(());
     }
+    // The node's name, key and head, which the index files' signatures must name (the
+    // head does not move while the benchmark runs: nothing is published).
+    let snapshot: Snapshot = agent
+        .get(format!("{url}/index/snapshot.json"))
+        .call()?
+        .body_mut()
+        .read_json()?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for i in 0..MISSIONS {
         pairs.push((
@@ -591,7 +637,7 @@ fn main() -> Result<(), Error> {
             .into());
         }
 
-        let checked = plain_checked(&pairs, args.parallel, &dir.join("checked"))?;
+        let checked = plain_checked(&pairs, &snapshot, args.parallel, &dir.join("checked"))?;
         let curl_time = if curl {
             Some(curl_plain(&urls, args.parallel, &dir.join("curl"))?)
         } else {
