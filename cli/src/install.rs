@@ -397,8 +397,31 @@ const SNAPSHOT_HEAD_RETRIES: usize = 2;
 /// file replayed) does not.
 pub fn run(request: Request, opts: &Options) -> Result<Outcome> {
     let mut retries = 0;
+    let mut fetched_again = false;
     loop {
         match run_once(request.clone(), opts) {
+            // `--locked` with everything cached goes without the node; a cached archive
+            // found corrupt (and removed) on the way is downloaded on the next try, as
+            // the user did not ask for --offline.
+            Err(e) if opts.locked && !opts.offline && !fetched_again => {
+                let what = match (
+                    e.downcast_ref::<CorruptCachedArchive>(),
+                    e.downcast_ref::<ArchiveFailures>(),
+                ) {
+                    (Some(corrupt), _) => format!(
+                        "the cached archive of `{}` {} ({}) was corrupt and is removed",
+                        corrupt.name,
+                        corrupt.version,
+                        corrupt.path.display()
+                    ),
+                    (None, Some(failures)) if failures.corrupt_cache => {
+                        "cached archives were corrupt and are removed".to_owned()
+                    }
+                    _ => return Err(e),
+                };
+                fetched_again = true;
+                note(&format!("{what}; downloading again from the node"));
+            }
             Err(e) if retries < SNAPSHOT_HEAD_RETRIES && is_snapshot_head_mismatch(&e) => {
                 retries += 1;
                 tracing::debug!(error = %format!("{e:#}"), "reading the index again");
@@ -1157,15 +1180,31 @@ fn fetch_archives(
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a download thread failed"))?;
-    let mut errors: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
+    let mut errors: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+    if errors.len() == 1 {
+        // Kept whole, so that a caller can tell what it is (a corrupt cached archive).
+        return Err(errors.remove(0));
+    }
     if !errors.is_empty() {
-        errors.sort();
-        bail!("{}", errors.join("\nerror: "));
+        let corrupt_cache = errors.iter().any(|e| e.is::<CorruptCachedArchive>());
+        let mut lines: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+        lines.sort();
+        return Err(ArchiveFailures {
+            text: lines.join("\nerror: "),
+            corrupt_cache,
+        }
+        .into());
     }
     Ok(())
+}
+
+/// Several archives that could not be installed, one `error:` line each.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct ArchiveFailures {
+    text: String,
+    /// Whether a cached archive was found corrupt (and removed) among them.
+    corrupt_cache: bool,
 }
 
 /// Unpacks the verified archive of `entry` into `fresh/CKSUM`, replacing a copy
@@ -1521,6 +1560,17 @@ fn one_archive(
 
 /// The archive of `entry` from the cache, else downloaded (`download`: `None` when
 /// offline), with its checksum checked and its signature prepared ([`prepare_check`]).
+/// A cached archive whose bytes no longer have the checksum of its name, met without a
+/// node to download it from again. It is removed from the cache before this is returned.
+#[derive(Debug, thiserror::Error)]
+#[error("the cached archive of `{name}` {version} ({}) is corrupt: its SHA-256 is not {cksum}, the checksum the index gives. It was removed from the cache; nothing was installed. Run the install again online to download it again", path.display())]
+struct CorruptCachedArchive {
+    name: String,
+    version: String,
+    path: PathBuf,
+    cksum: String,
+}
+
 fn fetch_unverified(
     index: &SparseIndex,
     download: Option<&DownloadTemplate>,
@@ -1545,13 +1595,13 @@ fn fetch_unverified(
                 if download.is_some() {
                     tracing::warn!(path = %path.display(), "downloading again a corrupt cached archive");
                 } else {
-                    bail!(
-                        "the cached archive of `{}` {} ({}) is corrupt: its SHA-256 is not {}, the checksum the index gives. It was removed from the cache; nothing was installed. Run the install again online to download it again",
-                        entry.name,
-                        entry.vers,
-                        path.display(),
-                        entry.cksum
-                    );
+                    return Err(CorruptCachedArchive {
+                        name: entry.name.clone(),
+                        version: entry.vers.clone(),
+                        path,
+                        cksum: entry.cksum.clone(),
+                    }
+                    .into());
                 }
             }
             Err(e) => return Err(e),

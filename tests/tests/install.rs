@@ -560,33 +560,41 @@ fn a_corrupt_cached_archive_is_refused_and_fetched_again() {
         std::fs::write(path, bytes).unwrap();
     };
 
-    for args in [&["install", "--offline"][..], &["install", "--locked"][..]] {
-        corrupt(&cached);
-        std::fs::remove_dir_all(user.project.join("missions/app_main")).unwrap();
-        let before = user.tree();
-        let err = user.fails(args);
-        assert!(
-            err.contains("the cached archive of `base_tools` 1.0.0")
-                && err.contains(&cached.display().to_string())
-                && err.contains("is corrupt")
-                && err.contains("Run the install again online"),
-            "{args:?}: {err}"
-        );
-        assert_eq!(
-            user.tree(),
-            before,
-            "{args:?}: a refused install changes nothing"
-        );
-        assert!(!cached.exists(), "{args:?}: the corrupt copy is removed");
-        // The next install (online) downloads it again and completes.
-        user.ok(&["install", "--locked"]);
-        assert_eq!(user.tree(), installed, "{args:?}");
-        assert_eq!(
-            std::fs::read(&cached).unwrap(),
-            base,
-            "{args:?}: cached again"
-        );
-    }
+    // --offline: refused, with nothing changed.
+    corrupt(&cached);
+    std::fs::remove_dir_all(user.project.join("missions/app_main")).unwrap();
+    let before = user.tree();
+    let err = user.fails(&["install", "--offline"]);
+    assert!(
+        err.contains("the cached archive of `base_tools` 1.0.0")
+            && err.contains(&cached.display().to_string())
+            && err.contains("is corrupt")
+            && err.contains("Run the install again online"),
+        "{err}"
+    );
+    assert_eq!(user.tree(), before, "a refused install changes nothing");
+    assert!(!cached.exists(), "the corrupt copy is removed");
+    // The next install (online) downloads it again and completes.
+    user.ok(&["install", "--locked"]);
+    assert_eq!(user.tree(), installed);
+    assert_eq!(std::fs::read(&cached).unwrap(), base, "cached again");
+
+    // --locked, online: it would go without the node, as everything is cached; the
+    // corrupt copy is met, removed, and downloaded again in the same run.
+    corrupt(&cached);
+    std::fs::remove_dir_all(user.project.join("missions/app_main")).unwrap();
+    let out = user.run(&["install", "--locked"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "note: the cached archive of `base_tools` 1.0.0 ({}) was corrupt and is removed; downloading again from the node",
+            cached.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(user.tree(), installed);
+    assert_eq!(std::fs::read(&cached).unwrap(), base, "cached again");
 
     // Online, a corrupt copy is simply downloaded again.
     corrupt(&cached);
