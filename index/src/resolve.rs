@@ -48,8 +48,8 @@
 //! When every path fails, the error reported is the first one met that holds whatever else
 //! is chosen (a name that does not exist, a requirement nothing matches, requirements that
 //! no single version meets), falling back to the first conflict with an earlier choice.
-//! Each error says which name, which requirement and who asked for it (`<root>` for the
-//! command line, `NAME VERSION` for a dependency).
+//! Each error says which name, which requirement and who asked for it (`you` for the
+//! command line or the roots of missions.lock, `NAME VERSION` for a dependency).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -234,7 +234,7 @@ impl Resolution {
 /// Why no set of versions could be chosen.
 #[derive(Debug, Error)]
 pub enum ResolveError {
-    #[error("no mission named `{name}` in the index (required by {})", required_by.join(", "))]
+    #[error("no mission named `{name}` in the index (required by {})", required_by.iter().map(|w| by(w)).collect::<Vec<_>>().join(", "))]
     NotFound {
         name: String,
         required_by: Vec<String>,
@@ -248,7 +248,8 @@ pub enum ResolveError {
         required_by: String,
     },
     #[error(
-        "no version of `{name}` matches `{req}` (required by {required_by}); available: {}{}",
+        "no version of `{name}` matches `{req}` (required by {}); available: {}{}",
+        by(required_by),
         list(available),
         prerelease_hint(req, available)
     )]
@@ -260,7 +261,8 @@ pub enum ResolveError {
         available: Vec<String>,
     },
     #[error(
-        "every version of `{name}` matching `{req}` (required by {required_by}) is yanked: {}; a yanked version is only used when missions.lock pins it{}",
+        "every version of `{name}` matching `{req}` (required by {}) is yanked: {}; a yanked version is only used when missions.lock pins it{}",
+        by(required_by),
         yanked.join(", "),
         if required_by == ROOT { format!(" and `update` is not changing it: to move on, ask for another version (`mission install {name}@REQ`)") } else { String::new() }
     )]
@@ -355,7 +357,13 @@ fn conflict_message(
 ) -> String {
     let asks = requirements
         .iter()
-        .map(|(who, req)| format!("{who} needs `{req}`"))
+        .map(|(who, req)| {
+            if who == ROOT {
+                format!("you asked for `{req}`")
+            } else {
+                format!("{who} needs `{req}`")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     match selected {
@@ -367,6 +375,16 @@ fn conflict_message(
             "the requirements on `{name}` clash: {asks}; version {v} had been chosen for the earlier ones (available: {})",
             list(available)
         ),
+    }
+}
+
+/// Who made a requirement, for messages: `you` for [`ROOT`] (the command line, or the roots
+/// of missions.lock), else the mission and version.
+fn by(who: &str) -> &str {
+    if who == ROOT {
+        "you"
+    } else {
+        who
     }
 }
 

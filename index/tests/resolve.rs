@@ -361,6 +361,33 @@ fn a_conflict_names_both_requesters_and_requirements() {
 }
 
 #[test]
+fn what_the_user_asked_for_is_named_you_in_messages() {
+    let mut index = Index::default();
+    index
+        .add("b", "1.0.0", &[("d", "^1")])
+        .add("d", "1.0.0", &[])
+        .add("d", "2.0.0", &[]);
+    let err = resolve(&index, &roots(&["b", "d@^2"]), None).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("b 1.0.0 needs `^1`") && text.contains("you asked for `^2`"),
+        "{text}"
+    );
+    assert!(!text.contains("<root>"), "{text}");
+    let err = resolve(&index, &roots(&["d@^3"]), None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no version of `d` matches `^3` (required by you)"),
+        "{err}"
+    );
+    let err = resolve(&index, &roots(&["nothing"]), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no mission named `nothing` in the index (required by you)"
+    );
+}
+
+#[test]
 fn backtracking_takes_an_older_version_when_the_newest_conflicts() {
     let mut index = Index::default();
     index
@@ -436,7 +463,7 @@ fn missing_missions_are_reported_with_who_asked() {
     );
     assert_eq!(
         err.to_string(),
-        "no mission named `nothing` in the index (required by <root>)"
+        "no mission named `nothing` in the index (required by you)"
     );
     let err = resolve(&index, &roots(&["a"]), None).unwrap_err();
     assert_eq!(
