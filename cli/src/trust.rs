@@ -304,8 +304,10 @@ impl TrustConfig {
                         config.node_keys.insert(name.clone(), text.to_owned());
                     }
                 }
+                // An error, where other unknown keys are warnings: a misspelt trust
+                // setting ignored would silently weaken the checks it was meant to add.
                 other => bail!(
-                    "{file}: unknown key `{other}` in [trust]; the known keys are {}",
+                    "{file}: unknown key `{other}` in [trust]; the known keys are {} (an unknown [trust] key is an error, not a warning: ignoring a misspelt one would quietly drop the check it asks for)",
                     TRUST_KEYS.join(", ")
                 ),
             }
