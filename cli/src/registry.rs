@@ -35,7 +35,9 @@
 //! Keys of `[registry]` (`default`) and `[registries.NAME]` (`index`, `node-key`) that this
 //! client does not know are reported with a warning naming the key and the file, as cargo
 //! warns about unused keys. (`[trust]` belongs to [`crate::trust`].) A name that is neither
-//! configured nor a URL is refused with the closest configured names.
+//! configured nor a URL is refused with the closest configured names, and, when it came
+//! from `[registry] default` or `MISSION_REGISTRY_DEFAULT`, says so; an address without
+//! its scheme (`localhost:7878`) is told to take one.
 //!
 //! Tokens live in `MISSION_HOME/credentials.toml` (`[registries.KEY] token = "..."`, KEY
 //! being the registry's name, or its base URL when it has none), a file only its owner
@@ -220,6 +222,21 @@ fn looks_like_url(arg: &str) -> bool {
     arg.contains("://")
 }
 
+/// `HOST:PORT`, `HOST/PATH` or a dotted host: an address given without its scheme (no
+/// registry name has `:`, `/` or `.`).
+fn looks_like_address(arg: &str) -> bool {
+    !arg.trim().is_empty() && !arg.contains(char::is_whitespace) && arg.contains([':', '/', '.'])
+}
+
+/// A name that can be a bare key in `[registries.NAME]` and a part of
+/// `MISSION_REGISTRIES_<NAME>_INDEX`: letters, digits, `-` and `_`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn config_path() -> Result<PathBuf> {
     Ok(home::mission_home()?.join("config.toml"))
 }
@@ -361,26 +378,10 @@ fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) ->
             )),
         }
     };
-    let configured = |name: &str| -> Result<Registry> {
+    // A configured name, given as `from` says.
+    let configured = |name: &str, from: NameFrom| -> Result<Registry> {
         let Some((url, origin)) = index_of(name) else {
-            let known: Vec<&str> = config.registries.keys().map(String::as_str).collect();
-            let close = crate::install::closest(name, known.iter().copied());
-            let known = if known.is_empty() {
-                format!("none are configured in {}", path.display())
-            } else if close.is_empty() {
-                format!("configured in {}: {}", path.display(), known.join(", "))
-            } else {
-                format!(
-                    "did you mean {}? configured in {}: {}",
-                    crate::install::quoted(&close, " or "),
-                    path.display(),
-                    known.join(", ")
-                )
-            };
-            bail!(
-                "no registry named `{name}` ({known}); pass its URL with --registry http://HOST:PORT, add `[registries.{name}] index = \"...\"`, or set {}",
-                name_env(name, "INDEX")
-            );
+            bail!("{}", unknown_name(name, from, path, config));
         };
         if url.is_empty() {
             bail!(
@@ -410,13 +411,16 @@ fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) ->
                 git_index: location.git_index,
             })
         }
-        Some(name) => configured(name),
+        Some(name) => configured(name, NameFrom::Arg),
         None => {
             if let Some(name) = env.var(DEFAULT_ENV) {
-                return configured(&name).with_context(|| format!("{DEFAULT_ENV}={name}"));
+                return configured(&name, NameFrom::Env)
+                    .with_context(|| format!("{DEFAULT_ENV}={name}"));
             }
             match &config.registry.default {
-                Some(name) => configured(name),
+                Some(name) => configured(name, NameFrom::Config).with_context(|| {
+                    format!("`[registry] default = \"{name}\"` in {}", path.display())
+                }),
                 None => bail!(
                     "no registry given: pass --registry NAME|URL, set `[registry] default = \"NAME\"` in {}, or set {DEFAULT_ENV}",
                     path.display()
@@ -424,6 +428,69 @@ fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) ->
             }
         }
     }
+}
+
+/// Where a registry name was given.
+#[derive(Clone, Copy)]
+enum NameFrom {
+    /// `--registry NAME`.
+    Arg,
+    /// `MISSION_REGISTRY_DEFAULT`.
+    Env,
+    /// `[registry] default` in config.toml.
+    Config,
+}
+
+/// Why `name` (given as `from` says) names no registry, and what to do.
+fn unknown_name(name: &str, from: NameFrom, path: &Path, config: &Config) -> String {
+    // `localhost:7878` is an address without its scheme, not a name.
+    if looks_like_address(name) {
+        let example = match from {
+            NameFrom::Arg => format!("--registry http://{name}"),
+            _ => format!("http://{name}"),
+        };
+        return format!(
+            "`{name}` is not a registry name or a URL: add http:// or https:// (e.g. {example})"
+        );
+    }
+    let known: Vec<&str> = config.registries.keys().map(String::as_str).collect();
+    let close = crate::install::closest(name, known.iter().copied());
+    let mut said = Vec::new();
+    if !close.is_empty() {
+        said.push(format!(
+            "did you mean {}?",
+            crate::install::quoted(&close, " or ")
+        ));
+    }
+    // The file is named already when the name came from it.
+    let file = match from {
+        NameFrom::Config => String::new(),
+        _ => format!(" in {}", path.display()),
+    };
+    said.push(if known.is_empty() {
+        format!("none are configured{file}")
+    } else {
+        format!("configured{file}: {}", known.join(", "))
+    });
+    let mut fixes = vec![match from {
+        NameFrom::Arg => "pass its URL with --registry http://HOST:PORT".to_owned(),
+        _ => "correct it".to_owned(),
+    }];
+    // Only a name of letters, digits, `-` and `_` can be a bare TOML key and a part of an
+    // environment variable's name.
+    if is_plain_name(name) {
+        fixes.push(format!("add `[registries.{name}] index = \"...\"`"));
+        fixes.push(format!("set {}", name_env(name, "INDEX")));
+    } else {
+        fixes[0].push_str(" (a registry's name has only letters, digits, `-` and `_`)");
+    }
+    let last = fixes.pop().unwrap_or_default();
+    let fixes = if fixes.is_empty() {
+        last
+    } else {
+        format!("{}, or {last}", fixes.join(", "))
+    };
+    format!("no registry named `{name}` ({}); {fixes}", said.join(" "))
 }
 
 /// The stored credentials: the whole file, so saving one token keeps everything else.
@@ -933,6 +1000,58 @@ node-key = "RWQ"
         assert!(err.contains("MISSION_REGISTRIES_LOCL_INDEX"), "{err}");
         let err = format!("{:#}", resolved(Some("zzzzzz"), &[]).unwrap_err());
         assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn an_address_without_scheme_is_told_to_take_one() {
+        for given in ["localhost:17811", "127.0.0.1:7878/", "reg.example.org"] {
+            let err = format!("{:#}", resolved(Some(given), &[]).unwrap_err());
+            assert!(
+                err.contains(&format!("`{given}` is not a registry name or a URL: add http:// or https:// (e.g. --registry http://{given})")),
+                "{err}"
+            );
+            assert!(
+                !err.contains("MISSION_REGISTRIES_") && !err.contains("[registries."),
+                "{err}"
+            );
+        }
+        // A name no table or variable could hold gets neither suggested.
+        let err = format!("{:#}", resolved(Some("my reg"), &[]).unwrap_err());
+        assert!(err.contains("no registry named `my reg`"), "{err}");
+        assert!(
+            !err.contains("MISSION_REGISTRIES_") && !err.contains("[registries."),
+            "{err}"
+        );
+        // A configured or environment-defined registry of any name is still found.
+        let quoted = r#"[registries."localhost:1"]
+index = "http://127.0.0.1:1"
+"#;
+        let r = resolve_in(
+            Some("localhost:1"),
+            Path::new("/c.toml"),
+            &config(quoted),
+            &FakeEnv(vec![]),
+        )
+        .unwrap();
+        assert_eq!(r.base_url, "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_misspelt_default_names_where_it_was_set() {
+        let text = CONFIG.replace("default = \"local\"", "default = \"locl\"");
+        let err = resolve_in(
+            None,
+            Path::new("/home/u/.mission/config.toml"),
+            &config(&text),
+            &FakeEnv(vec![]),
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.starts_with("`[registry] default = \"locl\"` in /home/u/.mission/config.toml: no registry named `locl`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `local`?"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,60 @@
+//! What `mission` says, and prints for scripts, when something is off: versions and
+//! requirements given to `info`, empty names, `--registry` values and default registries
+//! that name nothing, a node refusing the token, errors under `--json`, what `install
+//! --json` did to each mission, and `--registry` on `list` and `remove`. Real `mission`
+//! and `mission-node` processes, missions published over HTTP with real keys.
+
+use mission_e2e::Client;
+
+/// A `--registry` value that is a host without a scheme is told to take one; no variable
+/// or table that could not exist is suggested; a misspelt default names where it was set.
+#[test]
+fn registry_values_are_read_as_names_or_urls() {
+    let user = Client::with_config("[registries.local]\nindex = \"http://127.0.0.1:9\"\n");
+    for given in ["localhost:17811", "127.0.0.1:7878/", "registry.example.org"] {
+        let err = user.fails(&["search", "x", "--registry", given]);
+        assert!(
+            err.contains(&format!(
+                "`{given}` is not a registry name or a URL: add http:// or https:// (e.g. --registry http://{given})"
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("MISSION_REGISTRIES_") && !err.contains("[registries."),
+            "{err}"
+        );
+    }
+    let err = user.fails(&["search", "x", "--registry", "my reg"]);
+    assert!(
+        !err.contains("MISSION_REGISTRIES_") && !err.contains("[registries."),
+        "{err}"
+    );
+    // A plain name that is not configured: the variable and table are valid ones.
+    let err = user.fails(&["search", "x", "--registry", "locl"]);
+    assert!(
+        err.contains("MISSION_REGISTRIES_LOCL_INDEX") && err.contains("did you mean `local`?"),
+        "{err}"
+    );
+
+    std::fs::write(
+        user.home.join("config.toml"),
+        "[registry]\ndefault = \"locl\"\n\n[registries.local]\nindex = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let config = user.home.join("config.toml");
+    let err = user.fails(&["search", "x"]);
+    assert!(
+        err.contains(&format!(
+            "`[registry] default = \"locl\"` in {}",
+            config.display()
+        )) && err.contains("no registry named `locl`"),
+        "{err}"
+    );
+    let mut user = user;
+    user.env = vec![("MISSION_REGISTRY_DEFAULT".into(), "lcal".into())];
+    let err = user.fails(&["search", "x"]);
+    assert!(
+        err.contains("MISSION_REGISTRY_DEFAULT=lcal") && err.contains("no registry named `lcal`"),
+        "{err}"
+    );
+}
