@@ -4,7 +4,38 @@
 //! --json` did to each mission, and `--registry` on `list` and `remove`. Real `mission`
 //! and `mission-node` processes, missions published over HTTP with real keys.
 
-use mission_e2e::Client;
+use mission_e2e::{author, Client};
+
+/// An empty or all-blank name is refused as such by every command taking a NAME, before
+/// anything else is read or suggested.
+#[test]
+fn empty_names_are_refused_as_empty() {
+    let user = Client::new("http://127.0.0.1:9");
+    let lock = format!(
+        "version = 2\nroots = [\n    \"fix_build\",\n]\n\n[[mission]]\nname = \"fix_build\"\nversion = \"1.0.0\"\ncksum = \"{}\"\nregistry = \"test\"\nkey = \"{}\"\n",
+        "a".repeat(64),
+        author().pk.to_base64()
+    );
+    std::fs::write(user.project.join("missions.lock"), lock).unwrap();
+    for args in [
+        &["remove", ""][..],
+        &["remove", "  "],
+        &["info", ""],
+        &["info", " "],
+        &["info", " @1.0.0"],
+        &["owner", "", "--list"],
+        &["yank", "@1.0.0"],
+        &["install", ""],
+        &["install", " @^1"],
+        &["update", ""],
+        &["new", " "],
+        &["run", ""],
+    ] {
+        let err = user.fails(args);
+        assert!(err.contains("empty mission name"), "{args:?}: {err}");
+        assert!(!err.contains("did you mean"), "{args:?}: {err}");
+    }
+}
 
 /// A `--registry` value that is a host without a scheme is told to take one; no variable
 /// or table that could not exist is suggested; a misspelt default names where it was set.

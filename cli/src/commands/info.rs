@@ -31,6 +31,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some((n, v)) => (n.to_owned(), Some(v.trim().to_owned())),
         None => (args.spec.clone(), None),
     };
+    super::require_name(&name, &args.spec, "mission info fix_build")?;
     mission_index::name::validate_name(&name).with_context(|| format!("`{}`", args.spec))?;
     // `info` shows one version: an exact one, not a requirement (as `cargo info` takes).
     if let Some(v) = &version {

@@ -47,6 +47,10 @@ impl Common {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    for given in &args.missions {
+        let name = given.split('@').next().unwrap_or_default();
+        super::require_name(name, given, "mission install fix_build@^1.2")?;
+    }
     let opts = args.common.options(args.locked);
     let mut missions = args.missions;
     // A name given with `-` for `_` (or in another case) is the same mission: translated,

@@ -37,6 +37,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    super::require_name(&args.name, &args.name, "mission new fix_build")?;
     validate_name(&args.name).with_context(|| format!("cannot create `{}`", args.name))?;
     let dir = args.path.unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {

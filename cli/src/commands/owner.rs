@@ -29,6 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    super::require_name(&args.name, &args.name, "mission owner fix_build --list")?;
     mission_index::name::validate_name(&args.name).with_context(|| format!("`{}`", args.name))?;
     let client = Client::new(registry::resolve(args.registry.as_deref())?)?;
     let path = format!("/api/v1/missions/{}/owners", args.name);

@@ -16,6 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    super::require_name(&args.name, &args.name, "mission remove fix_build")?;
     let removal = crate::install::remove(&args.name, args.dir.as_deref())?;
     if !removal.still_needed_by.is_empty() {
         println!(

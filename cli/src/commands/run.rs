@@ -65,6 +65,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // the mission runs).
     mission_executor::sandbox::lease::return_leases_on_signal()
         .context("cannot set up signal handling")?;
+    super::require_name(&args.target, &args.target, "mission run fix_build")?;
     let file = mission_file(&args.target)?;
     let source = match package::load_mission_source(&file) {
         Ok(source) => source,

@@ -15,6 +15,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    for given in &args.missions {
+        super::require_name(given, given, "mission update fix_build")?;
+    }
     let opts = args.common.options(false);
     let outcome = install::run(Request::Update(args.missions), &opts)?;
     super::install::report(&outcome, args.common.json)

@@ -26,6 +26,7 @@ pub fn parse_spec(spec: &str) -> Result<(String, String)> {
     let Some((name, version)) = spec.split_once('@') else {
         bail!("`{spec}`: give the version as NAME@VERSION (e.g. fix_build@1.2.0)");
     };
+    super::require_name(name, spec, "mission yank fix_build@1.2.0")?;
     mission_index::name::validate_name(name).with_context(|| format!("`{spec}`"))?;
     let version = semver::Version::parse(version)
         .with_context(|| format!("`{spec}`: `{version}` is not a semver version"))?;
