@@ -598,6 +598,39 @@ pub fn refused_token_advice(registry: &Registry, source: Option<&TokenSource>) -
     }
 }
 
+/// Where the token a request to `registry` carries comes from (see [`token`]); `None`
+/// when there is none.
+pub fn token_source(registry: &Registry) -> Option<TokenSource> {
+    token(registry).ok().map(|(_, source)| source)
+}
+
+/// What to do about a node's 401 or 403 answer, knowing where the token sent came from
+/// (`None`: no token was sent); `None` for any other status. A 401 is about the token
+/// (missing or refused); a 403 is the node refusing this token this request, for the
+/// reason it gives (a missing scope, not an owner), which another token may fix.
+pub fn refusal_advice(
+    registry: &Registry,
+    status: u16,
+    source: Option<&TokenSource>,
+) -> Option<String> {
+    let r = registry.display();
+    Some(match (status, source) {
+        (401, None) => no_token_advice(registry),
+        (401, source) => refused_token_advice(registry, source),
+        (403, Some(TokenSource::Env(var))) => {
+            format!("the token in {var} may not do this on the registry `{r}`: set one that may in {var}")
+        }
+        (403, Some(TokenSource::File(path))) => format!(
+            "the token stored in {} may not do this on the registry `{r}`: run `mission login --registry {r}` with one that may",
+            path.display()
+        ),
+        (403, None) => format!(
+            "the registry `{r}` allows this only with a token: run `mission login --registry {r}`"
+        ),
+        _ => return None,
+    })
+}
+
 /// Stores `token` for `registry` in `credentials.toml` and returns the file's path. The
 /// file is written to a temporary file created with mode 0600 and renamed over the old
 /// one, so it is never readable by others, not even for a moment, and never half-written.
@@ -722,8 +755,8 @@ impl Client {
         finish("POST", &url, sent)
     }
 
-    /// Fails with the node's own words unless the answer is a success. A 401 adds how to
-    /// fix the token (where it came from: see [`refused_token_advice`]).
+    /// Fails with the node's own words unless the answer is a success. A 401 or 403 adds
+    /// how to fix the token, knowing where it came from (see [`refusal_advice`]).
     pub fn expect_success(&self, answer: Answer) -> Result<Answer> {
         if (200..300).contains(&answer.status) {
             return Ok(answer);
@@ -734,11 +767,8 @@ impl Client {
         } else {
             details.join("\n       ")
         };
-        if answer.status == 401 {
-            message.push_str(&format!(
-                "\n       ({})",
-                refused_token_advice(&self.registry, Some(&self.source))
-            ));
+        if let Some(advice) = refusal_advice(&self.registry, answer.status, Some(&self.source)) {
+            message.push_str(&format!("\n       ({advice})"));
         }
         bail!(message)
     }
@@ -1052,6 +1082,36 @@ index = "http://127.0.0.1:1"
             "{err}"
         );
         assert!(err.contains("did you mean `local`?"), "{err}");
+    }
+
+    #[test]
+    fn refusals_are_advised_by_status_and_token_source() {
+        let r = Registry::sparse(Some("g".into()), "http://h");
+        let none = refusal_advice(&r, 401, None).unwrap();
+        assert!(
+            none.contains("no token is set for the registry `g`: run `mission login --registry g`"),
+            "{none}"
+        );
+        let file = TokenSource::File("/home/u/.mission/credentials.toml".into());
+        let refused = refusal_advice(&r, 401, Some(&file)).unwrap();
+        assert!(
+            refused.contains("was refused") && refused.contains("mission login --registry g"),
+            "{refused}"
+        );
+        let forbidden = refusal_advice(&r, 403, Some(&file)).unwrap();
+        assert!(
+            forbidden.contains("may not do this on the registry `g`")
+                && forbidden.contains("mission login --registry g"),
+            "{forbidden}"
+        );
+        let env = TokenSource::Env("MISSION_REGISTRIES_G_TOKEN".into());
+        let forbidden = refusal_advice(&r, 403, Some(&env)).unwrap();
+        assert!(
+            forbidden.contains("MISSION_REGISTRIES_G_TOKEN"),
+            "{forbidden}"
+        );
+        assert_eq!(refusal_advice(&r, 404, Some(&file)), None);
+        assert_eq!(refusal_advice(&r, 500, None), None);
     }
 
     #[test]

@@ -4,7 +4,21 @@
 //! --json` did to each mission, and `--registry` on `list` and `remove`. Real `mission`
 //! and `mission-node` processes, missions published over HTTP with real keys.
 
-use mission_e2e::{author, Client};
+use mission_e2e::{
+    author, package_with_deps as package, publish_body_signed, publish_raw, Author, Client, Node,
+};
+
+/// Publishes `name` `version` (no dependencies) signed by `author`; the node must accept it.
+fn publish(node: &Node, token: &str, author: &Author, name: &str, version: &str) {
+    let archive = package(
+        name,
+        version,
+        &[],
+        &format!("{name}, for the message tests"),
+    );
+    let body = publish_body_signed(author, author, name, version, archive);
+    publish_raw(node, Some(token), body).expect(200);
+}
 
 /// An empty or all-blank name is refused as such by every command taking a NAME, before
 /// anything else is read or suggested.
@@ -86,6 +100,55 @@ fn registry_values_are_read_as_names_or_urls() {
     let err = user.fails(&["search", "x"]);
     assert!(
         err.contains("MISSION_REGISTRY_DEFAULT=lcal") && err.contains("no registry named `lcal`"),
+        "{err}"
+    );
+}
+
+/// A node refusing the request (401 without or with a bad token, 403 for a token that may
+/// not do it) is answered with the full advice, naming the registry, on every command.
+#[test]
+fn refusals_say_which_registry_needs_which_token() {
+    let (node, tokens) = Node::start_with_users(
+        Some("name = \"private\"\nseed_library = false\nauth_required = true\n"),
+        &[("alice", "publish,yank"), ("bob", "execute")],
+    );
+    let alice = author();
+    publish(&node, &tokens[0], &alice, "pv_one", "1.0.0");
+    let mut user = Client::new(&node.url);
+    for args in [
+        &["search", "pv"][..],
+        &["info", "pv_one"],
+        &["install", "pv_one"],
+    ] {
+        let err = user.fails(args);
+        assert!(
+            err.contains("no token is set for the registry `test`: run `mission login --registry test`, or set MISSION_TOKEN or MISSION_REGISTRIES_TEST_TOKEN"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.matches("mission login").count(), 1, "{args:?}: {err}");
+    }
+    user.env = vec![("MISSION_TOKEN".into(), "mrt_not_a_token".into())];
+    for args in [
+        &["search", "pv"][..],
+        &["info", "pv_one"],
+        &["install", "pv_one"],
+        &["yank", "pv_one@1.0.0"],
+        &["owner", "pv_one", "--list"],
+    ] {
+        let err = user.fails(args);
+        assert!(
+            err.contains("the token in the environment variable MISSION_TOKEN was refused")
+                && err.contains("mission login --registry test"),
+            "{args:?}: {err}"
+        );
+    }
+    // Bob's token is valid but may not yank.
+    user.env = vec![("MISSION_REGISTRIES_TEST_TOKEN".into(), tokens[1].clone())];
+    let err = user.fails(&["yank", "pv_one@1.0.0"]);
+    assert!(
+        err.contains("lacks the `yank` scope")
+            && err.contains("MISSION_REGISTRIES_TEST_TOKEN")
+            && err.contains("registry `test`"),
         "{err}"
     );
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use mission_index::repo::IndexConfig;
@@ -70,7 +70,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     if reply.status != 200 {
-        return Err(anyhow!(reply.error("reading the mission's details")));
+        return Err(super::node_error(
+            &reply,
+            &registry,
+            "reading the mission's details",
+        ));
     }
     let details: Value = serde_json::from_slice(&reply.body)
         .with_context(|| format!("{}: the answer is not JSON", reply.url))?;

@@ -2,6 +2,9 @@
 
 use anyhow::{bail, Result};
 
+use crate::registry::{self, Registry};
+use crate::sparse_client::{Reply, SparseError};
+
 pub mod info;
 pub mod install;
 pub mod key;
@@ -31,6 +34,23 @@ pub fn require_name(name: &str, given: &str, example: &str) -> Result<()> {
         bail!("empty mission name: give one, as in `{example}`");
     }
     bail!("`{given}`: empty mission name before @: give one, as in `{example}`");
+}
+
+/// The error for a node's answer `reply` to `what` that is not a success. A 401 or 403
+/// says how to fix the token, naming the registry (see [`registry::refusal_advice`]).
+pub fn node_error(reply: &Reply, registry: &Registry, what: &str) -> anyhow::Error {
+    let source = registry::token_source(registry);
+    match registry::refusal_advice(registry, reply.status, source.as_ref()) {
+        // Without a token, the node's own hint ("run `mission login`") would only repeat
+        // the advice, less precisely.
+        Some(advice) if reply.status == 401 && source.is_none() => SparseError::Http {
+            url: reply.url.clone(),
+            message: format!("HTTP 401: {what}: the node answers only with a token, and {advice}"),
+        }
+        .into(),
+        Some(advice) => anyhow::anyhow!("{}; {advice}", reply.error(what)),
+        None => reply.error(what).into(),
+    }
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let reply = index.get(&path, None)?;
     if reply.status != 200 {
-        return Err(anyhow!(reply.error("searching")));
+        return Err(super::node_error(&reply, &registry, "searching"));
     }
     let json: serde_json::Value = serde_json::from_slice(&reply.body)
         .with_context(|| format!("{}: the answer is not JSON", reply.url))?;
