@@ -5,8 +5,11 @@
 //! and `mission-node` processes, missions published over HTTP with real keys.
 
 use mission_e2e::{
-    author, package_with_deps as package, publish_body_signed, publish_raw, Author, Client, Node,
+    agent, author, package_with_deps as package, publish_body_signed, publish_raw, Author, Client,
+    Node,
 };
+
+const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
 
 /// Publishes `name` `version` (no dependencies) signed by `author`; the node must accept it.
 fn publish(node: &Node, token: &str, author: &Author, name: &str, version: &str) {
@@ -18,6 +21,77 @@ fn publish(node: &Node, token: &str, author: &Author, name: &str, version: &str)
     );
     let body = publish_body_signed(author, author, name, version, archive);
     publish_raw(node, Some(token), body).expect(200);
+}
+
+/// Yanks `name` `version`; the node must accept it.
+fn yank(node: &Node, token: &str, name: &str, version: &str) {
+    let url = node.url(&format!("/api/v1/missions/{name}/{version}/yank"));
+    let answer = agent()
+        .delete(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .call();
+    assert_eq!(answer.unwrap().status(), 200, "yanking {name} {version}");
+}
+
+/// `info NAME@VERSION` of a version that does not exist lists the versions highest first,
+/// yanked ones marked; `info NAME@REQ` shows the highest version matching REQ (a yanked
+/// one only when nothing else matches) and says which requirement chose it.
+#[test]
+fn info_takes_a_version_or_a_requirement() {
+    let (node, tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish,yank")]);
+    let alice = author();
+    // Published out of order, as a maintenance release of 1.x after 2.0.0 would be.
+    for version in ["1.0.0", "1.1.0", "2.0.0", "1.2.0"] {
+        publish(&node, &tokens[0], &alice, "zz_base", version);
+    }
+    yank(&node, &tokens[0], "zz_base", "1.2.0");
+    yank(&node, &tokens[0], "zz_base", "1.0.0");
+    let user = Client::new(&node.url);
+    let listed = "2.0.0, 1.2.0 (yanked), 1.1.0, 1.0.0 (yanked)";
+
+    let err = user.fails(&["info", "zz_base@9.9.9"]);
+    assert!(
+        err.contains(&format!("`zz_base` has no version 9.9.9; it has: {listed}")),
+        "{err}"
+    );
+
+    // The highest match that is not yanked: 1.1.0, not the yanked 1.2.0.
+    let out = user.ok(&["info", "zz_base@^1"]);
+    assert_eq!(
+        out.lines().next(),
+        Some("zz_base 1.1.0 (the highest version matching ^1)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("versions: {listed}")), "{out}");
+    // Only a yanked version matches: it is shown, marked.
+    let out = user.ok(&["info", "zz_base@<1.1"]);
+    assert_eq!(
+        out.lines().next(),
+        Some("zz_base 1.0.0 (yanked; the only versions matching <1.1 are yanked)"),
+        "{out}"
+    );
+    // An exact version is shown as it is, yanked or not.
+    let out = user.ok(&["info", "zz_base@1.2.0"]);
+    assert_eq!(out.lines().next(), Some("zz_base 1.2.0 (yanked)"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&user.ok(&["info", "zz_base@~1.1", "--json"])).unwrap();
+    assert_eq!(json["version"]["vers"], "1.1.0", "{json}");
+    assert_eq!(json["requirement"], "~1.1", "{json}");
+
+    let err = user.fails(&["info", "zz_base@^3"]);
+    assert!(
+        err.contains(&format!(
+            "no version of `zz_base` matches ^3; it has: {listed}"
+        )),
+        "{err}"
+    );
+    let err = user.fails(&["info", "zz_base@"]);
+    assert!(err.contains("nothing after @"), "{err}");
+    let err = user.fails(&["info", "zz_base@one"]);
+    assert!(
+        err.contains("`one` is neither a version nor a requirement"),
+        "{err}"
+    );
 }
 
 /// An empty or all-blank name is refused as such by every command taking a NAME, before
