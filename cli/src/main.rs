@@ -1,8 +1,10 @@
 //! `mission`: the Mission Registry client, in the habits of cargo.
 //!
 //! Each subcommand lives in its own module under `commands/`; this file only parses the
-//! command line, sets up logging and dispatches. Configuration and keys live under
-//! `MISSION_HOME` (see [`home`]).
+//! command line, sets up logging, dispatches, and reports a failure: on stderr, and for a
+//! command given `--json` also on stdout as `{"error": {"message", "causes"}}`, so that a
+//! program reading the output gets it. Configuration and keys live under `MISSION_HOME`
+//! (see [`home`]).
 
 mod certification_policy;
 mod commands;
@@ -77,10 +79,26 @@ enum Command {
     Info(commands::info::Args),
 }
 
+impl Command {
+    /// Whether the command was given `--json`: its output is for a program.
+    fn json(&self) -> bool {
+        match self {
+            Command::Info(args) => args.json,
+            Command::Search(args) => args.json,
+            Command::List(args) => args.json,
+            Command::Run(args) => args.json,
+            Command::Install(args) => args.common.json,
+            Command::Update(args) => args.common.json,
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     die_quietly_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::New(args) => commands::new::run(args),
@@ -104,9 +122,24 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", error_text(&err));
+            // A program reading stdout gets the error there too, as one JSON object.
+            if json {
+                println!("{}", error_json(&err));
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// `{"error": {"message": <the whole chain, as on stderr>, "causes": [<each cause>]}}`.
+fn error_json(err: &anyhow::Error) -> serde_json::Value {
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    serde_json::json!({
+        "error": {
+            "message": error_text(err),
+            "causes": causes,
+        }
+    })
 }
 
 /// The error and its causes, joined by `: ` as anyhow's `{:#}` does, leaving out a cause
@@ -165,6 +198,20 @@ fn init_logging(verbose: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_as_json_carry_the_message_and_the_causes() {
+        let err = anyhow::anyhow!("connection refused").context("GET http://node/index/");
+        assert_eq!(
+            error_json(&err),
+            serde_json::json!({"error": {
+                "message": "GET http://node/index/: connection refused",
+                "causes": ["connection refused"],
+            }})
+        );
+        let alone = error_json(&anyhow::anyhow!("no"));
+        assert_eq!(alone["error"]["causes"], serde_json::json!([]));
+    }
 
     #[test]
     fn a_cause_already_quoted_is_not_repeated() {

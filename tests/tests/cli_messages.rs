@@ -5,8 +5,8 @@
 //! and `mission-node` processes, missions published over HTTP with real keys.
 
 use mission_e2e::{
-    agent, author, package_with_deps as package, publish_body_signed, publish_raw, Author, Client,
-    Node,
+    agent, author, package_with_deps as package, publish_body_signed, publish_raw, text, Author,
+    Client, Node,
 };
 
 const NODE_TOML: &str = "name = \"testnode\"\nseed_library = false\n";
@@ -225,4 +225,50 @@ fn refusals_say_which_registry_needs_which_token() {
             && err.contains("registry `test`"),
         "{err}"
     );
+}
+
+/// With `--json`, a failure prints one JSON object on stdout (the error and its causes),
+/// the human text on stderr as without it, and exits non-zero.
+#[test]
+fn json_failures_are_json_on_stdout() {
+    let user = Client::new("http://127.0.0.1:9");
+    for args in [
+        &["info", "zz_base", "--json"][..],
+        &["search", "zz", "--json"],
+        &["install", "zz_base", "--json"],
+        &["update", "--json"],
+    ] {
+        let out = user.run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not JSON ({e}): {}", text(&out.stdout))
+        });
+        let message = json["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            format!("error: {message}\n"),
+            stderr.lines().last().map(|l| format!("{l}\n")).unwrap(),
+            "{args:?}"
+        );
+        assert!(json["error"]["causes"].is_array(), "{json}");
+    }
+    // A broken missions.lock: the cause chain is there.
+    std::fs::write(user.project.join("missions.lock"), "version = 99\n").unwrap();
+    let out = user.run(&["list", "--json"]);
+    assert!(!out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let causes = json["error"]["causes"].as_array().unwrap();
+    assert!(!causes.is_empty(), "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missions.lock"),
+        "{json}"
+    );
+    // Without --json, stdout stays empty.
+    let out = user.run(&["list"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }

@@ -45,7 +45,7 @@ pub struct Args {
     allow_net: Vec<String>,
     /// Print the report as JSON instead of a table
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Do not show this machine's rustup toolchain (RUSTUP_HOME, CARGO_HOME/bin) to the
     /// mission's processes; they then see only the programs under /usr
     #[arg(long)]
