@@ -272,3 +272,69 @@ fn json_failures_are_json_on_stdout() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }
+
+/// The status of each mission in `install --json` (and `update --json`).
+fn statuses(json: &str) -> Vec<(String, String)> {
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    json["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["status"].as_str().unwrap_or("<none>").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `install --json` says of each mission what happened to it, as the summary does.
+#[test]
+fn install_json_gives_each_mission_a_status() {
+    let (node, tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish")]);
+    let alice = author();
+    for version in ["1.0.0", "1.1.0"] {
+        publish(&node, &tokens[0], &alice, "st_one", version);
+    }
+    publish(&node, &tokens[0], &alice, "st_two", "1.0.0");
+    let user = Client::new(&node.url);
+    let s = |name: &str, status: &str| (name.to_owned(), status.to_owned());
+
+    let out = user.ok(&["install", "st_one@=1.0.0", "--json"]);
+    assert_eq!(statuses(&out), [s("st_one", "added")], "{out}");
+    let out = user.ok(&["install", "st_two", "--json"]);
+    assert_eq!(
+        statuses(&out),
+        [s("st_one", "unchanged"), s("st_two", "added")],
+        "{out}"
+    );
+    // The old fields stay.
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["installed"][0]["previous"], "1.0.0", "{json}");
+    assert_eq!(json["installed"][0]["version"], "1.0.0", "{json}");
+
+    std::fs::remove_dir_all(user.project.join("missions/st_two")).unwrap();
+    let out = user.ok(&["install", "--json"]);
+    assert_eq!(
+        statuses(&out),
+        [s("st_one", "unchanged"), s("st_two", "restored")],
+        "{out}"
+    );
+    let out = user.ok(&["install", "st_one@^1.1", "--json"]);
+    assert_eq!(
+        statuses(&out),
+        [s("st_one", "updated"), s("st_two", "unchanged")],
+        "{out}"
+    );
+    let out = user.ok(&["install", "st_one@=1.0.0", "--json"]);
+    assert_eq!(
+        statuses(&out),
+        [s("st_one", "downgraded"), s("st_two", "unchanged")],
+        "{out}"
+    );
+    // The summary tells the same.
+    let out = user.ok(&["install", "st_one@^1.1"]);
+    assert!(out.contains("Updated st_one 1.0.0 -> 1.1.0"), "{out}");
+    assert!(out.contains("(1 unchanged)"), "{out}");
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::install::{self, Outcome, Request};
+use crate::install::{self, Installed, Outcome, Request};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,24 +79,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     install::run(Request::Install(missions), &opts).and_then(|o| report(&o, args.common.json))
 }
 
-/// Prints what an install or update did.
-pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(outcome)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    // What changed against the lock, as cargo reports it; missions that stayed at their
-    // locked version are only counted.
-    let mut unchanged = 0;
-    for m in &outcome.installed {
+/// What an install did to one mission, against the lock it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The lock did not have it.
+    Added,
+    Updated,
+    Downgraded,
+    /// The lock had it at this version, but its folder was gone: put back, as `--locked`
+    /// does after `rm -rf missions`.
+    Restored,
+    Unchanged,
+}
+
+impl Status {
+    pub fn of(m: &Installed) -> Status {
         match m.previous.as_deref() {
-            None => println!("Installed {} {} -> {}", m.name, m.version, m.path.display()),
-            // The lock had it, but its folder was gone: put back, as `--locked` does after
-            // `rm -rf missions`.
-            Some(old) if old == m.version && m.folder_was_missing => {
-                println!("Restored {} {} -> {}", m.name, m.version, m.path.display())
-            }
-            Some(old) if old == m.version => unchanged += 1,
+            None => Status::Added,
+            Some(old) if old == m.version && m.folder_was_missing => Status::Restored,
+            Some(old) if old == m.version => Status::Unchanged,
             Some(old) => {
                 let newer = match (
                     semver::Version::parse(old),
@@ -105,9 +107,45 @@ pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
                     (Ok(old), Ok(new)) => new > old,
                     _ => true,
                 };
-                let verb = if newer { "Updated" } else { "Downgraded" };
-                println!("{verb} {} {old} -> {}", m.name, m.version);
+                if newer {
+                    Status::Updated
+                } else {
+                    Status::Downgraded
+                }
             }
+        }
+    }
+}
+
+/// The outcome as JSON: its fields, and each installed mission's [`Status`].
+fn outcome_json(outcome: &Outcome) -> Result<serde_json::Value> {
+    let mut json = serde_json::to_value(outcome)?;
+    if let Some(items) = json["installed"].as_array_mut() {
+        for (item, m) in items.iter_mut().zip(&outcome.installed) {
+            item["status"] = serde_json::to_value(Status::of(m))?;
+        }
+    }
+    Ok(json)
+}
+
+/// Prints what an install or update did.
+pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome_json(outcome)?)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // What changed against the lock, as cargo reports it; missions that stayed at their
+    // locked version are only counted.
+    let mut unchanged = 0;
+    for m in &outcome.installed {
+        let (name, version, path) = (&m.name, &m.version, m.path.display());
+        let old = m.previous.as_deref().unwrap_or_default();
+        match Status::of(m) {
+            Status::Added => println!("Installed {name} {version} -> {path}"),
+            Status::Restored => println!("Restored {name} {version} -> {path}"),
+            Status::Unchanged => unchanged += 1,
+            Status::Updated => println!("Updated {name} {old} -> {version}"),
+            Status::Downgraded => println!("Downgraded {name} {old} -> {version}"),
         }
     }
     for (name, version) in outcome.removed.iter().zip(&outcome.removed_versions) {
@@ -123,4 +161,44 @@ pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn installed(previous: Option<&str>, version: &str, folder_was_missing: bool) -> Installed {
+        Installed {
+            name: "m".into(),
+            version: version.into(),
+            previous: previous.map(str::to_owned),
+            folder_was_missing,
+            cksum: String::new(),
+            key: String::new(),
+            path: "missions/m".into(),
+        }
+    }
+
+    #[test]
+    fn each_mission_gets_one_status() {
+        for (m, status) in [
+            (installed(None, "1.0.0", true), Status::Added),
+            (installed(Some("1.0.0"), "1.1.0", false), Status::Updated),
+            (installed(Some("1.1.0"), "1.0.0", false), Status::Downgraded),
+            (installed(Some("1.0.0"), "1.0.0", true), Status::Restored),
+            (installed(Some("1.0.0"), "1.0.0", false), Status::Unchanged),
+        ] {
+            assert_eq!(Status::of(&m), status, "{m:?}");
+        }
+        let outcome = Outcome {
+            installed: vec![installed(Some("1.0.0"), "1.0.0", false)],
+            removed: Vec::new(),
+            removed_versions: Vec::new(),
+            lockfile: "missions.lock".into(),
+            network: false,
+        };
+        let json = outcome_json(&outcome).unwrap();
+        assert_eq!(json["installed"][0]["status"], "unchanged");
+        assert_eq!(json["installed"][0]["previous"], "1.0.0");
+    }
 }
