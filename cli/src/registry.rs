@@ -141,6 +141,26 @@ impl Registry {
         format!("{}{path}", self.base_url)
     }
 
+    /// Whether a lock's `registry` field, `recorded` (a name from config.toml or a URL),
+    /// names this registry: its name, or a name or URL leading to the same node (however
+    /// its index is read).
+    pub fn locked_from(&self, recorded: &str) -> bool {
+        self.locked_from_in(recorded, &|name| resolve(Some(name)).ok())
+    }
+
+    fn locked_from_in(&self, recorded: &str, by_name: &dyn Fn(&str) -> Option<Registry>) -> bool {
+        let recorded = recorded.trim();
+        if recorded == self.key() || self.name.as_deref() == Some(recorded) {
+            return true;
+        }
+        let base = if looks_like_url(recorded) {
+            parse_url(recorded).ok().map(|l| l.base_url)
+        } else {
+            by_name(recorded).map(|r| r.base_url)
+        };
+        base.is_some_and(|base| base.eq_ignore_ascii_case(&self.base_url))
+    }
+
     /// The environment variable holding this registry's token, when it has a name.
     pub fn token_env(&self) -> Option<String> {
         self.name.as_deref().map(|name| name_env(name, "TOKEN"))
@@ -1082,6 +1102,33 @@ index = "http://127.0.0.1:1"
             "{err}"
         );
         assert!(err.contains("did you mean `local`?"), "{err}");
+    }
+
+    #[test]
+    fn a_lock_names_a_registry_by_its_name_or_a_url_of_its_node() {
+        let r = Registry::sparse(Some("test".into()), "http://127.0.0.1:7878");
+        let by_name = |name: &str| {
+            (name == "alias")
+                .then(|| Registry::sparse(Some("alias".into()), "http://127.0.0.1:7878"))
+        };
+        for same in [
+            "test",
+            "alias",
+            "http://127.0.0.1:7878",
+            "http://127.0.0.1:7878/",
+            "sparse+http://127.0.0.1:7878/index/",
+            "git+http://127.0.0.1:7878/git/index.git",
+        ] {
+            assert!(r.locked_from_in(same, &by_name), "{same}");
+        }
+        for other in [
+            "tset",
+            "http://127.0.0.1:7879",
+            "https://127.0.0.1:7878",
+            "",
+        ] {
+            assert!(!r.locked_from_in(other, &by_name), "{other}");
+        }
     }
 
     #[test]

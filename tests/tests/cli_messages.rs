@@ -338,3 +338,48 @@ fn install_json_gives_each_mission_a_status() {
     assert!(out.contains("Updated st_one 1.0.0 -> 1.1.0"), "{out}");
     assert!(out.contains("(1 unchanged)"), "{out}");
 }
+
+/// `list --registry` shows the missions locked from that registry; `remove --registry`
+/// refuses a mission locked from another one. A registry is the same given by its name or
+/// its URL.
+#[test]
+fn list_and_remove_take_a_registry() {
+    let (node, tokens) = Node::start_with_users(Some(NODE_TOML), &[("alice", "publish")]);
+    let alice = author();
+    publish(&node, &tokens[0], &alice, "rg_one", "1.0.0");
+    publish(&node, &tokens[0], &alice, "rg_two", "1.0.0");
+    let user = Client::new(&node.url);
+    user.ok(&["install", "rg_one", "rg_two"]);
+    let elsewhere = "http://127.0.0.1:9";
+
+    for by in ["test", node.url.as_str()] {
+        let out = user.ok(&["list", "--registry", by]);
+        assert!(
+            out.contains("rg_one 1.0.0") && out.contains("rg_two 1.0.0"),
+            "{by}: {out}"
+        );
+    }
+    let out = user.ok(&["list", "--registry", elsewhere]);
+    assert!(!out.contains("rg_one"), "{out}");
+    assert!(
+        out.contains(&format!("No missions from {elsewhere}")),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&user.ok(&["list", "--registry", elsewhere, "--json"])).unwrap();
+    assert_eq!(json["missions"], serde_json::json!([]), "{json}");
+    let json: serde_json::Value =
+        serde_json::from_str(&user.ok(&["list", "--registry", "test", "--json"])).unwrap();
+    assert_eq!(json["missions"].as_array().unwrap().len(), 2, "{json}");
+
+    let err = user.fails(&["remove", "rg_one", "--registry", elsewhere]);
+    assert!(
+        err.contains("`rg_one` was installed from test, not from http://127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(user.project.join("missions/rg_one").is_dir());
+    let out = user.ok(&["remove", "rg_one", "--registry", &node.url]);
+    assert!(out.contains("Removed rg_one 1.0.0"), "{out}");
+    let out = user.ok(&["remove", "rg_two", "--registry", "test"]);
+    assert!(out.contains("Removed rg_two 1.0.0"), "{out}");
+}
