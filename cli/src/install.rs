@@ -2,7 +2,8 @@
 //!
 //! An install:
 //!
-//! 1. reads `missions.lock` in the current folder (when there is one);
+//! 1. reads the project's `missions.lock`: the nearest one from the current folder up (see
+//!    [`lockfile_path`]), else the current folder is a new project;
 //! 2. unless offline, fetches the node's `config.json` (the index files of the first
 //!    requested names, with the node's prefetch hint, come meanwhile), then its signed
 //!    snapshot, which it verifies with the node key pinned in the trust store (pinned
@@ -140,11 +141,64 @@ pub struct Outcome {
     pub network: bool,
 }
 
-/// The lockfile of the current folder.
+/// The project's `missions.lock`: in the nearest folder, from the current one up to the
+/// file-system root, that has one (as cargo finds Cargo.toml), else in the current folder
+/// (a new project). When it is not the current folder, a note says once which project is
+/// used.
+///
+/// The search does not go into a folder whose owner is not the current folder's (on Unix,
+/// compared by user id): a `missions.lock` another user left in `/tmp` or `/home` does not
+/// make their project yours. A note says so when such a folder has one.
 pub fn lockfile_path() -> Result<PathBuf> {
-    Ok(std::env::current_dir()
-        .context("reading the current folder")?
-        .join(LOCKFILE_NAME))
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let (project, skipped) = find_project(&cwd);
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        if let Some(skipped) = &skipped {
+            note(&format!(
+                "not using {}: that folder belongs to another user; {} is a project of its own",
+                skipped.join(LOCKFILE_NAME).display(),
+                cwd.display()
+            ));
+        }
+        if project != cwd {
+            note(&format!(
+                "using the project at {} ({LOCKFILE_NAME})",
+                project.display()
+            ));
+        }
+    });
+    Ok(project.join(LOCKFILE_NAME))
+}
+
+/// The folder of the nearest `missions.lock` from `start` up (`start` when there is none),
+/// and the folder of one passed over because another user owns it (see [`lockfile_path`]).
+fn find_project(start: &Path) -> (PathBuf, Option<PathBuf>) {
+    let owner = folder_owner(start);
+    for dir in start.ancestors() {
+        let has_lock = std::fs::symlink_metadata(dir.join(LOCKFILE_NAME)).is_ok();
+        if folder_owner(dir) != owner {
+            return (start.to_owned(), has_lock.then(|| dir.to_owned()));
+        }
+        if has_lock {
+            return (dir.to_owned(), None);
+        }
+    }
+    (start.to_owned(), None)
+}
+
+/// Who owns `dir` (`None` when that cannot be read, or off Unix, where it is not checked).
+fn folder_owner(dir: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// The install folder, absolute, and as the lockfile records it (relative to the
@@ -1888,5 +1942,19 @@ mod tests {
         assert_eq!(closest("lint", names.into_iter()), vec!["lint_rust"]);
         assert_eq!(closest("Fix-Build", names.into_iter())[0], "fix_build");
         assert!(!closest("fix_build", names.into_iter()).contains(&"fix_build".to_owned()));
+    }
+
+    #[test]
+    fn the_project_is_the_nearest_folder_with_a_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("p");
+        let sub = project.join("a").join("b");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(find_project(&sub), (sub.clone(), None));
+        std::fs::write(project.join(LOCKFILE_NAME), "").unwrap();
+        assert_eq!(find_project(&sub), (project.clone(), None));
+        assert_eq!(find_project(&project), (project.clone(), None));
+        std::fs::write(sub.join(LOCKFILE_NAME), "").unwrap();
+        assert_eq!(find_project(&sub), (sub.clone(), None), "the nearest");
     }
 }
