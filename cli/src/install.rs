@@ -42,6 +42,10 @@
 //! **Taking turns.** An install holds the project lock, then the home lock, from before it
 //! reads `missions.lock` to the end (see [`crate::locks`]); a second command waits.
 //!
+//! **Registries.** The lock records each mission's registry by its index URL
+//! ([`Registry::index_url`]), so it reads the same for every user; a name an older lock
+//! recorded is read as the URL it is configured for here ([`with_index_urls`]).
+//!
 //! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
 //! starts from them (and from the names given), so a dependency that no chosen version
 //! needs any more drops out of the lock and out of `missions/` (`mission update` after a
@@ -307,21 +311,51 @@ pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
 }
 
 /// The registry to use: `--registry`, else the configured default, else the registry the
-/// lockfile names.
-pub fn pick_registry(arg: Option<&str>, lock: Option<&Lockfile>) -> Result<Registry> {
+/// lockfile names (a URL, or in an older lock a configured name: see
+/// [`with_index_urls`]); with, in the last case, the lock's words for it.
+pub fn pick_registry(
+    arg: Option<&str>,
+    lock: Option<&Lockfile>,
+) -> Result<(Registry, Option<String>)> {
     match registry::resolve(arg) {
-        Ok(r) => Ok(r),
+        Ok(r) => Ok((r, None)),
         // Only when no default is named: a misspelt one must be said, not passed over.
         Err(e) if arg.is_none() && !registry::default_is_named() => {
             let from_lock = lock.and_then(|l| l.missions().next().map(|m| m.registry.clone()));
             match from_lock {
                 Some(r) => registry::resolve(Some(&r))
+                    .map(|registry| (registry, Some(r.clone())))
                     .with_context(|| format!("the registry `{r}` that missions.lock names")),
                 None => Err(e),
             }
         }
         Err(e) => Err(e),
     }
+}
+
+/// `lock` with each mission's registry as its index URL ([`Registry::index_url`]), so
+/// that two spellings of one registry compare equal: a URL is spelled the one way, and a
+/// configured name (which locks written before recorded) is replaced by the URL it stands
+/// for here. A name configured nowhere here stays as it is. The file is not changed: the
+/// next install that writes it writes the URLs.
+fn with_index_urls(mut lock: Lockfile) -> Lockfile {
+    let mut urls: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let missions: Vec<LockedMission> = lock.missions().cloned().collect();
+    for mut m in missions {
+        let url = urls
+            .entry(m.registry.clone())
+            .or_insert_with(|| {
+                registry::resolve(Some(&m.registry))
+                    .ok()
+                    .map(|r| r.index_url())
+            })
+            .clone();
+        if let Some(url) = url.filter(|url| *url != m.registry) {
+            m.registry = url;
+            lock.insert(m);
+        }
+    }
+    lock
 }
 
 /// The requirement that keeps a locked mission: any version (the lock's is preferred), or
@@ -427,7 +461,7 @@ fn new_lockfile(
     asked: &Asked,
     dir: &str,
 ) -> Result<Lockfile> {
-    let mut lock = Lockfile::from_resolution(resolution, registry.key());
+    let mut lock = Lockfile::from_resolution(resolution, &registry.index_url());
     for (name, req) in asked {
         lock.set_root(name, req.clone());
     }
@@ -509,9 +543,10 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         dir,
         dir_record,
     } = take_project(&lock_path, opts.dir.as_deref())?;
+    let old_lock = old_lock.map(with_index_urls);
     let home = home::mission_home()?;
     let _home_lock = locks::lock_home(&home)?;
-    let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
+    let (registry, named_by_lock) = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
     let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
@@ -568,6 +603,13 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
                 }
             }
             fetch_config(&index, &mut trust)
+        })
+        .map_err(|e| match &named_by_lock {
+            // Nothing in this user's config named it: say where it came from.
+            Some(r) => e.context(format!(
+                "the registry `{r}` that missions.lock names (pass --registry to use another)"
+            )),
+            None => e,
         })?;
         Some((DownloadTemplate::new(&config, &registry)?, node_key))
     };
@@ -878,10 +920,33 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
                 "`{}` would go from {} to {}",
                 m.name, o.version, m.version
             )),
-            Some(o) if o != m => changes.push(format!(
-                "`{}` {} would change its checksum, key, registry or dependencies",
-                m.name, m.version
-            )),
+            Some(o) if o != m => {
+                let deps = |m: &LockedMission| {
+                    let listed: Vec<String> =
+                        m.dependencies.iter().map(|d| d.to_string()).collect();
+                    if listed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        listed.join(", ")
+                    }
+                };
+                let fields: Vec<String> = [
+                    ("checksum", o.cksum.clone(), m.cksum.clone()),
+                    ("key", o.key.clone(), m.key.clone()),
+                    ("registry", o.registry.clone(), m.registry.clone()),
+                    ("dependencies", deps(o), deps(m)),
+                ]
+                .into_iter()
+                .filter(|(_, was, now)| was != now)
+                .map(|(field, was, now)| format!("its {field} from `{was}` to `{now}`"))
+                .collect();
+                changes.push(format!(
+                    "`{}` {} would change {}",
+                    m.name,
+                    m.version,
+                    fields.join(", ")
+                ));
+            }
             Some(_) => {}
         }
     }
@@ -1942,6 +2007,42 @@ mod tests {
         assert_eq!(closest("lint", names.into_iter()), vec!["lint_rust"]);
         assert_eq!(closest("Fix-Build", names.into_iter())[0], "fix_build");
         assert!(!closest("fix_build", names.into_iter()).contains(&"fix_build".to_owned()));
+    }
+
+    fn locked(roots: &[(&str, Option<&str>)]) -> Lockfile {
+        let mut lock = Lockfile::new();
+        for name in ["a", "b"] {
+            lock.insert(LockedMission {
+                name: name.to_owned(),
+                version: semver::Version::new(1, 0, 0),
+                cksum: "0".repeat(64),
+                registry: "sparse+http://h/index/".to_owned(),
+                key: "RWkey".to_owned(),
+                dependencies: Vec::new(),
+            });
+        }
+        for (name, req) in roots {
+            lock.set_root(name, req.map(|r| VersionReq::parse(r).unwrap()));
+        }
+        lock
+    }
+
+    #[test]
+    fn a_locked_install_names_the_field_that_would_change() {
+        let old = locked(&[("a", None)]);
+        let mut new = old.clone();
+        let mut a = new.get("a").unwrap().clone();
+        a.registry = "git+http://h/git/index.git".to_owned();
+        a.cksum = "1".repeat(64);
+        new.insert(a);
+        assert_eq!(
+            lock_changes(&old, &new),
+            [format!(
+                "`a` 1.0.0 would change its checksum from `{}` to `{}`, its registry from `sparse+http://h/index/` to `git+http://h/git/index.git`",
+                "0".repeat(64),
+                "1".repeat(64)
+            )]
+        );
     }
 
     #[test]

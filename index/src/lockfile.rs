@@ -13,7 +13,7 @@
 //! name = "fix_build"
 //! version = "1.2.0"
 //! cksum = "<sha256 of the archive, 64 lowercase hex digits>"
-//! registry = "https://registry.example.org"
+//! registry = "sparse+https://registry.example.org/index/"
 //! key = "RW<the author's minisign public key>"
 //! dependencies = [
 //!     "rust_toolchain_check 1.0.3",
@@ -26,6 +26,19 @@
 //! version, the lock pins each mission's archive checksum and author key: an install that
 //! finds a different checksum for a locked version, or a different key for a locked name,
 //! must stop (ARCHITECTURE section 3).
+//!
+//! `registry` says where the mission came from, as Cargo.lock's `source` does: the
+//! registry's index URL, spelled one way whatever name or URL the user gave it, so that the
+//! lock means the same to everyone who gets it with the project:
+//! `sparse+http(s)://HOST[:PORT][/PATH]/index/` for a node's sparse index (whose base URL
+//! is `http(s)://HOST[:PORT][/PATH]`), `git+http(s)://HOST[:PORT][/PATH]/git/index.git` for
+//! its git index. The client reads such a URL as the registry configured for that place
+//! when there is one (so its token and node key apply), else as it is. Locks written
+//! before recorded the name the user's config gave the registry (`registry = "local"`) when
+//! it had one: those are still read (this crate takes any non-empty `registry`), a client
+//! resolves the name where it is configured and compares it as the URL it stands for, and
+//! the next install writes the URL. This needed no new format version: clients that knew
+//! only names read a URL there as well.
 //!
 //! `roots` lists, in the same order, the missions the user asked for (`mission install
 //! NAME`), each with the version requirement they asked for if they gave one
@@ -128,7 +141,8 @@ pub struct LockedMission {
     pub version: Version,
     /// SHA-256 of the archive, lowercase hex.
     pub cksum: String,
-    /// The registry (URL or configured name) the mission was installed from.
+    /// The index URL of the registry the mission was installed from (see the module docs;
+    /// older locks may hold a name from the user's config instead).
     pub registry: String,
     /// The author's minisign public key, base64 (`RW...`).
     pub key: String,

@@ -1,4 +1,6 @@
-//! `mission` finds the project's `missions.lock` from any folder below it, as cargo finds
+//! `missions.lock` as something a project shares: it names each mission's registry by
+//! where it is (its index URL), not by a name in one user's config.toml, so a teammate can
+//! install from it; and `mission` finds it from any folder below it, as cargo finds
 //! Cargo.toml. A real `mission-node serve` process, missions published to it over HTTP, and
 //! the real `mission` binary.
 
@@ -42,6 +44,167 @@ fn stderr_of(out: &std::process::Output) -> String {
 
 fn text_of(out: &std::process::Output) -> String {
     text(&out.stdout)
+}
+
+// ---- 1. the registry is recorded by its location ----
+
+/// The lock's text in `project`.
+fn lock_text(project: &Path) -> String {
+    std::fs::read_to_string(project.join("missions.lock")).unwrap()
+}
+
+/// The `registry = "..."` values of a lock's text.
+fn registries(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("registry = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .collect()
+}
+
+/// A user whose default registry is `alias`, at the node's sparse index.
+fn user_with_alias(alias: &str, url: &str) -> Client {
+    Client::with_config(&format!(
+        "[registry]\ndefault = \"{alias}\"\n\n[registries.{alias}]\nindex = \"sparse+{url}/index/\"\n"
+    ))
+}
+
+/// A user with no config.toml at all, and `lock` (text) as the project's missions.lock.
+fn teammate_with(lock: &str) -> Client {
+    let mate = Client::with_config("");
+    std::fs::write(mate.project.join("missions.lock"), lock).unwrap();
+    mate
+}
+
+#[test]
+fn the_lock_names_the_registry_by_its_index_url_so_a_teammate_can_use_it() {
+    let (mut node, token) = start_node();
+    let alice = author();
+    top_and_base(&node, &token, &alice);
+    let sparse = format!("sparse+{}/index/", node.url);
+
+    // Installed through the alias `local`, the lock names the index URL.
+    let user = user_with_alias("local", &node.url);
+    user.ok(&["install", "top"]);
+    let lock = lock_text(&user.project);
+    assert_eq!(
+        registries(&lock),
+        [sparse.clone(), sparse.clone()],
+        "{lock}"
+    );
+
+    // A teammate with a fresh MISSION_HOME installs exactly that with --locked...
+    let mate = teammate_with(&lock);
+    mate.ok(&["install", "--locked"]);
+    assert_eq!(versions(&mate.lock()), ["base 1.0.0", "top 1.0.0"]);
+    assert_eq!(lock_text(&mate.project), lock);
+    // ... and so does one naming the node by its base URL, or by another alias.
+    let by_url = teammate_with(&lock);
+    by_url.ok(&["install", "--locked", "--registry", &node.url]);
+    let other = user_with_alias("other-name", &node.url);
+    std::fs::write(other.project.join("missions.lock"), &lock).unwrap();
+    other.ok(&["install", "--locked"]);
+    // A plain install under another alias leaves the lock as it is.
+    other.ok(&["install"]);
+    assert_eq!(lock_text(&other.project), lock);
+
+    // Two environment names for one node write the same lock.
+    let mut env_user = Client::with_config("");
+    let env = |name: &str| {
+        vec![
+            (format!("MISSION_REGISTRIES_{name}_INDEX"), sparse.clone()),
+            ("MISSION_REGISTRY_DEFAULT".to_owned(), name.to_lowercase()),
+        ]
+    };
+    env_user.env = env("FIRST");
+    env_user.ok(&["install", "top"]);
+    let first = lock_text(&env_user.project);
+    assert_eq!(first, lock);
+    env_user.env = env("SECOND");
+    env_user.ok(&["install"]);
+    env_user.ok(&["install", "--locked"]);
+    assert_eq!(lock_text(&env_user.project), first);
+
+    // An older lock naming the alias: still read where the alias exists, equal to the URL
+    // it stands for (--locked leaves the file alone); the next install writes the URL.
+    let old = lock.replace(&format!("registry = \"{sparse}\""), "registry = \"local\"");
+    assert_ne!(old, lock);
+    std::fs::write(user.project.join("missions.lock"), &old).unwrap();
+    user.ok(&["install", "--locked"]);
+    assert_eq!(
+        lock_text(&user.project),
+        old,
+        "--locked leaves the file alone"
+    );
+    user.ok(&["install"]);
+    assert_eq!(lock_text(&user.project), lock, "the URL is written");
+
+    // Where the alias is unknown: said, with what to do.
+    let stranger = teammate_with(&old);
+    let err = stranger.fails(&["install", "--locked"]);
+    assert!(
+        err.contains("the registry `local` that missions.lock names")
+            && err.contains("no registry named `local`")
+            && err.contains("--registry"),
+        "{err}"
+    );
+    // Given another registry, --locked says which field would change, from what to what.
+    let err = stranger.fails(&["install", "--locked", "--registry", &node.url]);
+    assert!(
+        err.contains(&format!(
+            "`base` 1.0.0 would change its registry from `local` to `{sparse}`"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("checksum, key"), "{err}");
+    assert_eq!(lock_text(&stranger.project), old);
+
+    // A lock naming a URL nobody configured, whose node is down: said, naming the URL.
+    node.stop();
+    let offline_mate = teammate_with(&lock);
+    let err = offline_mate.fails(&["install", "--locked"]);
+    assert!(
+        err.contains(&format!("the registry `{sparse}` that missions.lock names"))
+            && err.contains("did not answer"),
+        "{err}"
+    );
+    assert!(!offline_mate.project.join("missions").exists());
+}
+
+/// A lock naming a URL uses the registry configured for that URL, with its token: here a
+/// private node, named only in the environment.
+#[test]
+fn a_lock_url_uses_the_configured_registry_of_that_url_with_its_token() {
+    let (node, tokens) = Node::start_with_users(
+        Some("name = \"private\"\nseed_library = false\nauth_required = true\n"),
+        &[("alice", "publish"), ("bob", "execute")],
+    );
+    let alice = author();
+    top_and_base(&node, &tokens[0], &alice);
+    let sparse = format!("sparse+{}/index/", node.url);
+
+    let mut user = user_with_alias("corp", &node.url);
+    user.env = vec![("MISSION_REGISTRIES_CORP_TOKEN".into(), tokens[1].clone())];
+    user.ok(&["install", "top"]);
+    let lock = lock_text(&user.project);
+    assert_eq!(
+        registries(&lock),
+        [sparse.clone(), sparse.clone()],
+        "{lock}"
+    );
+
+    // No default registry; the node is named `work` only in the environment, with a token.
+    let mut mate = teammate_with(&lock);
+    mate.env = vec![("MISSION_REGISTRIES_WORK_INDEX".into(), node.url.clone())];
+    let err = mate.fails(&["install", "--locked"]);
+    assert!(
+        err.contains("HTTP 401") && err.contains("MISSION_REGISTRIES_WORK_TOKEN"),
+        "{err}"
+    );
+    mate.env
+        .push(("MISSION_REGISTRIES_WORK_TOKEN".into(), tokens[1].clone()));
+    mate.ok(&["install", "--locked"]);
+    assert_eq!(versions(&mate.lock()), ["base 1.0.0", "top 1.0.0"]);
+    assert_eq!(lock_text(&mate.project), lock);
 }
 
 // ---- 3. the project is found from a subfolder ----
