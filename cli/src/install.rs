@@ -47,7 +47,8 @@
 //! recorded is read as the URL it is configured for here ([`with_index_urls`]).
 //!
 //! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
-//! starts from them (and from the names given), so a dependency that no chosen version
+//! starts from them (and from the names given; a bare name keeps the requirement the lock
+//! has for it, see [`given_roots`]), so a dependency that no chosen version
 //! needs any more drops out of the lock and out of `missions/` (`mission update` after a
 //! new version dropped it, for one). `mission remove NAME` removes NAME and every
 //! dependency no remaining root needs.
@@ -141,6 +142,9 @@ pub struct Outcome {
     /// ... and the version each had, in the same order.
     pub removed_versions: Vec<String>,
     pub lockfile: PathBuf,
+    /// How what the user asks for changed against the lock, one phrase each
+    /// (`Now asking for base@^2 (was base@>=1, <1.1)`).
+    pub roots_changed: Vec<String>,
     /// Whether the node was contacted.
     pub network: bool,
 }
@@ -372,6 +376,45 @@ fn keep_req(version: &semver::Version) -> VersionReq {
 /// in the lock, so that `update` stays within it).
 type Asked = Vec<(String, Option<VersionReq>)>;
 
+/// The missions named on the command line (`NAME[@REQ]`), one per name (compared by
+/// [`collision_key`]) in the order first given, each with the requirement given for it
+/// (`None`: a bare name). A name given twice keeps the requirements of both (a bare name
+/// adds none); two that no version can meet together are refused.
+fn given_roots(args: &[String]) -> Result<Vec<(String, Option<VersionReq>)>> {
+    let mut given: Vec<(String, Option<VersionReq>)> = Vec::new();
+    for arg in args {
+        let req = Requirement::parse(arg).with_context(|| {
+            "give missions as NAME or NAME@REQ, such as `fix_build@^1.2`".to_string()
+        })?;
+        let explicit = arg.contains('@').then_some(req.req);
+        let key = collision_key(&req.name);
+        let Some((_, had)) = given.iter_mut().find(|(n, _)| collision_key(n) == key) else {
+            given.push((req.name, explicit));
+            continue;
+        };
+        *had = match (had.take(), explicit) {
+            (None, req) | (req, None) => req,
+            (Some(first), Some(second)) if first == second => Some(first),
+            (Some(first), Some(second)) => {
+                let mut both = first.clone();
+                for c in &second.comparators {
+                    if !both.comparators.contains(c) {
+                        both.comparators.push(c.clone());
+                    }
+                }
+                if !resolve::can_be_met(&both) {
+                    bail!(
+                        "`{}` is given twice with requirements no version meets together: `{first}` and `{second}`; give one of them",
+                        req.name
+                    );
+                }
+                Some(both)
+            }
+        };
+    }
+    Ok(given)
+}
+
 /// The roots to resolve, the lock to resolve with, and what the user asked for.
 fn plan_roots(
     request: &Request,
@@ -392,13 +435,25 @@ fn plan_roots(
     match request {
         Request::Install(args) => {
             let mut given = BTreeSet::new();
-            for arg in args {
-                let req = Requirement::parse(arg).with_context(|| {
-                    "give missions as NAME or NAME@REQ, such as `fix_build@^1.2`".to_string()
-                })?;
-                given.insert(collision_key(&req.name));
-                asked.push((req.name.clone(), arg.contains('@').then(|| req.req.clone())));
-                roots.push(req);
+            for (name, explicit) in given_roots(args)? {
+                given.insert(collision_key(&name));
+                let asked_with = match explicit {
+                    // `NAME@*` asks for any version: no requirement to keep.
+                    Some(req) => Some(req).filter(|r| !r.comparators.is_empty()),
+                    // A bare name keeps the requirement it was asked with before.
+                    None => {
+                        let kept = lock.and_then(|l| l.root_requirement(&name)).cloned();
+                        if let Some(req) = &kept {
+                            note(&format!(
+                                "keeping the requirement `{req}` missions.lock has for `{name}`; give `{name}@*` to drop it"
+                            ));
+                        }
+                        kept
+                    }
+                };
+                let req = asked_with.clone().unwrap_or(VersionReq::STAR);
+                roots.push(Requirement::new(name.clone(), req));
+                asked.push((name, asked_with));
             }
             if let Some(lock) = lock {
                 for m in lock.roots() {
@@ -544,12 +599,12 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         dir_record,
     } = take_project(&lock_path, opts.dir.as_deref())?;
     let old_lock = old_lock.map(with_index_urls);
+    let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
     let home = home::mission_home()?;
     let _home_lock = locks::lock_home(&home)?;
     let (registry, named_by_lock) = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
-    let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
     let mut trust = TrustStore::load()?;
 
     // --locked with everything cached: no request at all.
@@ -850,6 +905,10 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         removed,
         removed_versions,
         lockfile: lock_path,
+        roots_changed: old_lock
+            .as_ref()
+            .map(|old| root_changes(old, &new_lock))
+            .unwrap_or_default(),
         network: index.used_network(),
     })
 }
@@ -900,6 +959,41 @@ fn note(message: &str) {
 
 fn warning(message: &str) {
     eprintln!("warning: {message}");
+}
+
+/// `NAME` or `NAME@REQ`, as the user asked for root `name` in `lock`.
+fn asked_as(lock: &Lockfile, name: &str) -> String {
+    match lock.root_requirement(name) {
+        Some(req) => format!("{name}@{req}"),
+        None => name.to_owned(),
+    }
+}
+
+/// How the roots (what the user asks for) of missions locked in both `old` and `new`
+/// changed, one phrase each; a mission new to the lock, or gone from it, is not counted.
+fn root_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
+    let mut changes = Vec::new();
+    for m in new.missions().filter(|m| old.get(&m.name).is_some()) {
+        let name = &m.name;
+        match (old.is_root(name), new.is_root(name)) {
+            (false, true) => changes.push(format!(
+                "Now asking for {} (was only needed by others)",
+                asked_as(new, name)
+            )),
+            (true, false) => changes.push(format!(
+                "No longer asking for {} (still needed by others)",
+                asked_as(old, name)
+            )),
+            (true, true) if old.root_requirement(name) != new.root_requirement(name) => changes
+                .push(format!(
+                    "Now asking for {} (was {})",
+                    asked_as(new, name),
+                    asked_as(old, name)
+                )),
+            _ => {}
+        }
+    }
+    changes
 }
 
 /// What differs between two lockfiles, one phrase per mission.
@@ -2009,6 +2103,42 @@ mod tests {
         assert!(!closest("fix_build", names.into_iter()).contains(&"fix_build".to_owned()));
     }
 
+    fn given(args: &[&str]) -> Result<Vec<(String, Option<String>)>> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Ok(given_roots(&args)?
+            .into_iter()
+            .map(|(name, req)| (name, req.map(|r| r.to_string())))
+            .collect())
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_every_requirement_given() {
+        let one = |name: &str, req: Option<&str>| vec![(name.to_owned(), req.map(str::to_owned))];
+        assert_eq!(given(&["a@=1.0.0", "a"]).unwrap(), one("a", Some("=1.0.0")));
+        assert_eq!(given(&["a", "A@=1.0.0"]).unwrap(), one("a", Some("=1.0.0")));
+        assert_eq!(given(&["a@^1", "a@^1"]).unwrap(), one("a", Some("^1")));
+        assert_eq!(
+            given(&["a@>=1", "a@<1.1"]).unwrap(),
+            one("a", Some(">=1, <1.1"))
+        );
+        assert_eq!(given(&["a@*", "a"]).unwrap(), one("a", Some("*")));
+        assert_eq!(given(&["a", "a"]).unwrap(), one("a", None));
+        assert_eq!(
+            given(&["b", "a@^1", "b@^2"]).unwrap(),
+            [
+                ("b".to_owned(), Some("^2".to_owned())),
+                ("a".to_owned(), Some("^1".to_owned()))
+            ]
+        );
+        let err = format!("{:#}", given(&["a@=1.0.0", "a@^2"]).unwrap_err());
+        assert!(
+            err.contains(
+                "`a` is given twice with requirements no version meets together: `=1.0.0` and `^2`"
+            ),
+            "{err}"
+        );
+    }
+
     fn locked(roots: &[(&str, Option<&str>)]) -> Lockfile {
         let mut lock = Lockfile::new();
         for name in ["a", "b"] {
@@ -2025,6 +2155,27 @@ mod tests {
             lock.set_root(name, req.map(|r| VersionReq::parse(r).unwrap()));
         }
         lock
+    }
+
+    #[test]
+    fn changes_to_what_is_asked_for_are_said() {
+        let old = locked(&[("a", Some(">=1, <1.1"))]);
+        assert!(root_changes(&old, &old).is_empty());
+        let new = locked(&[("a", Some("^2")), ("b", None)]);
+        assert_eq!(
+            root_changes(&old, &new),
+            [
+                "Now asking for a@^2 (was a@>=1, <1.1)",
+                "Now asking for b (was only needed by others)"
+            ]
+        );
+        assert_eq!(
+            root_changes(&new, &locked(&[("a", None)])),
+            [
+                "Now asking for a (was a@^2)",
+                "No longer asking for b (still needed by others)"
+            ]
+        );
     }
 
     #[test]

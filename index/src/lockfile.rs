@@ -43,7 +43,9 @@
 //! `roots` lists, in the same order, the missions the user asked for (`mission install
 //! NAME`), each with the version requirement they asked for if they gave one
 //! (`"fix_build@^1.2"` for `mission install fix_build@^1.2`): `mission update` stays within
-//! it, as `cargo update` stays within Cargo.toml. Every other locked mission is there because
+//! it, as `cargo update` stays within Cargo.toml. A requirement stays until the user gives
+//! another: `mission install fix_build` again keeps `^1.2` (`fix_build@*` drops it), and
+//! `NAME@A NAME@B` in one command records both (`A, B`). Every other locked mission is there because
 //! a root needs it, directly or through others. `mission remove NAME` drops NAME and every
 //! mission no remaining root needs, and `mission update` drops the dependencies no version
 //! chosen needs any more.

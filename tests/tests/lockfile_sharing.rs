@@ -1,8 +1,9 @@
-//! `missions.lock` as something a project shares: it names each mission's registry by
-//! where it is (its index URL), not by a name in one user's config.toml, so a teammate can
-//! install from it; and `mission` finds it from any folder below it, as cargo finds
-//! Cargo.toml. A real `mission-node serve` process, missions published to it over HTTP, and
-//! the real `mission` binary.
+//! `missions.lock` as something a project shares and a user keeps: it names each
+//! mission's registry by where it is (its index URL), not by a name in one user's
+//! config.toml, so a teammate can install from it; it keeps the requirement a mission was
+//! asked for with, whatever the next command leaves out; and `mission` finds it from any
+//! folder below it, as cargo finds Cargo.toml. A real `mission-node serve` process, missions
+//! published to it over HTTP, and the real `mission` binary.
 
 use std::path::{Path, PathBuf};
 
@@ -205,6 +206,125 @@ fn a_lock_url_uses_the_configured_registry_of_that_url_with_its_token() {
     mate.ok(&["install", "--locked"]);
     assert_eq!(versions(&mate.lock()), ["base 1.0.0", "top 1.0.0"]);
     assert_eq!(lock_text(&mate.project), lock);
+}
+
+// ---- 2. what was asked for is kept ----
+
+fn roots_line(text: &str) -> String {
+    let start = text.find("roots = [").expect("a roots list");
+    let end = text[start..].find(']').unwrap();
+    text[start..start + end + 1].to_owned()
+}
+
+#[test]
+fn a_bare_name_keeps_the_requirement_it_was_asked_with() {
+    let (node, token) = start_node();
+    let alice = author();
+    top_and_base(&node, &token, &alice);
+    let user = Client::new(&node.url);
+    user.ok(&["install", "top"]);
+    publish(&node, &token, &alice, "base", "1.1.0", &[]);
+    publish(&node, &token, &alice, "base", "2.0.0", &[]);
+
+    // A dependency now asked for with a requirement: said, never "unchanged".
+    let out = user.ok(&["install", "base@>=1,<1.1"]);
+    assert!(
+        out.contains("Now asking for base@>=1, <1.1 (was only needed by others)"),
+        "{out}"
+    );
+    assert!(!out.contains("unchanged"), "{out}");
+    let text = lock_text(&user.project);
+    assert!(text.contains("version = 3\n"), "{text}");
+    assert!(text.contains("\"base@>=1, <1.1\""), "{text}");
+
+    // The bare name keeps it, and says so.
+    let out = user.run(&["install", "base"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "note: keeping the requirement `>=1, <1.1` missions.lock has for `base`; give `base@*` to drop it"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(lock_text(&user.project), text, "the lock is as it was");
+    assert!(text_of(&out).contains("(2 unchanged)"), "{}", text_of(&out));
+    user.ok(&["install", "base", "--locked"]);
+
+    // `update` stays within it.
+    publish(&node, &token, &alice, "base", "1.0.1", &[]);
+    user.ok(&["update"]);
+    assert_eq!(versions(&user.lock()), ["base 1.0.1", "top 1.0.0"]);
+
+    // A new requirement replaces it, and the summary says how the roots changed.
+    let out = user.ok(&["install", "base@^2"]);
+    assert!(
+        out.contains("Now asking for base@^2 (was base@>=1, <1.1)")
+            && out.contains("Updated base 1.0.1 -> 2.0.0")
+            && !out.contains("unchanged"),
+        "{out}"
+    );
+    // `@*` drops it.
+    let out = user.ok(&["install", "base@*"]);
+    assert!(out.contains("Now asking for base (was base@^2)"), "{out}");
+    assert!(!out.contains("unchanged"), "{out}");
+    assert_eq!(
+        roots_line(&lock_text(&user.project)),
+        "roots = [\n    \"base\",\n    \"top\",\n]"
+    );
+    assert!(lock_text(&user.project).contains("version = 2\n"));
+}
+
+#[test]
+fn a_name_given_twice_in_one_command_keeps_its_requirement() {
+    let (node, token) = start_node();
+    let alice = author();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        publish(&node, &token, &alice, "base", v, &[]);
+    }
+    // The one with a requirement wins, whichever comes first.
+    for args in [
+        ["install", "base@=1.0.0", "base"],
+        ["install", "base", "base@=1.0.0"],
+    ] {
+        let user = Client::new(&node.url);
+        user.ok(&args);
+        let lock = user.lock();
+        assert_eq!(versions(&lock), ["base 1.0.0"], "{args:?}");
+        assert_eq!(
+            lock.root_requirement("base").map(ToString::to_string),
+            Some("=1.0.0".to_owned()),
+            "{args:?}"
+        );
+    }
+    // Two requirements are both kept.
+    let user = Client::new(&node.url);
+    user.ok(&["install", "base@>=1", "base@<1.1"]);
+    assert_eq!(
+        user.lock()
+            .root_requirement("base")
+            .map(ToString::to_string),
+        Some(">=1, <1.1".to_owned())
+    );
+    assert_eq!(versions(&user.lock()), ["base 1.0.0"]);
+    // Two that no version can meet together are refused, before anything changes.
+    let before = lock_text(&user.project);
+    for (args, first, second) in [
+        (["install", "base@=1.0.0", "base@^2"], "=1.0.0", "^2"),
+        (["install", "base@<1", "base@>=1.1"], "<1", ">=1.1"),
+    ] {
+        let err = user.fails(&args);
+        assert!(
+            err.contains(&format!(
+                "`base` is given twice with requirements no version meets together: `{first}` and `{second}`"
+            )),
+            "{args:?}: {err}"
+        );
+        assert_eq!(lock_text(&user.project), before);
+    }
+    let fresh = Client::new(&node.url);
+    fresh.fails(&["install", "base@=1.0.0", "base@=1.1.0"]);
+    assert!(!fresh.project.join("missions.lock").exists());
 }
 
 // ---- 3. the project is found from a subfolder ----
