@@ -444,7 +444,7 @@ fn plan_roots(
                     None => {
                         let kept = lock.and_then(|l| l.root_requirement(&name)).cloned();
                         if let Some(req) = &kept {
-                            note(&format!(
+                            note_once(&format!(
                                 "keeping the requirement `{req}` missions.lock has for `{name}`; give `{name}@*` to drop it"
                             ));
                         }
@@ -955,6 +955,19 @@ fn cwd_display() -> String {
 
 fn note(message: &str) {
     eprintln!("note: {message}");
+}
+
+/// [`note`], unless this process said the same already (an install may run again, as
+/// after a corrupt cached archive).
+fn note_once(message: &str) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = SAID
+        .lock()
+        .map(|mut said| said.insert(message.to_owned()))
+        .unwrap_or(true);
+    if first {
+        note(message);
+    }
 }
 
 fn warning(message: &str) {
