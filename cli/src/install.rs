@@ -2,7 +2,8 @@
 //!
 //! An install:
 //!
-//! 1. reads `missions.lock` in the current folder (when there is one);
+//! 1. reads the project's `missions.lock`: the nearest one from the current folder up (see
+//!    [`lockfile_path`]), else the current folder is a new project;
 //! 2. unless offline, fetches the node's `config.json` (the index files of the first
 //!    requested names, with the node's prefetch hint, come meanwhile), then its signed
 //!    snapshot, which it verifies with the node key pinned in the trust store (pinned
@@ -41,8 +42,13 @@
 //! **Taking turns.** An install holds the project lock, then the home lock, from before it
 //! reads `missions.lock` to the end (see [`crate::locks`]); a second command waits.
 //!
+//! **Registries.** The lock records each mission's registry by its index URL
+//! ([`Registry::index_url`]), so it reads the same for every user; a name an older lock
+//! recorded is read as the URL it is configured for here ([`with_index_urls`]).
+//!
 //! **Roots.** The lock records which missions the user asked for (its `roots`); resolution
-//! starts from them (and from the names given), so a dependency that no chosen version
+//! starts from them (and from the names given; a bare name keeps the requirement the lock
+//! has for it, see [`given_roots`]), so a dependency that no chosen version
 //! needs any more drops out of the lock and out of `missions/` (`mission update` after a
 //! new version dropped it, for one). `mission remove NAME` removes NAME and every
 //! dependency no remaining root needs.
@@ -136,15 +142,71 @@ pub struct Outcome {
     /// ... and the version each had, in the same order.
     pub removed_versions: Vec<String>,
     pub lockfile: PathBuf,
+    /// How what the user asks for changed against the lock, one phrase each
+    /// (`Now asking for base@^2 (was base@>=1, <1.1)`).
+    pub roots_changed: Vec<String>,
     /// Whether the node was contacted.
     pub network: bool,
 }
 
-/// The lockfile of the current folder.
+/// The project's `missions.lock`: in the nearest folder, from the current one up to the
+/// file-system root, that has one (as cargo finds Cargo.toml), else in the current folder
+/// (a new project). When it is not the current folder, a note says once which project is
+/// used.
+///
+/// The search does not go into a folder whose owner is not the current folder's (on Unix,
+/// compared by user id): a `missions.lock` another user left in `/tmp` or `/home` does not
+/// make their project yours. A note says so when such a folder has one.
 pub fn lockfile_path() -> Result<PathBuf> {
-    Ok(std::env::current_dir()
-        .context("reading the current folder")?
-        .join(LOCKFILE_NAME))
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let (project, skipped) = find_project(&cwd);
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        if let Some(skipped) = &skipped {
+            note(&format!(
+                "not using {}: that folder belongs to another user; {} is a project of its own",
+                skipped.join(LOCKFILE_NAME).display(),
+                cwd.display()
+            ));
+        }
+        if project != cwd {
+            note(&format!(
+                "using the project at {} ({LOCKFILE_NAME})",
+                project.display()
+            ));
+        }
+    });
+    Ok(project.join(LOCKFILE_NAME))
+}
+
+/// The folder of the nearest `missions.lock` from `start` up (`start` when there is none),
+/// and the folder of one passed over because another user owns it (see [`lockfile_path`]).
+fn find_project(start: &Path) -> (PathBuf, Option<PathBuf>) {
+    let owner = folder_owner(start);
+    for dir in start.ancestors() {
+        let has_lock = std::fs::symlink_metadata(dir.join(LOCKFILE_NAME)).is_ok();
+        if folder_owner(dir) != owner {
+            return (start.to_owned(), has_lock.then(|| dir.to_owned()));
+        }
+        if has_lock {
+            return (dir.to_owned(), None);
+        }
+    }
+    (start.to_owned(), None)
+}
+
+/// Who owns `dir` (`None` when that cannot be read, or off Unix, where it is not checked).
+fn folder_owner(dir: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// The install folder, absolute, and as the lockfile records it (relative to the
@@ -253,21 +315,51 @@ pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
 }
 
 /// The registry to use: `--registry`, else the configured default, else the registry the
-/// lockfile names.
-pub fn pick_registry(arg: Option<&str>, lock: Option<&Lockfile>) -> Result<Registry> {
+/// lockfile names (a URL, or in an older lock a configured name: see
+/// [`with_index_urls`]); with, in the last case, the lock's words for it.
+pub fn pick_registry(
+    arg: Option<&str>,
+    lock: Option<&Lockfile>,
+) -> Result<(Registry, Option<String>)> {
     match registry::resolve(arg) {
-        Ok(r) => Ok(r),
+        Ok(r) => Ok((r, None)),
         // Only when no default is named: a misspelt one must be said, not passed over.
         Err(e) if arg.is_none() && !registry::default_is_named() => {
             let from_lock = lock.and_then(|l| l.missions().next().map(|m| m.registry.clone()));
             match from_lock {
                 Some(r) => registry::resolve(Some(&r))
+                    .map(|registry| (registry, Some(r.clone())))
                     .with_context(|| format!("the registry `{r}` that missions.lock names")),
                 None => Err(e),
             }
         }
         Err(e) => Err(e),
     }
+}
+
+/// `lock` with each mission's registry as its index URL ([`Registry::index_url`]), so
+/// that two spellings of one registry compare equal: a URL is spelled the one way, and a
+/// configured name (which locks written before recorded) is replaced by the URL it stands
+/// for here. A name configured nowhere here stays as it is. The file is not changed: the
+/// next install that writes it writes the URLs.
+fn with_index_urls(mut lock: Lockfile) -> Lockfile {
+    let mut urls: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let missions: Vec<LockedMission> = lock.missions().cloned().collect();
+    for mut m in missions {
+        let url = urls
+            .entry(m.registry.clone())
+            .or_insert_with(|| {
+                registry::resolve(Some(&m.registry))
+                    .ok()
+                    .map(|r| r.index_url())
+            })
+            .clone();
+        if let Some(url) = url.filter(|url| *url != m.registry) {
+            m.registry = url;
+            lock.insert(m);
+        }
+    }
+    lock
 }
 
 /// The requirement that keeps a locked mission: any version (the lock's is preferred), or
@@ -283,6 +375,45 @@ fn keep_req(version: &semver::Version) -> VersionReq {
 /// What the user asked for: each root's name, with the requirement they gave if any (kept
 /// in the lock, so that `update` stays within it).
 type Asked = Vec<(String, Option<VersionReq>)>;
+
+/// The missions named on the command line (`NAME[@REQ]`), one per name (compared by
+/// [`collision_key`]) in the order first given, each with the requirement given for it
+/// (`None`: a bare name). A name given twice keeps the requirements of both (a bare name
+/// adds none); two that no version can meet together are refused.
+fn given_roots(args: &[String]) -> Result<Vec<(String, Option<VersionReq>)>> {
+    let mut given: Vec<(String, Option<VersionReq>)> = Vec::new();
+    for arg in args {
+        let req = Requirement::parse(arg).with_context(|| {
+            "give missions as NAME or NAME@REQ, such as `fix_build@^1.2`".to_string()
+        })?;
+        let explicit = arg.contains('@').then_some(req.req);
+        let key = collision_key(&req.name);
+        let Some((_, had)) = given.iter_mut().find(|(n, _)| collision_key(n) == key) else {
+            given.push((req.name, explicit));
+            continue;
+        };
+        *had = match (had.take(), explicit) {
+            (None, req) | (req, None) => req,
+            (Some(first), Some(second)) if first == second => Some(first),
+            (Some(first), Some(second)) => {
+                let mut both = first.clone();
+                for c in &second.comparators {
+                    if !both.comparators.contains(c) {
+                        both.comparators.push(c.clone());
+                    }
+                }
+                if !resolve::can_be_met(&both) {
+                    bail!(
+                        "`{}` is given twice with requirements no version meets together: `{first}` and `{second}`; give one of them",
+                        req.name
+                    );
+                }
+                Some(both)
+            }
+        };
+    }
+    Ok(given)
+}
 
 /// The roots to resolve, the lock to resolve with, and what the user asked for.
 fn plan_roots(
@@ -304,13 +435,25 @@ fn plan_roots(
     match request {
         Request::Install(args) => {
             let mut given = BTreeSet::new();
-            for arg in args {
-                let req = Requirement::parse(arg).with_context(|| {
-                    "give missions as NAME or NAME@REQ, such as `fix_build@^1.2`".to_string()
-                })?;
-                given.insert(collision_key(&req.name));
-                asked.push((req.name.clone(), arg.contains('@').then(|| req.req.clone())));
-                roots.push(req);
+            for (name, explicit) in given_roots(args)? {
+                given.insert(collision_key(&name));
+                let asked_with = match explicit {
+                    // `NAME@*` asks for any version: no requirement to keep.
+                    Some(req) => Some(req).filter(|r| !r.comparators.is_empty()),
+                    // A bare name keeps the requirement it was asked with before.
+                    None => {
+                        let kept = lock.and_then(|l| l.root_requirement(&name)).cloned();
+                        if let Some(req) = &kept {
+                            note_once(&format!(
+                                "keeping the requirement `{req}` missions.lock has for `{name}`; give `{name}@*` to drop it"
+                            ));
+                        }
+                        kept
+                    }
+                };
+                let req = asked_with.clone().unwrap_or(VersionReq::STAR);
+                roots.push(Requirement::new(name.clone(), req));
+                asked.push((name, asked_with));
             }
             if let Some(lock) = lock {
                 for m in lock.roots() {
@@ -373,7 +516,7 @@ fn new_lockfile(
     asked: &Asked,
     dir: &str,
 ) -> Result<Lockfile> {
-    let mut lock = Lockfile::from_resolution(resolution, registry.key());
+    let mut lock = Lockfile::from_resolution(resolution, &registry.index_url());
     for (name, req) in asked {
         lock.set_root(name, req.clone());
     }
@@ -455,12 +598,13 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         dir,
         dir_record,
     } = take_project(&lock_path, opts.dir.as_deref())?;
+    let old_lock = old_lock.map(with_index_urls);
+    let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
     let home = home::mission_home()?;
     let _home_lock = locks::lock_home(&home)?;
-    let registry = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
+    let (registry, named_by_lock) = pick_registry(opts.registry.as_deref(), old_lock.as_ref())?;
     let index_cache = home.join("cache").join("index");
     let archive_cache = home.join("cache").join("archives");
-    let (roots, resolve_lock, asked) = plan_roots(&request, old_lock.as_ref())?;
     let mut trust = TrustStore::load()?;
 
     // --locked with everything cached: no request at all.
@@ -514,6 +658,13 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
                 }
             }
             fetch_config(&index, &mut trust)
+        })
+        .map_err(|e| match &named_by_lock {
+            // Nothing in this user's config named it: say where it came from.
+            Some(r) => e.context(format!(
+                "the registry `{r}` that missions.lock names (pass --registry to use another)"
+            )),
+            None => e,
         })?;
         Some((DownloadTemplate::new(&config, &registry)?, node_key))
     };
@@ -754,6 +905,10 @@ fn run_once(request: Request, opts: &Options) -> Result<Outcome> {
         removed,
         removed_versions,
         lockfile: lock_path,
+        roots_changed: old_lock
+            .as_ref()
+            .map(|old| root_changes(old, &new_lock))
+            .unwrap_or_default(),
         network: index.used_network(),
     })
 }
@@ -802,8 +957,56 @@ fn note(message: &str) {
     eprintln!("note: {message}");
 }
 
+/// [`note`], unless this process said the same already (an install may run again, as
+/// after a corrupt cached archive).
+fn note_once(message: &str) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = SAID
+        .lock()
+        .map(|mut said| said.insert(message.to_owned()))
+        .unwrap_or(true);
+    if first {
+        note(message);
+    }
+}
+
 fn warning(message: &str) {
     eprintln!("warning: {message}");
+}
+
+/// `NAME` or `NAME@REQ`, as the user asked for root `name` in `lock`.
+fn asked_as(lock: &Lockfile, name: &str) -> String {
+    match lock.root_requirement(name) {
+        Some(req) => format!("{name}@{req}"),
+        None => name.to_owned(),
+    }
+}
+
+/// How the roots (what the user asks for) of missions locked in both `old` and `new`
+/// changed, one phrase each; a mission new to the lock, or gone from it, is not counted.
+fn root_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
+    let mut changes = Vec::new();
+    for m in new.missions().filter(|m| old.get(&m.name).is_some()) {
+        let name = &m.name;
+        match (old.is_root(name), new.is_root(name)) {
+            (false, true) => changes.push(format!(
+                "Now asking for {} (was only needed by others)",
+                asked_as(new, name)
+            )),
+            (true, false) => changes.push(format!(
+                "No longer asking for {} (still needed by others)",
+                asked_as(old, name)
+            )),
+            (true, true) if old.root_requirement(name) != new.root_requirement(name) => changes
+                .push(format!(
+                    "Now asking for {} (was {})",
+                    asked_as(new, name),
+                    asked_as(old, name)
+                )),
+            _ => {}
+        }
+    }
+    changes
 }
 
 /// What differs between two lockfiles, one phrase per mission.
@@ -824,10 +1027,33 @@ pub fn lock_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
                 "`{}` would go from {} to {}",
                 m.name, o.version, m.version
             )),
-            Some(o) if o != m => changes.push(format!(
-                "`{}` {} would change its checksum, key, registry or dependencies",
-                m.name, m.version
-            )),
+            Some(o) if o != m => {
+                let deps = |m: &LockedMission| {
+                    let listed: Vec<String> =
+                        m.dependencies.iter().map(|d| d.to_string()).collect();
+                    if listed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        listed.join(", ")
+                    }
+                };
+                let fields: Vec<String> = [
+                    ("checksum", o.cksum.clone(), m.cksum.clone()),
+                    ("key", o.key.clone(), m.key.clone()),
+                    ("registry", o.registry.clone(), m.registry.clone()),
+                    ("dependencies", deps(o), deps(m)),
+                ]
+                .into_iter()
+                .filter(|(_, was, now)| was != now)
+                .map(|(field, was, now)| format!("its {field} from `{was}` to `{now}`"))
+                .collect();
+                changes.push(format!(
+                    "`{}` {} would change {}",
+                    m.name,
+                    m.version,
+                    fields.join(", ")
+                ));
+            }
             Some(_) => {}
         }
     }
@@ -1888,5 +2114,112 @@ mod tests {
         assert_eq!(closest("lint", names.into_iter()), vec!["lint_rust"]);
         assert_eq!(closest("Fix-Build", names.into_iter())[0], "fix_build");
         assert!(!closest("fix_build", names.into_iter()).contains(&"fix_build".to_owned()));
+    }
+
+    fn given(args: &[&str]) -> Result<Vec<(String, Option<String>)>> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Ok(given_roots(&args)?
+            .into_iter()
+            .map(|(name, req)| (name, req.map(|r| r.to_string())))
+            .collect())
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_every_requirement_given() {
+        let one = |name: &str, req: Option<&str>| vec![(name.to_owned(), req.map(str::to_owned))];
+        assert_eq!(given(&["a@=1.0.0", "a"]).unwrap(), one("a", Some("=1.0.0")));
+        assert_eq!(given(&["a", "A@=1.0.0"]).unwrap(), one("a", Some("=1.0.0")));
+        assert_eq!(given(&["a@^1", "a@^1"]).unwrap(), one("a", Some("^1")));
+        assert_eq!(
+            given(&["a@>=1", "a@<1.1"]).unwrap(),
+            one("a", Some(">=1, <1.1"))
+        );
+        assert_eq!(given(&["a@*", "a"]).unwrap(), one("a", Some("*")));
+        assert_eq!(given(&["a", "a"]).unwrap(), one("a", None));
+        assert_eq!(
+            given(&["b", "a@^1", "b@^2"]).unwrap(),
+            [
+                ("b".to_owned(), Some("^2".to_owned())),
+                ("a".to_owned(), Some("^1".to_owned()))
+            ]
+        );
+        let err = format!("{:#}", given(&["a@=1.0.0", "a@^2"]).unwrap_err());
+        assert!(
+            err.contains(
+                "`a` is given twice with requirements no version meets together: `=1.0.0` and `^2`"
+            ),
+            "{err}"
+        );
+    }
+
+    fn locked(roots: &[(&str, Option<&str>)]) -> Lockfile {
+        let mut lock = Lockfile::new();
+        for name in ["a", "b"] {
+            lock.insert(LockedMission {
+                name: name.to_owned(),
+                version: semver::Version::new(1, 0, 0),
+                cksum: "0".repeat(64),
+                registry: "sparse+http://h/index/".to_owned(),
+                key: "RWkey".to_owned(),
+                dependencies: Vec::new(),
+            });
+        }
+        for (name, req) in roots {
+            lock.set_root(name, req.map(|r| VersionReq::parse(r).unwrap()));
+        }
+        lock
+    }
+
+    #[test]
+    fn changes_to_what_is_asked_for_are_said() {
+        let old = locked(&[("a", Some(">=1, <1.1"))]);
+        assert!(root_changes(&old, &old).is_empty());
+        let new = locked(&[("a", Some("^2")), ("b", None)]);
+        assert_eq!(
+            root_changes(&old, &new),
+            [
+                "Now asking for a@^2 (was a@>=1, <1.1)",
+                "Now asking for b (was only needed by others)"
+            ]
+        );
+        assert_eq!(
+            root_changes(&new, &locked(&[("a", None)])),
+            [
+                "Now asking for a (was a@^2)",
+                "No longer asking for b (still needed by others)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_locked_install_names_the_field_that_would_change() {
+        let old = locked(&[("a", None)]);
+        let mut new = old.clone();
+        let mut a = new.get("a").unwrap().clone();
+        a.registry = "git+http://h/git/index.git".to_owned();
+        a.cksum = "1".repeat(64);
+        new.insert(a);
+        assert_eq!(
+            lock_changes(&old, &new),
+            [format!(
+                "`a` 1.0.0 would change its checksum from `{}` to `{}`, its registry from `sparse+http://h/index/` to `git+http://h/git/index.git`",
+                "0".repeat(64),
+                "1".repeat(64)
+            )]
+        );
+    }
+
+    #[test]
+    fn the_project_is_the_nearest_folder_with_a_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("p");
+        let sub = project.join("a").join("b");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(find_project(&sub), (sub.clone(), None));
+        std::fs::write(project.join(LOCKFILE_NAME), "").unwrap();
+        assert_eq!(find_project(&sub), (project.clone(), None));
+        assert_eq!(find_project(&project), (project.clone(), None));
+        std::fs::write(sub.join(LOCKFILE_NAME), "").unwrap();
+        assert_eq!(find_project(&sub), (sub.clone(), None), "the nearest");
     }
 }

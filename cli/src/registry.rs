@@ -32,6 +32,13 @@
 //!   `config.toml`, and defines NAME when `config.toml` has no such registry;
 //! - `MISSION_REGISTRY_DEFAULT` overrides `[registry] default`.
 //!
+//! **In missions.lock** a registry is recorded by where it is, not by the name one user gave
+//! it: its index URL spelled one way ([`Location::index_url`]: `sparse+BASE/index/` or
+//! `git+BASE/git/index.git`), as Cargo.lock records a `source`. A URL read back from a lock
+//! (as any URL given to `--registry`) is the registry configured for that place when there
+//! is one (in config.toml or as `MISSION_REGISTRIES_<NAME>_INDEX`; the default first), so
+//! its token and node key apply; else it is used as it is.
+//!
 //! Keys of `[registry]` (`default`) and `[registries.NAME]` (`index`, `node-key`) that this
 //! client does not know are reported with a warning naming the key and the file, as cargo
 //! warns about unused keys. (`[trust]` belongs to [`crate::trust`].) A name that is neither
@@ -114,9 +121,8 @@ impl Registry {
         }
     }
 
-    /// The key of this registry's token in `credentials.toml`: its name, else its git index
-    /// URL (`git+...`, so that a lockfile naming the registry reads its index the same way
-    /// again), else its base URL.
+    /// The key of this registry's token in `credentials.toml` and of its entry in the
+    /// trust store: its name, else its git index URL (`git+...`), else its base URL.
     pub fn key(&self) -> &str {
         self.name
             .as_deref()
@@ -129,6 +135,20 @@ impl Registry {
         self.git_index
             .as_deref()
             .map(|u| u.strip_prefix("git+").unwrap_or(u))
+    }
+
+    /// Where this registry is, as [`parse_url`] reads it.
+    pub fn location(&self) -> Location {
+        Location {
+            base_url: self.base_url.clone(),
+            git_index: self.git_index.clone(),
+        }
+    }
+
+    /// The registry as missions.lock records it: its index URL, spelled one way (see
+    /// [`Location::index_url`]), whatever name or URL it was given as.
+    pub fn index_url(&self) -> String {
+        self.location().index_url()
     }
 
     /// How to name this registry on the command line (`--registry X`).
@@ -181,6 +201,20 @@ pub fn name_env(name: &str, what: &str) -> String {
 pub struct Location {
     pub base_url: String,
     pub git_index: Option<String>,
+}
+
+impl Location {
+    /// The one spelling of this location: `git+BASE/git/index.git` when the index is read
+    /// over git, else `sparse+BASE/index/`. Every URL [`parse_url`] reads as this location
+    /// gives this spelling, and [`parse_url`] reads it back as this location, so two
+    /// registries are the same exactly when their index URLs are equal. missions.lock
+    /// records it (as Cargo.lock records a package's `source`).
+    pub fn index_url(&self) -> String {
+        match &self.git_index {
+            Some(git) => git.clone(),
+            None => format!("sparse+{}/index/", self.base_url),
+        }
+    }
 }
 
 /// The shapes a registry URL may have, for error messages.
@@ -349,6 +383,18 @@ fn load_config() -> Result<(PathBuf, Config)> {
 /// change the process's environment).
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// The registries named by a `MISSION_REGISTRIES_<NAME>_INDEX` variable, as NAME
+    /// lower-cased (`_` stays `_`: a name given with `-` cannot be told from one with `_`).
+    fn index_names(&self) -> Vec<String>;
+}
+
+/// The registry name a `MISSION_REGISTRIES_<NAME>_INDEX` variable defines, if `var` is one.
+fn index_var_name(var: &str) -> Option<String> {
+    let name = var
+        .strip_prefix("MISSION_REGISTRIES_")?
+        .strip_suffix("_INDEX")?;
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
 }
 
 /// The process's environment.
@@ -360,6 +406,15 @@ impl Env for ProcessEnv {
             .ok()
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    fn index_names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(var, value)| {
+                let name = index_var_name(var.to_str()?)?;
+                (!value.is_empty()).then_some(name)
+            })
+            .collect()
     }
 }
 
@@ -419,12 +474,22 @@ fn resolve_in(arg: Option<&str>, path: &Path, config: &Config, env: &dyn Env) ->
     match arg {
         Some(arg) if looks_like_url(arg) => {
             let location = parse_url(arg)?;
-            // A URL of a configured registry (read the same way) shares that registry's
-            // name and stored token.
-            let name = config.registries.keys().find_map(|name| {
-                let (url, _) = index_of(name)?;
-                (parse_url(&url).ok().as_ref() == Some(&location)).then(|| name.clone())
-            });
+            // A URL of a registry configured in config.toml or the environment (read the
+            // same way) is that registry, with its name, token and node key; the default
+            // registry first, should several names lead there.
+            let default = env
+                .var(DEFAULT_ENV)
+                .or_else(|| config.registry.default.clone());
+            let name = default
+                .into_iter()
+                .chain(config.registries.keys().cloned())
+                .chain(env.index_names())
+                .find(|name| {
+                    index_of(name)
+                        .and_then(|(url, _)| parse_url(&url).ok())
+                        .as_ref()
+                        == Some(&location)
+                });
             Ok(Registry {
                 name,
                 base_url: location.base_url,
@@ -937,6 +1002,13 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+
+        fn index_names(&self) -> Vec<String> {
+            self.0
+                .iter()
+                .filter_map(|(k, _)| index_var_name(k))
+                .collect()
+        }
     }
 
     fn config(text: &str) -> Config {
@@ -1037,9 +1109,43 @@ node-key = "RWQ"
         // The same node read over sparse HTTP is another registry entry.
         let other = resolved(Some("http://127.0.0.1:7979"), &[]).unwrap();
         assert_eq!(other.name, None);
-        // An unnamed git registry is keyed (lockfile, credentials) by its git URL.
+        // An unnamed git registry is keyed (credentials, trust store) by its git URL.
         let unnamed = resolved(Some("http://10.1.1.1/git/index.git"), &[]).unwrap();
         assert_eq!(unnamed.key(), "git+http://10.1.1.1/git/index.git");
+        // A URL named only in the environment is that registry too, and the default is
+        // preferred among several names for one place.
+        let env = [("MISSION_REGISTRIES_CI_NODE_INDEX", "http://10.2.2.2")];
+        let by_env = resolved(Some("sparse+http://10.2.2.2/index/"), &env).unwrap();
+        assert_eq!(by_env.name.as_deref(), Some("ci_node"));
+        let twice = [
+            ("MISSION_REGISTRIES_OTHER_INDEX", "http://127.0.0.1:7878"),
+            ("MISSION_REGISTRY_DEFAULT", "other"),
+        ];
+        let by_default = resolved(Some("http://127.0.0.1:7878/"), &twice).unwrap();
+        assert_eq!(by_default.name.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_registry_has_one_index_url() {
+        for (given, url) in [
+            ("http://h:1", "sparse+http://h:1/index/"),
+            ("http://h:1/", "sparse+http://h:1/index/"),
+            ("http://h:1/index", "sparse+http://h:1/index/"),
+            ("sparse+http://h:1/index", "sparse+http://h:1/index/"),
+            ("sparse+http://h:1/index/", "sparse+http://h:1/index/"),
+            ("https://h/mission/", "sparse+https://h/mission/index/"),
+            ("http://h:1/git/index.git", "git+http://h:1/git/index.git"),
+            (
+                "git+http://h:1/git/index.git/",
+                "git+http://h:1/git/index.git",
+            ),
+        ] {
+            let location = parse_url(given).unwrap();
+            assert_eq!(location.index_url(), url, "{given}");
+            assert_eq!(parse_url(url).unwrap(), location, "{url} reads back");
+        }
+        let named = resolved(Some("local"), &[]).unwrap();
+        assert_eq!(named.index_url(), "sparse+http://127.0.0.1:7878/index/");
     }
 
     #[test]

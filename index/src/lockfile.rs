@@ -13,7 +13,7 @@
 //! name = "fix_build"
 //! version = "1.2.0"
 //! cksum = "<sha256 of the archive, 64 lowercase hex digits>"
-//! registry = "https://registry.example.org"
+//! registry = "sparse+https://registry.example.org/index/"
 //! key = "RW<the author's minisign public key>"
 //! dependencies = [
 //!     "rust_toolchain_check 1.0.3",
@@ -27,10 +27,25 @@
 //! finds a different checksum for a locked version, or a different key for a locked name,
 //! must stop (ARCHITECTURE section 3).
 //!
+//! `registry` says where the mission came from, as Cargo.lock's `source` does: the
+//! registry's index URL, spelled one way whatever name or URL the user gave it, so that the
+//! lock means the same to everyone who gets it with the project:
+//! `sparse+http(s)://HOST[:PORT][/PATH]/index/` for a node's sparse index (whose base URL
+//! is `http(s)://HOST[:PORT][/PATH]`), `git+http(s)://HOST[:PORT][/PATH]/git/index.git` for
+//! its git index. The client reads such a URL as the registry configured for that place
+//! when there is one (so its token and node key apply), else as it is. Locks written
+//! before recorded the name the user's config gave the registry (`registry = "local"`) when
+//! it had one: those are still read (this crate takes any non-empty `registry`), a client
+//! resolves the name where it is configured and compares it as the URL it stands for, and
+//! the next install writes the URL. This needed no new format version: clients that knew
+//! only names read a URL there as well.
+//!
 //! `roots` lists, in the same order, the missions the user asked for (`mission install
 //! NAME`), each with the version requirement they asked for if they gave one
 //! (`"fix_build@^1.2"` for `mission install fix_build@^1.2`): `mission update` stays within
-//! it, as `cargo update` stays within Cargo.toml. Every other locked mission is there because
+//! it, as `cargo update` stays within Cargo.toml. A requirement stays until the user gives
+//! another: `mission install fix_build` again keeps `^1.2` (`fix_build@*` drops it), and
+//! `NAME@A NAME@B` in one command records both (`A, B`). Every other locked mission is there because
 //! a root needs it, directly or through others. `mission remove NAME` drops NAME and every
 //! mission no remaining root needs, and `mission update` drops the dependencies no version
 //! chosen needs any more.
@@ -128,7 +143,8 @@ pub struct LockedMission {
     pub version: Version,
     /// SHA-256 of the archive, lowercase hex.
     pub cksum: String,
-    /// The registry (URL or configured name) the mission was installed from.
+    /// The index URL of the registry the mission was installed from (see the module docs;
+    /// older locks may hold a name from the user's config instead).
     pub registry: String,
     /// The author's minisign public key, base64 (`RW...`).
     pub key: String,

@@ -145,6 +145,89 @@ impl Requirement {
     }
 }
 
+/// Whether some version could meet every comparator of `req`: `false` when they contradict
+/// (`=1.0.0, ^2`, or `<1, >=1.1`). Each comparator is read as the range of versions it
+/// allows; the rule that keeps prereleases out unless a comparator names one only narrows
+/// what matches, so it is left out, and `true` may be answered for a requirement only
+/// prereleases could meet (the resolver then finds no version).
+pub fn can_be_met(req: &VersionReq) -> bool {
+    // (lower, upper) bounds, each a version and whether it is included; `None`: unbounded.
+    type Bound = Option<(Version, bool)>;
+    let mut lower: Bound = None;
+    let mut upper: Bound = None;
+    for c in &req.comparators {
+        let (low, high) = comparator_range(c);
+        if let Some((v, incl)) = low {
+            let tighter = match &lower {
+                None => true,
+                Some((l, l_incl)) => v > *l || (v == *l && *l_incl && !incl),
+            };
+            if tighter {
+                lower = Some((v, incl));
+            }
+        }
+        if let Some((v, incl)) = high {
+            let tighter = match &upper {
+                None => true,
+                Some((u, u_incl)) => v < *u || (v == *u && *u_incl && !incl),
+            };
+            if tighter {
+                upper = Some((v, incl));
+            }
+        }
+    }
+    match (lower, upper) {
+        (Some((l, l_incl)), Some((u, u_incl))) => l < u || (l == u && l_incl && u_incl),
+        _ => true,
+    }
+}
+
+/// The versions one comparator allows, as (lower, upper) bounds (see [`can_be_met`]).
+#[allow(clippy::type_complexity)]
+fn comparator_range(c: &semver::Comparator) -> (Option<(Version, bool)>, Option<(Version, bool)>) {
+    use semver::Op;
+    let at = |major: u64, minor: u64, patch: u64| Version::new(major, minor, patch);
+    let mut exact = at(c.major, c.minor.unwrap_or(0), c.patch.unwrap_or(0));
+    exact.pre = c.pre.clone();
+    // The first version past what the given parts name (`1.2` -> 1.3.0, `1` -> 2.0.0).
+    let past = |minor: Option<u64>, patch: Option<u64>| -> Option<Version> {
+        match (minor, patch) {
+            (None, _) => Some(at(c.major.checked_add(1)?, 0, 0)),
+            (Some(m), None) => Some(at(c.major, m.checked_add(1)?, 0)),
+            (Some(m), Some(p)) => Some(at(c.major, m, p.checked_add(1)?)),
+        }
+    };
+    let from = |v: Version| Some((v, true));
+    let before = |v: Option<Version>| v.map(|v| (v, false));
+    match c.op {
+        Op::Exact | Op::Wildcard => match c.patch {
+            Some(_) if c.minor.is_some() => (from(exact.clone()), Some((exact, true))),
+            _ => (from(exact), before(past(c.minor, None))),
+        },
+        Op::Greater => match (c.minor, c.patch) {
+            (Some(_), Some(_)) => (Some((exact, false)), None),
+            (minor, _) => (past(minor, None).map(|v| (v, true)), None),
+        },
+        Op::GreaterEq => (from(exact), None),
+        Op::Less => (None, Some((exact, false))),
+        Op::LessEq => match (c.minor, c.patch) {
+            (Some(_), Some(_)) => (None, Some((exact, true))),
+            (minor, _) => (None, before(past(minor, None))),
+        },
+        Op::Tilde => (from(exact), before(past(c.minor, None))),
+        Op::Caret => {
+            let high = match (c.major, c.minor, c.patch) {
+                (0, Some(0), Some(_)) => past(Some(0), c.patch),
+                (0, Some(m), _) => past(Some(m), None),
+                _ => past(None, None),
+            };
+            (from(exact), before(high))
+        }
+        // An operator this code does not know: assume it could be met.
+        _ => (None, None),
+    }
+}
+
 impl FromStr for Requirement {
     type Err = RequirementError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -957,6 +1040,39 @@ fn check_cycles(resolution: &Resolution) -> Result<(), ResolveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requirements_that_contradict_cannot_be_met() {
+        let met = |req: &str| can_be_met(&VersionReq::parse(req).unwrap());
+        for req in [
+            "*",
+            ">=1, <1.1",
+            "=1.0.0, ^1",
+            "^1.2, ~1.2.5",
+            ">1, <3",
+            "<=1.2.3, >=1.2.3",
+            "^0.0.3, =0.0.3",
+            "1.*, >=1.9",
+            ">1.2, <1.3.1",
+            "<1.2.3, >=1.2.3-alpha",
+        ] {
+            assert!(met(req), "{req}");
+        }
+        for req in [
+            "=1.0.0, ^2",
+            "<1, >=1.1",
+            "=1.0.0, =1.1.0",
+            ">1.2.3, <=1.2.3",
+            "^0.2, >=0.3",
+            "^0.0.3, =0.0.4",
+            "~1.2, <1.2",
+            ">1, <2",
+            "<=1, >=2",
+            "=1.2, >=1.3",
+        ] {
+            assert!(!met(req), "{req}");
+        }
+    }
 
     #[test]
     fn requirement_parses_name_and_optional_req() {

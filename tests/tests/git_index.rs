@@ -133,7 +133,7 @@ fn a_git_index_installs_updates_and_works_offline() {
     let out = user.ok(&["install", "app_main"]);
     assert!(out.contains("app_main 1.0.0"), "{out}");
 
-    // The whole graph is installed and locked, from registry `g`.
+    // The whole graph is installed and locked, from registry `g`, recorded by its git URL.
     let lock = user.lock();
     assert_eq!(
         versions(&lock),
@@ -145,7 +145,7 @@ fn a_git_index_installs_updates_and_works_offline() {
     {
         let m = lock.get(name).unwrap();
         assert_eq!(m.cksum, archive::cksum(bytes), "{name}");
-        assert_eq!(m.registry, "g");
+        assert_eq!(m.registry, format!("git+{}/git/index.git", node.url));
         assert_eq!(installed_version(&user.project, name), "1.0.0");
     }
     // The index came from the git clone (at the node's head), not from the sparse index.
@@ -218,7 +218,8 @@ fn the_index_url_can_come_from_the_environment_alone() {
     assert!(out.contains("helper_kit 1.0.0"), "{out}");
     let lock = user.lock();
     assert_eq!(versions(&lock), ["base_tools 1.0.0", "helper_kit 1.0.0"]);
-    assert!(lock.missions().all(|m| m.registry == "ci-node"));
+    let git_index = format!("git+{}/git/index.git", node.url);
+    assert!(lock.missions().all(|m| m.registry == git_index));
     assert!(user.home.join("cache/git/ci-node").is_dir());
 
     // MISSION_REGISTRY_DEFAULT makes it the default.

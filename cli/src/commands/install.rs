@@ -9,7 +9,8 @@ use crate::install::{self, Installed, Outcome, Request};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Missions to install, as NAME or NAME@REQ (`fix_build@^1.2`); none: what missions.lock lists
+    /// Missions to install, as NAME or NAME@REQ (`fix_build@^1.2`); none: what missions.lock lists.
+    /// A NAME already asked for keeps its requirement (NAME@* drops it)
     pub missions: Vec<String>,
     /// Refuse to change missions.lock; with a complete cache, make no request at all
     #[arg(long)]
@@ -151,13 +152,18 @@ pub fn report(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     for (name, version) in outcome.removed.iter().zip(&outcome.removed_versions) {
         println!("Removed {name} {version} (no longer needed)");
     }
+    // A change in what is asked for changes the lock even when no version moves.
+    for change in &outcome.roots_changed {
+        println!("{change}");
+    }
     println!(
         "Locked {} mission(s) in {}{}",
         outcome.installed.len(),
         outcome.lockfile.display(),
         match unchanged {
             0 => String::new(),
-            n => format!(" ({n} unchanged)"),
+            n if outcome.roots_changed.is_empty() => format!(" ({n} unchanged)"),
+            n => format!(" ({n} at the same version)"),
         }
     );
     Ok(ExitCode::SUCCESS)
