@@ -404,7 +404,8 @@ fn install_locks_reproduces_and_works_from_the_cache() {
         let m = lock.get(name).unwrap();
         assert_eq!(m.cksum, archive::cksum(bytes), "{name}");
         assert_eq!(m.key, alice.pk.to_base64(), "{name}");
-        assert_eq!(m.registry, "test");
+        // The registry's location, not the user's name for it: a lock can be shared.
+        assert_eq!(m.registry, format!("sparse+{}/index/", node.url));
     }
     assert_eq!(
         lock.get("app_main").unwrap().dependencies[0].to_string(),
@@ -782,8 +783,19 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     unchanged("archive altered in transit");
     front.corrupt_downloads(false);
     user.ok(&["install"]);
-    unchanged("reinstall through the front");
+    // The same missions; the lock now names the registry the user installed from.
+    let mut through_front = user.tree();
+    let mut expected = installed.clone();
+    through_front.remove("missions.lock");
+    expected.remove("missions.lock");
+    assert_eq!(through_front, expected, "reinstall through the front");
+    assert!(user
+        .lock()
+        .missions()
+        .all(|m| m.registry == format!("sparse+{}/index/", front.url)));
     user.point_at(&node.url);
+    user.ok(&["install"]);
+    unchanged("back at the node");
 
     // 2. An old snapshot replayed: saved now, served after the node moved on.
     let old_json = node.get("/index/snapshot.json").body;
@@ -2062,7 +2074,17 @@ fn update_stays_within_the_requirement_asked_for() {
     user.ok(&["install", "rq_base@^1"]);
     user.ok(&["update", "rq_base"]);
     assert_eq!(versions(&user.lock()), ["rq_base 1.2.0"], "within ^1");
+    // A bare name keeps the requirement; `@*` drops it.
     user.ok(&["install", "rq_base"]);
+    assert_eq!(
+        user.lock()
+            .root_requirement("rq_base")
+            .map(|r| r.to_string()),
+        Some("^1".to_owned())
+    );
+    user.ok(&["update"]);
+    assert_eq!(versions(&user.lock()), ["rq_base 1.2.0"], "still within ^1");
+    user.ok(&["install", "rq_base@*"]);
     assert_eq!(
         versions(&user.lock()),
         ["rq_base 1.2.0"],
