@@ -201,6 +201,7 @@ mod tests {
             removed: Vec::new(),
             removed_versions: Vec::new(),
             lockfile: "missions.lock".into(),
+            roots_changed: Vec::new(),
             network: false,
         };
         let json = outcome_json(&outcome).unwrap();
