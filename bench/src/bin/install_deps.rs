@@ -219,7 +219,8 @@ fn publish(
     let mut response = agent
         .post(format!("{url}/api/v1/missions/publish"))
         .header("Authorization", format!("Bearer {token}"))
-        .send(&body[..])?;
+        .send(&body[..])
+        .map_err(|e| format!("publishing {name}: {e}"))?;
     if response.status() != 200 {
         let text = response.body_mut().read_to_string().unwrap_or_default();
         return Err(format!("publishing {name}: {} {text}", response.status()).into());
@@ -555,7 +556,7 @@ fn main() -> Result<(), Error> {
         }
         None => node_url.clone(),
     };
-    let token = add_user(&data, "publish")?;
+    let token = add_user(&data, "publish").map_err(|e| format!("adding a user: {e}"))?;
     let key = signing::generate_keypair(None)?;
     let public = PublicKey::parse(&key.public_key_text)?;
     let secret = SecretKey::parse(&key.secret_key_text, None)?;
@@ -586,9 +587,9 @@ fn main() -> Result<(), Error> {
     // head does not move while the benchmark runs: nothing is published).
     let snapshot: Snapshot = agent
         .get(format!("{url}/index/snapshot.json"))
-        .call()?
-        .body_mut()
-        .read_json()?;
+        .call()
+        .and_then(|mut r| r.body_mut().read_json())
+        .map_err(|e| format!("fetching {url}/index/snapshot.json: {e}"))?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for i in 0..MISSIONS {
         pairs.push((
