@@ -373,6 +373,12 @@ fn every_command_finds_the_project_from_a_subfolder() {
     assert!(user.project.join("missions/extra/mission.yaml").is_file());
     let listed = check(&["list"]);
     assert!(listed.contains("extra 1.0.0"), "{listed}");
+    // `run NAME` finds the mission where install put it (the work folder is elsewhere, so
+    // that the subfolders stay empty).
+    let work = tempfile::tempdir().unwrap();
+    check(&["run", "extra", "--workdir", work.path().to_str().unwrap()]);
+    let greeting = std::fs::read_to_string(work.path().join("hello.txt")).unwrap();
+    assert!(greeting.contains("hello from extra 1.0.0"), "{greeting}");
     publish(&node, &token, &alice, "base", "1.1.0", &[]);
     let out = check(&["update", "base"]);
     assert!(out.contains("Updated base 1.0.0 -> 1.1.0"), "{out}");

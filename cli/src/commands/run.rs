@@ -1,8 +1,9 @@
 //! `mission run NAME|PATH [--param k=v]... [--sandbox auto|bwrap|builtin] [--workdir DIR]
 //! [--allow-net HOST]... [--json]`: runs a mission in the sandbox.
 //!
-//! PATH is a mission file or a package folder; NAME an installed mission, looked up in
-//! `./missions/NAME/`. The work folder (default: the current folder) is the only place the
+//! PATH is a mission file or a package folder; NAME an installed mission, looked up where
+//! `mission install` put it: the install folder of the project (the nearest `missions.lock`
+//! from the current folder up, and its `dir`), else `./missions/NAME/`. The work folder (default: the current folder) is the only place the
 //! steps may write. Each step is shown on stderr as it starts and ends, then a report table
 //! on stdout (or, with `--json`, the report as JSON). The exit status is 0 only when every
 //! step succeeded.
@@ -24,12 +25,13 @@ use mission_executor::policy::UserPolicy;
 use mission_executor::report::{StepReport, StepStatus};
 use mission_executor::sandbox::{choose, SandboxChoice};
 use mission_executor::steps::LlmConfig;
+use mission_index::lockfile::{self, Lockfile};
 use mission_index::mission::Step;
 use mission_index::package;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A mission file, a package folder, or the name of a mission installed in ./missions/
+    /// A mission file, a package folder, or the name of a mission installed in this project
     target: String,
     /// A parameter for the mission, NAME=VALUE (repeat for more)
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -162,7 +164,7 @@ fn mission_file(target: &str) -> Result<PathBuf> {
         && !target.ends_with(".yml")
         && !target.ends_with(".json");
     if looks_like_name {
-        let installed = Path::new("missions").join(target);
+        let installed = installed_folder(target)?;
         if installed.is_dir() {
             return package::mission_file_of(&installed).map_err(|e| anyhow::anyhow!("{e}"));
         }
@@ -172,6 +174,20 @@ fn mission_file(target: &str) -> Result<PathBuf> {
         );
     }
     bail!("{target}: no such file or folder");
+}
+
+/// Where `mission install` put the mission `name`: in the install folder of the project
+/// this folder belongs to (the nearest `missions.lock` from here up, and the `dir` it
+/// records), as install, update and remove find it; `./missions/NAME` when there is none.
+fn installed_folder(name: &str) -> Result<PathBuf> {
+    let lock_path = crate::install::lockfile_path()?;
+    let project = lock_path.parent().unwrap_or(Path::new("."));
+    let lock = crate::install::load_lock(&lock_path)?;
+    let dir = lock
+        .as_ref()
+        .and_then(Lockfile::dir)
+        .unwrap_or(lockfile::DEFAULT_DIR);
+    Ok(project.join(dir).join(name))
 }
 
 /// `localhost`, or an IP address that is loopback or private: naming it in `--allow-net`
