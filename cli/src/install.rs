@@ -314,27 +314,60 @@ pub fn load_lock(path: &Path) -> Result<Option<Lockfile>> {
     Lockfile::load(path).context("fix missions.lock, or delete it to resolve every version anew")
 }
 
-/// The registry to use: `--registry`, else the configured default, else the registry the
-/// lockfile names (a URL, or in an older lock a configured name: see
-/// [`with_index_urls`]); with, in the last case, the lock's words for it.
+/// The registry to use: `--registry`; else, in a project whose lock names one registry,
+/// that one (a URL, or in an older lock a configured name: see [`with_index_urls`]), as
+/// cargo keeps the sources Cargo.lock names; else the configured default. In the second
+/// case, also the lock's words for it (for messages).
+///
+/// A project stays with its registry whatever each user's default is: a teammate whose
+/// default is another node (the public one, say) installs the project from the node its
+/// lock names, not a same-named mission from elsewhere. Passing `--registry` moves it.
 pub fn pick_registry(
     arg: Option<&str>,
     lock: Option<&Lockfile>,
 ) -> Result<(Registry, Option<String>)> {
-    match registry::resolve(arg) {
-        Ok(r) => Ok((r, None)),
-        // Only when no default is named: a misspelt one must be said, not passed over.
-        Err(e) if arg.is_none() && !registry::default_is_named() => {
-            let from_lock = lock.and_then(|l| l.missions().next().map(|m| m.registry.clone()));
-            match from_lock {
-                Some(r) => registry::resolve(Some(&r))
-                    .map(|registry| (registry, Some(r.clone())))
-                    .with_context(|| format!("the registry `{r}` that missions.lock names")),
-                None => Err(e),
+    if arg.is_some() {
+        return registry::resolve(arg).map(|r| (r, None));
+    }
+    // A default named wrongly is said, whatever the lock names: a broken config is not
+    // passed over.
+    let default = if registry::default_is_named() {
+        Some(registry::resolve(None)?)
+    } else {
+        None
+    };
+    if let Some(recorded) = lock.and_then(single_registry) {
+        match registry::resolve(Some(&recorded)) {
+            Ok(r) => {
+                if let Some(default) = default.filter(|d| d.index_url() != r.index_url()) {
+                    note(&format!(
+                        "installing from {} (the registry missions.lock names), not from the default {}; pass --registry to move this project",
+                        r.index_url(),
+                        default.display()
+                    ));
+                }
+                return Ok((r, Some(recorded)));
+            }
+            // An alias an older lock recorded, configured nowhere here: the default is
+            // the best guess (and `--locked` says what would change).
+            Err(_) if default.is_some() => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("the registry `{recorded}` that missions.lock names"))
             }
         }
-        Err(e) => Err(e),
     }
+    match default {
+        Some(default) => Ok((default, None)),
+        None => registry::resolve(None).map(|r| (r, None)),
+    }
+}
+
+/// The one registry every mission of `lock` names, if they all name the same.
+fn single_registry(lock: &Lockfile) -> Option<String> {
+    let mut names = lock.missions().map(|m| m.registry.as_str());
+    let first = names.next()?;
+    names.all(|n| n == first).then(|| first.to_owned())
 }
 
 /// `lock` with each mission's registry as its index URL ([`Registry::index_url`]), so

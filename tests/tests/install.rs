@@ -771,18 +771,19 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         "{}/api/v1/missions/{{name}}/{{version}}/download",
         front.url
     ));
+    // The lock names the node: `--registry test` (the front now) moves the project.
     user.point_at(&front.url);
     let fresh_home = Client::new(&front.url);
     std::fs::remove_dir_all(&user.home).unwrap();
     std::fs::rename(&fresh_home.home, &user.home).unwrap();
-    let err = user.fails(&["install"]);
+    let err = user.fails(&["install", "--registry", "test"]);
     assert!(
         err.contains("checksum check failed for `base_tools` 1.0.0"),
         "{err}"
     );
     unchanged("archive altered in transit");
     front.corrupt_downloads(false);
-    user.ok(&["install"]);
+    user.ok(&["install", "--registry", "test"]);
     // The same missions; the lock now names the registry the user installed from.
     let mut through_front = user.tree();
     let mut expected = installed.clone();
@@ -794,17 +795,17 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
         .missions()
         .all(|m| m.registry == format!("sparse+{}/index/", front.url)));
     user.point_at(&node.url);
-    user.ok(&["install"]);
+    user.ok(&["install", "--registry", "test"]);
     unchanged("back at the node");
 
     // 2. An old snapshot replayed: saved now, served after the node moved on.
     let old_json = node.get("/index/snapshot.json").body;
     let old_sig = node.get("/index/snapshot.json.minisig").body;
     node.publish(&token, &alice, "later_one", "1.0.0", &[], "Later.");
-    user.ok(&["install"]); // sees the newer snapshot
+    user.ok(&["install", "--registry", "test"]); // sees the newer snapshot
     front.serve_snapshot(old_json, old_sig);
     user.point_at(&front.url);
-    let err = user.fails(&["install"]);
+    let err = user.fails(&["install", "--registry", "test"]);
     assert!(
         err.contains("snapshot check failed")
             && err.contains("rollback")
@@ -831,7 +832,7 @@ fn tampering_is_refused_and_leaves_the_install_alone() {
     expired.node = current.node.clone();
     let (json, sig) = snapshot::sign_snapshot(&expired, &node_sk, &node_pk).unwrap();
     front.serve_snapshot(json.into_bytes(), sig.into_bytes());
-    let err = user.fails(&["install"]);
+    let err = user.fails(&["install", "--registry", "test"]);
     assert!(
         err.contains("snapshot check failed") && err.contains("expired"),
         "{err}"

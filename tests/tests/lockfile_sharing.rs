@@ -174,6 +174,54 @@ fn the_lock_names_the_registry_by_its_index_url_so_a_teammate_can_use_it() {
 /// A lock naming a URL uses the registry configured for that URL, with its token: here a
 /// private node, named only in the environment.
 #[test]
+fn a_project_installs_from_the_registry_its_lock_names_whatever_the_default() {
+    // The company node has `top` and `base`; the public node has another `base`, by
+    // someone else.
+    let (company, token) = start_node();
+    let alice = author();
+    top_and_base(&company, &token, &alice);
+    let (public, public_token) = start_node();
+    publish(&public, &public_token, &author(), "base", "1.0.0", &[]);
+
+    let user = user_with_alias("company", &company.url);
+    user.ok(&["install", "top"]);
+    let lock = lock_text(&user.project);
+
+    // A teammate whose default is the public node installs the project from the company
+    // node, and is told so.
+    let mate = user_with_alias("public", &public.url);
+    std::fs::write(mate.project.join("missions.lock"), &lock).unwrap();
+    let out = mate.run(&["install"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "note: installing from sparse+{}/index/ (the registry missions.lock names), not from the default public; pass --registry to move this project",
+            company.url
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(lock_text(&mate.project), lock, "the lock is unchanged");
+    assert_eq!(mate.tree(), user.tree());
+    // A new name goes to the project's registry too.
+    publish(&company, &token, &alice, "extra", "1.0.0", &[]);
+    mate.ok(&["install", "extra"]);
+    assert_eq!(
+        registries(&lock_text(&mate.project)),
+        vec![format!("sparse+{}/index/", company.url); 3]
+    );
+
+    // Moving the project takes --registry; the public node has no `top`, and nothing
+    // changes.
+    let err = mate.fails(&["install", "--registry", "public"]);
+    assert!(err.contains("no mission named"), "{err}");
+    assert_eq!(
+        registries(&lock_text(&mate.project)),
+        vec![format!("sparse+{}/index/", company.url); 3]
+    );
+}
+
+#[test]
 fn a_lock_url_uses_the_configured_registry_of_that_url_with_its_token() {
     let (node, tokens) = Node::start_with_users(
         Some("name = \"private\"\nseed_library = false\nauth_required = true\n"),
