@@ -266,9 +266,16 @@ pub fn parse_url(url: &str) -> Result<Location> {
     if base.len() <= scheme.len() + 3 {
         bail!("`{url}` has no host");
     }
+    // One spelling per place, so that a lock written by one user compares equal for the
+    // next: the host in lower case and no default port, as the `url` crate writes them.
+    let base = url::Url::parse(base)
+        .map_err(|e| anyhow::anyhow!("`{url}` is not a URL ({e}): {SHAPES}"))?
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
     Ok(Location {
-        base_url: base.to_owned(),
         git_index: git.then(|| format!("git+{base}{GIT_INDEX_SUFFIX}")),
+        base_url: base,
     })
 }
 
@@ -1068,7 +1075,10 @@ node-key = "RWQ"
             )],
         )
         .unwrap();
-        assert_eq!(moved.base_url, "http://10.0.0.1:80");
+        assert_eq!(
+            moved.base_url, "http://10.0.0.1",
+            "the default port left out"
+        );
         assert!(moved.git_index.is_some());
         // ...completes an entry that has no index...
         let keyed = resolved(
@@ -1294,6 +1304,30 @@ minimum-certification = "verified"
         assert_eq!(
             unknown_keys(&table),
             ["trusts", "registry.defualt", "registries.a.token"]
+        );
+    }
+
+    #[test]
+    fn one_place_is_spelled_one_way() {
+        for (given, base) in [
+            ("sparse+http://Example.COM:80/index/", "http://example.com"),
+            ("http://example.com/", "http://example.com"),
+            ("https://example.com:443", "https://example.com"),
+            ("http://example.com:8080/index", "http://example.com:8080"),
+            ("git+http://Node.Local/git/index.git", "http://node.local"),
+            (
+                "http://example.com/Mounted/Here",
+                "http://example.com/Mounted/Here",
+            ),
+        ] {
+            assert_eq!(parse_url(given).unwrap().base_url, base, "{given}");
+        }
+        assert_eq!(
+            parse_url("git+http://Node.Local:80/git/index.git")
+                .unwrap()
+                .git_index
+                .as_deref(),
+            Some("git+http://node.local/git/index.git")
         );
     }
 
