@@ -340,7 +340,8 @@ pub fn pick_registry(
         match registry::resolve(Some(&recorded)) {
             Ok(r) => {
                 if let Some(default) = default.filter(|d| d.index_url() != r.index_url()) {
-                    note(&format!(
+                    // Once: an install may run again (a publish between two requests).
+                    note_once(&format!(
                         "installing from {} (the registry missions.lock names), not from the default {}; pass --registry to move this project",
                         r.index_url(),
                         default.display()
@@ -1817,8 +1818,6 @@ fn one_archive(
     Ok(got.bytes)
 }
 
-/// The archive of `entry` from the cache, else downloaded (`download`: `None` when
-/// offline), with its checksum checked and its signature prepared ([`prepare_check`]).
 /// A cached archive whose bytes no longer have the checksum of its name, met without a
 /// node to download it from again. It is removed from the cache before this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -1830,6 +1829,8 @@ struct CorruptCachedArchive {
     cksum: String,
 }
 
+/// The archive of `entry` from the cache, else downloaded (`download`: `None` when
+/// offline), with its checksum checked and its signature prepared ([`prepare_check`]).
 fn fetch_unverified(
     index: &SparseIndex,
     download: Option<&DownloadTemplate>,

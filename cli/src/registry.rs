@@ -178,7 +178,8 @@ impl Registry {
         } else {
             by_name(recorded).map(|r| r.base_url)
         };
-        base.is_some_and(|base| base.eq_ignore_ascii_case(&self.base_url))
+        // Both spelled by parse_url, which lower-cases the host: the path keeps its case.
+        base.is_some_and(|base| base == self.base_url)
     }
 
     /// The environment variable holding this registry's token, when it has a name.

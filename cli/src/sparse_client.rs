@@ -179,8 +179,16 @@ struct Unchecked {
     body: Vec<u8>,
     /// The `Mission-Index-Signature` header it came with.
     signature: Option<String>,
-    /// What to write to the cache once it checks (`None`: a `304`, the cached copy stays).
-    store: Option<PendingWrite>,
+    /// Where to write it in the cache once it checks (`None`: a `304`, the cached copy
+    /// stays).
+    store: Option<CacheSlot>,
+}
+
+/// Where a fetched index file goes in the cache: a [`PendingWrite`] but for the body.
+struct CacheSlot {
+    file: PathBuf,
+    etag: Option<String>,
+    legacy: bool,
 }
 
 /// What index files must be signed by and for: the pinned node key, and the node and head
@@ -472,11 +480,15 @@ impl SparseIndex {
 
     fn store_checked(&self, files: Vec<Unchecked>) {
         if let Ok(mut pending) = self.pending.lock() {
-            pending.extend(
-                files
-                    .into_iter()
-                    .filter_map(|f| f.store.map(CacheUpdate::Store)),
-            );
+            pending.extend(files.into_iter().filter_map(|f| {
+                let slot = f.store?;
+                Some(CacheUpdate::Store(PendingWrite {
+                    file: slot.file,
+                    body: f.body,
+                    etag: slot.etag,
+                    legacy: slot.legacy,
+                }))
+            }));
         }
     }
 
@@ -788,9 +800,8 @@ impl SparseIndex {
                     url: reply.url,
                     body: body.clone(),
                     signature: reply.signature,
-                    store: Some(PendingWrite {
+                    store: Some(CacheSlot {
                         file,
-                        body: body.clone(),
                         etag: reply.etag,
                         legacy,
                     }),
